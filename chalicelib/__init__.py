@@ -1,0 +1,1 @@
+"""Slipstream: serverless live video (ingest -> transcode -> package -> origin/CDN)."""

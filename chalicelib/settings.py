@@ -1,0 +1,65 @@
+"""One frozen, validated settings object built from the environment (set per stage in .chalice/config.json)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import ValidationError
+
+
+def _float(env: Mapping[str, str], key: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(key, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError(f"setting {key}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise ValidationError(f"setting {key}={value} outside [{lo}, {hi}]")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    table_name: str
+    ingest_bucket: str
+    origin_bucket: str
+    transcode_queue_url: str
+    package_queue_url: str
+    state_machine_arn: str
+    distribution_id: str  # empty: no CDN (local runs)
+    playback_base_url: str  # public base of the origin/CDN, e.g. https://dxxxx.cloudfront.net
+    ladder: str  # key into chalicelib.media.ladder.LADDERS
+    segment_duration: float
+    live_window: float
+    dvr_window: float
+    gap_deadline: float  # seconds a missing predecessor may hold up publishing before it becomes a GAP
+    api_keys: frozenset[str]  # empty: auth delegated to API Gateway (IAM / usage-plan keys)
+    ingest_url_ttl: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        missing = [k for k in ("TABLE_NAME", "INGEST_BUCKET", "ORIGIN_BUCKET") if not env.get(k)]
+        if missing:
+            raise ValidationError(f"missing settings: {', '.join(missing)}")
+        return cls(
+            stage=env.get("STAGE", "dev"),
+            table_name=env["TABLE_NAME"],
+            ingest_bucket=env["INGEST_BUCKET"],
+            origin_bucket=env["ORIGIN_BUCKET"],
+            transcode_queue_url=env.get("TRANSCODE_QUEUE_URL", ""),
+            package_queue_url=env.get("PACKAGE_QUEUE_URL", ""),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+            distribution_id=env.get("DISTRIBUTION_ID", ""),
+            playback_base_url=env.get("PLAYBACK_BASE_URL", "").rstrip("/"),
+            ladder=env.get("LADDER", "default"),
+            segment_duration=_float(env, "SEGMENT_DURATION", 2.0, 0.5, 12.0),
+            live_window=_float(env, "LIVE_WINDOW", 30.0, 6.0, 3600.0),
+            dvr_window=_float(env, "DVR_WINDOW", 7200.0, 6.0, 86400.0),
+            gap_deadline=_float(env, "GAP_DEADLINE", 20.0, 1.0, 600.0),
+            api_keys=frozenset(k for k in env.get("API_KEYS", "").split(",") if k),
+            ingest_url_ttl=int(_float(env, "INGEST_URL_TTL", 3600, 60, 86400)),
+        )
