@@ -1,4 +1,4 @@
-"""One frozen, validated settings object built from the environment (set per stage in .chalice/config.json)."""
+"""Frozen, validated settings built from the environment (set per stage in .chalice/config.json)."""
 
 from __future__ import annotations
 

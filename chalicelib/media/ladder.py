@@ -88,7 +88,7 @@ class Ladder:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(r.name for r in self.video) + (self.audio.name,)
+        return (*(r.name for r in self.video), self.audio.name)
 
 
 DEFAULT_LADDER = Ladder(

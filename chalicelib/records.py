@@ -1,0 +1,116 @@
+"""The DynamoDB single-table layout shared by the control plane and the pipeline.
+
+One table, pk = "CH#{channel}", sk = one of:
+  "META"                 the channel record (ChannelRecord)
+  "SEG#{seq:012d}"       one source chunk / output segment (owned by chalicelib.pipeline)
+  "BRK#{break_id}"       one ad break (owned by chalicelib.control, read by the packager)
+  "PUB"                  the packager's publish state (owned by chalicelib.pipeline)
+Powertools Idempotency records use pk = "IDEM#...", sk = "IDEM" in the same table.
+
+Channel and break ids are validated here, once, before they reach a key, a path or a URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import ValidationError
+
+ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+# Lifecycle states (see statemachines/channel.asl.json).
+CREATING, IDLE, STARTING, RUNNING, STOPPING, STOPPED, DELETED, ERROR = (
+    "CREATING", "IDLE", "STARTING", "RUNNING", "STOPPING", "STOPPED", "DELETED", "ERROR",
+)
+STATES = (CREATING, IDLE, STARTING, RUNNING, STOPPING, STOPPED, DELETED, ERROR)
+INGEST_STATES = frozenset({STARTING, RUNNING})  # uploads are accepted only here
+
+
+def validate_id(value: object, what: str = "channel id") -> str:
+    """Lower-case DNS-label style ids: safe in S3 keys, URLs, DynamoDB keys and execution names."""
+    if not isinstance(value, str) or not ID_RE.match(value):
+        shown = repr(value)[:80]
+        raise ValidationError(
+            f"invalid {what} {shown}: use 1-63 lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def channel_pk(channel_id: str) -> str:
+    return f"CH#{validate_id(channel_id)}"
+
+
+def segment_sk(seq: int) -> str:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 10**12:
+        raise ValidationError(f"invalid segment sequence {seq!r}")
+    return f"SEG#{seq:012d}"
+
+
+def break_sk(break_id: str) -> str:
+    return f"BRK#{validate_id(break_id, 'ad break id')}"
+
+
+META, PUB = "META", "PUB"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass
+class ChannelRecord:
+    """sk = META. Numbers are stored as DynamoDB numbers (Decimal on read; convert at the edge)."""
+
+    id: str
+    name: str = ""
+    state: str = CREATING
+    ladder: str = "default"
+    marker_style: str = "both"  # "cue" | "daterange" | "both"
+    segment_duration: float = 2.0
+    live_window: float = 30.0
+    dvr_window: float = 7200.0
+    fanout: str = "chunk"  # "chunk" (one job per chunk) | "rendition" (one job per chunk x rendition)
+    created_at: str = ""  # ISO-8601 UTC
+    updated_at: str = ""
+    started_at: str = ""  # when the current run started (RUNNING)
+    availability_start: str = ""  # ISO; PDT of media time 0 of the current run
+    last_segment_at: str = ""  # wall time the newest chunk arrived (watchdog input)
+    last_seq: int = -1
+    execution_arn: str = ""
+    task_token: str = ""  # the lifecycle execution waiting for a command
+    error: str = ""  # last error the API reports (ERROR state or last rejected chunk)
+    errors: int = 0  # count of rejected/failed chunks
+    version: int = 0  # optimistic concurrency for META updates
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_item(self) -> dict[str, Any]:
+        item = {k: v for k, v in asdict(self).items() if v != "" and v != {}}
+        item["pk"], item["sk"] = channel_pk(self.id), META
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ChannelRecord:
+        known = set(cls.__dataclass_fields__)
+        data: dict[str, Any] = {}
+        for k, v in item.items():
+            if k not in known:
+                continue
+            f = cls.__dataclass_fields__[k]
+            if f.type in ("int",):
+                v = int(v)
+            elif f.type in ("float",):
+                v = float(v)
+            data[k] = v
+        return cls(**data)
