@@ -112,3 +112,7 @@ TEST_LADDER = Ladder(
 )
 
 LADDERS: dict[str, Ladder] = {"default": DEFAULT_LADDER, "test": TEST_LADDER}
+
+# DASH/CMAF video timescale (ticks per second): the transcoder writes tfdt in it and the MPD
+# SegmentTimeline counts in it. 90 kHz matches MPEG-TS PTS and SCTE-35 splice times.
+VIDEO_TIMESCALE = 90_000

@@ -1,0 +1,135 @@
+"""Placing ad breaks on segment boundaries, and choosing the SCTE-35 cues they carry.
+
+A break is requested for a wall-clock time, but a player can only switch at a segment
+boundary (every segment starts on an IDR), so the splice-out moves to the first segment that
+starts at or after the requested time. The in-point is snapped the same way, from the snapped
+out-point plus the planned duration (what `break_duration` + `auto_return` mean to a
+downstream splicer), or from the operator's early return. Both HLS and DASH render from the
+same `PlacedBreak`, so both dialects always agree on where a break is.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..errors import ValidationError
+from . import scte35
+from .scte35 import Cue
+from .timeline import AdBreak, Segment, Timeline
+
+# PDTs come from float arithmetic upstream; a millisecond of slack keeps a break requested
+# for exactly a segment's start on that segment instead of the next one.
+_SNAP_SLACK = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class PlacedBreak:
+    ad_break: AdBreak
+    out_seq: int  # first segment of the break (splice-out before it)
+    out_pdt: datetime  # its program date time: DATERANGE START-DATE
+    out_media: float  # its media time: the cue's splice PTS and the DASH Event time
+    in_seq: int | None  # first segment after the break; None while it is not in the timeline
+    in_pdt: datetime | None
+    in_media: float | None
+    cue_out: Cue
+    cue_in: Cue | None  # None until the in-point segment exists
+
+    @property
+    def id(self) -> str:
+        return self.ad_break.id
+
+    @property
+    def planned_duration(self) -> float:
+        return self.ad_break.duration
+
+    @property
+    def actual_duration(self) -> float | None:
+        """Media seconds between the out and in segments, once the in-point exists."""
+        return None if self.in_media is None else self.in_media - self.out_media
+
+    def contains(self, seq: int) -> bool:
+        """Is segment `seq` inside the break (out segment included, in segment excluded)?"""
+        return self.out_seq <= seq and (self.in_seq is None or seq < self.in_seq)
+
+
+def _snap(segments: tuple[Segment, ...], pdts: list[datetime], when: datetime) -> int | None:
+    # Binary search assumes PDTs ascend with seq. They do unless an encoder's clock steps
+    # backwards at a discontinuity; then a break may snap to the first matching run, which
+    # is still a segment boundary, just not necessarily the nearest one.
+    i = bisect_left(pdts, when - _SNAP_SLACK)
+    return i if i < len(segments) else None
+
+
+def _cues(b: AdBreak, out_media: float, in_media: float | None) -> tuple[Cue, Cue | None]:
+    """Source breaks pass the encoder's cues through verbatim; API breaks get fresh ones."""
+    if b.source == "source" and b.scte35_out:
+        out = scte35.decode(b.scte35_out)
+        cue_in = scte35.decode(b.scte35_in) if b.scte35_in and in_media is not None else None
+        if cue_in is None and in_media is not None:
+            cue_in = _api_in(b, in_media)
+        return out, cue_in
+    if b.kind == "time_signal":
+        out = scte35.time_signal(out_media, "provider_po_start", b.duration, b.splice_event_id)
+    elif b.kind == "splice_insert":
+        out = scte35.splice_insert(b.splice_event_id, out_media, b.duration, True, True)
+    else:
+        raise ValidationError(f"ad break {b.id!r} has unknown kind {b.kind!r}")
+    return out, (None if in_media is None else _api_in(b, in_media))
+
+
+def _api_in(b: AdBreak, in_media: float) -> Cue:
+    if b.kind == "time_signal":
+        return scte35.time_signal(in_media, "provider_po_end", None, b.splice_event_id)
+    return scte35.splice_insert(b.splice_event_id, in_media, None, False, False)
+
+
+def place_breaks(tl: Timeline) -> list[PlacedBreak]:
+    """Every non-cancelled break whose out-point segment exists, in out-point order.
+
+    Breaks still in the future (no segment at or after their start yet) are left out, as
+    are early returns that came before the break began (nothing was ever out of network).
+    When two breaks land on the same out segment the earlier-requested one wins; a break
+    whose out-point falls inside an earlier break is dropped, since a splicer cannot be out
+    of network twice.
+    """
+    segs = tl.segments
+    if not segs or not tl.ad_breaks:
+        return []
+    pdts = [s.program_date_time for s in segs]
+    placed: list[PlacedBreak] = []
+    for b in sorted(tl.ad_breaks, key=lambda x: (x.start, x.id)):
+        if b.cancelled:
+            continue
+        i = _snap(segs, pdts, b.start)
+        if i is None:
+            continue
+        out_seg = segs[i]
+        if b.returned_at is not None:
+            if b.returned_at <= out_seg.program_date_time:
+                continue
+            j = _snap(segs, pdts, b.returned_at)
+        else:
+            j = _snap(segs, pdts, out_seg.program_date_time + timedelta(seconds=b.duration))
+        if j is not None and j <= i:
+            j = i + 1 if i + 1 < len(segs) else None
+        in_seg = segs[j] if j is not None else None
+        if placed and placed[-1].contains(out_seg.seq):
+            continue
+        in_media = in_seg.start if in_seg is not None else None
+        cue_out, cue_in = _cues(b, out_seg.start, in_media)
+        placed.append(
+            PlacedBreak(
+                ad_break=b,
+                out_seq=out_seg.seq,
+                out_pdt=out_seg.program_date_time,
+                out_media=out_seg.start,
+                in_seq=in_seg.seq if in_seg is not None else None,
+                in_pdt=in_seg.program_date_time if in_seg is not None else None,
+                in_media=in_media,
+                cue_out=cue_out,
+                cue_in=cue_in,
+            )
+        )
+    return placed
