@@ -1,0 +1,451 @@
+"""Runs Python Lambda functions for real, each invocation in its own subprocess (no Docker).
+
+Why a subprocess per invocation: the handler gets a clean interpreter (module globals, env vars and
+cached boto3 clients never leak between functions), a timeout can kill it and everything it spawned
+(ffmpeg) by process group, and a crash cannot take the emulator down.
+
+Why a worker pool: asynchronous sources (S3 notifications, SQS mappings, EventBridge, Invoke with
+InvocationType=Event) must not block the API call that triggered them, and several chunks should
+transcode in parallel, bounded so a burst cannot fork-bomb a 2-core laptop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("localaws.executor")
+
+RUNNER = Path(__file__).with_name("_runner.py")
+# The managed runtime's PATH plus /usr/bin, where a local ffmpeg lives when no layer ships one.
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What the executor needs to know about a function (taken from moto's LambdaFunction)."""
+
+    name: str
+    arn: str
+    handler: str
+    code: bytes
+    timeout: float = 3.0
+    memory_mb: int = 128
+    env: dict[str, str] = field(default_factory=dict)
+    layers: tuple[bytes, ...] = ()
+    version: str = "$LATEST"
+    region: str = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The outcome of one invocation, in the shape Lambda's Invoke API reports it."""
+
+    request_id: str
+    payload: str  # JSON text: the handler's result, or {"errorMessage", "errorType", ...}
+    error: str | None  # None on success; "Unhandled" like Lambda's X-Amz-Function-Error
+    log_path: Path
+    log_text: str
+    duration_ms: float
+
+    @property
+    def errored(self) -> bool:
+        return self.error is not None
+
+
+_DIGESTS: dict[int, tuple[bytes, str]] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def _digest(data: bytes) -> str:
+    """sha256 of code/layer bytes, memoised per bytes object: moto hands us the same object on every
+    invocation, and hashing a 70 MB ffmpeg layer each time would cost ~0.2 s per call."""
+    with _DIGESTS_LOCK:
+        hit = _DIGESTS.get(id(data))
+        if hit is not None and hit[0] is data:
+            return hit[1]
+    digest = hashlib.sha256(data).hexdigest()[:20]
+    with _DIGESTS_LOCK:
+        if len(_DIGESTS) > 64:
+            _DIGESTS.clear()
+        _DIGESTS[id(data)] = (data, digest)
+    return digest
+
+
+def default_cache_dir() -> Path:
+    """Unpacked code and layers are content-addressed, so every emulator on the machine can share them
+    (a fresh test session would otherwise unzip the 170 MB ffmpeg layer again)."""
+    return Path(os.environ.get("LOCALAWS_CACHE_DIR") or Path(tempfile.gettempdir()) / "localaws-cache")
+
+
+def _unpack(data: bytes, root: Path) -> Path:
+    """Unzip once per content hash: warm invocations reuse the tree, redeploys get a fresh one."""
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / _digest(data)
+    if not target.is_dir():
+        tmp = root / f".{target.name}.{uuid.uuid4().hex}"
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            zf.extractall(tmp)
+            # zip keeps unix permissions in external_attr; extractall drops them, and layer binaries
+            # (ffmpeg) must stay executable.
+            for info in zf.infolist():
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    os.chmod(tmp / info.filename, mode)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another worker unpacked the same bytes first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class Executor:
+    """Synchronous and asynchronous invocation of FunctionSpecs.
+
+    `endpoint` is the emulator's own URL: functions talk back to it through AWS_ENDPOINT_URL.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        endpoint: str,
+        *,
+        workers: int = 4,
+        async_retry_delays: tuple[float, ...] = (1.0, 2.0),
+        on_logs: Callable[[FunctionSpec, Invocation], None] | None = None,
+        cache_dir: Path | None = None,
+        warm: bool = True,
+        max_idle: int = 8,
+        idle_ttl: float = 300.0,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.endpoint = endpoint
+        self.workers = workers
+        # AWS retries a failed async invocation twice, 1 and 2 minutes apart; locally the same count
+        # with second-scale delays keeps tests and demos quick.
+        self.async_retry_delays = async_retry_delays
+        self.on_logs = on_logs
+        # warm=True reuses a sandbox between invocations of the same function version, like Lambda;
+        # at most max_idle idle sandboxes (~60-100 MB each) are kept, none longer than idle_ttl seconds.
+        self.warm = warm
+        self.max_idle = max_idle
+        self.idle_ttl = idle_ttl
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
+        self._running: dict[int, _Sandbox] = {}
+        self._idle: dict[str, list[_Sandbox]] = {}
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._closed = threading.Event()
+        for sub in ("logs", "run"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    # -- capacity, shared with the SQS poller so it only takes messages it can start on ----------
+    @property
+    def idle_workers(self) -> int:
+        with self._lock:
+            return self.workers - self._busy
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        with self._lock:
+            self._busy += 1
+
+        def run() -> Any:
+            try:
+                return job()
+            except Exception:
+                log.exception("background Lambda job failed")
+                raise
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+        return self._pool.submit(run)
+
+    def invoke_async(
+        self,
+        spec_of: Callable[[], FunctionSpec],
+        event: Any,
+        *,
+        max_retries: int = 2,
+        on_failure: Callable[[Invocation], None] | None = None,
+    ) -> Future[Any]:
+        """Event invocation: returns at once; runs, retries on error, then calls `on_failure`.
+
+        `spec_of` is re-read on every attempt, so a redeploy between retries runs the new code, as in AWS.
+        """
+
+        def attempt_all() -> Invocation:
+            inv = self.invoke(spec_of(), event)
+            for delay in self.async_retry_delays[:max_retries]:
+                if not inv.errored or self._closed.wait(delay):
+                    break
+                inv = self.invoke(spec_of(), event)
+            if inv.errored and on_failure is not None:
+                on_failure(inv)
+            return inv
+
+        return self.submit(attempt_all)
+
+    # -- one invocation ---------------------------------------------------------------------------
+    def invoke(self, fn: FunctionSpec, event: Any) -> Invocation:
+        request_id = str(uuid.uuid4())
+        task_root = _unpack(fn.code, self.cache_dir / "code")
+        layer_roots = [_unpack(layer, self.cache_dir / "layers") for layer in fn.layers]
+        started = time.time()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        log_dir = self.state_dir / "logs" / fn.name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{stamp}-{request_id}.log"
+        run_dir = self.state_dir / "run"
+        spec_path, result_path = run_dir / f"{request_id}.spec.json", run_dir / f"{request_id}.result.json"
+        env = self._env(fn, task_root, layer_roots)
+        sandbox = self._acquire(fn, task_root, env)
+        spec_path.write_text(
+            json.dumps(
+                {
+                    "task_root": str(task_root),
+                    "handler": fn.handler,
+                    "event": event,
+                    "function_name": fn.name,
+                    "function_version": fn.version,
+                    "invoked_function_arn": fn.arn,
+                    "memory_limit_in_mb": fn.memory_mb,
+                    "aws_request_id": request_id,
+                    "log_group_name": f"/aws/lambda/{fn.name}",
+                    "log_stream_name": env["AWS_LAMBDA_LOG_STREAM_NAME"],
+                    "deadline": started + fn.timeout,
+                }
+            ),
+            encoding="utf-8",
+        )
+        with open(log_path, "ab") as logf:
+            logf.write(f"START RequestId: {request_id} Version: {fn.version}\n".encode())
+        outcome = sandbox.run(spec_path, result_path, log_path, timeout=fn.timeout)
+        duration_ms = (time.time() - started) * 1000
+        error: str | None
+        notes = ""
+        if outcome == "timeout":
+            error = "Unhandled"
+            message = (f"{datetime.now(UTC).isoformat()} {request_id} "
+                       f"Task timed out after {fn.timeout:.2f} seconds")
+            payload = json.dumps({"errorMessage": message, "errorType": "Sandbox.Timedout"})
+            notes = f"\n{message}\n"
+        elif outcome == "ok" and result_path.exists():
+            result = json.loads(result_path.read_text(encoding="utf-8"))
+            payload = json.dumps(result["payload"])
+            error = None if result["ok"] else "Unhandled"
+        else:  # the interpreter died before reporting: sys.exit, os._exit, segfault, OOM kill
+            error = "Unhandled"
+            payload = json.dumps(
+                {
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with "
+                    f"error: exit status {sandbox.returncode}",
+                    "errorType": "Runtime.ExitError",
+                }
+            )
+        self._release(sandbox)
+        with open(log_path, "ab") as logf:
+            logf.write(
+                f"{notes}END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: "
+                f"{duration_ms:.2f} ms\tMemory Size: {fn.memory_mb} MB\tInit: "
+                f"{'warm' if sandbox.uses > 1 else 'cold'}\n".encode()
+            )
+        for p in (spec_path, result_path):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        inv = Invocation(
+            request_id=request_id,
+            payload=payload,
+            error=error,
+            log_path=log_path,
+            log_text=log_path.read_text(encoding="utf-8", errors="replace"),
+            duration_ms=duration_ms,
+        )
+        if self.on_logs is not None:
+            try:
+                self.on_logs(fn, inv)
+            except Exception:  # CloudWatch copy is best effort; the log file is the record
+                log.exception("could not copy logs of %s to CloudWatch", fn.name)
+        return inv
+
+    # -- sandboxes: Lambda reuses an execution environment between invocations ("warm start") -------
+    def _acquire(self, fn: FunctionSpec, task_root: Path, env: dict[str, str]) -> _Sandbox:
+        # New code, layers or configuration give a new key, so a redeploy never runs in an old sandbox.
+        key = hashlib.sha256(json.dumps([fn.arn, str(task_root), env], sort_keys=True).encode()).hexdigest()
+        now = time.monotonic()
+        stale: list[_Sandbox] = []
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            sandbox = None
+            while idle:
+                candidate = idle.pop()
+                if candidate.alive and now - candidate.last_used < self.idle_ttl:
+                    sandbox = candidate
+                    break
+                stale.append(candidate)
+        for old in stale:
+            old.kill()
+        if sandbox is None:
+            sandbox = _Sandbox(key, task_root, env, self.state_dir / "run")
+        with self._lock:
+            self._running[sandbox.pid] = sandbox
+        return sandbox
+
+    def _release(self, sandbox: _Sandbox) -> None:
+        evicted: list[_Sandbox] = []
+        with self._lock:
+            self._running.pop(sandbox.pid, None)
+            if self.warm and sandbox.alive and not self._closed.is_set():
+                self._idle.setdefault(sandbox.key, []).append(sandbox)
+                everyone = sorted((sb for lst in self._idle.values() for sb in lst), key=lambda sb: sb.last_used)
+                for old in everyone[: max(0, len(everyone) - self.max_idle)]:
+                    self._idle[old.key].remove(old)
+                    evicted.append(old)
+            else:
+                evicted.append(sandbox)
+        for old in evicted:
+            old.kill()
+
+    def _env(self, fn: FunctionSpec, task_root: Path, layers: list[Path]) -> dict[str, str]:
+        # A clean environment like the managed runtime's: nothing from the emulator's own process
+        # (or the test process that started it) leaks into a function.
+        layer_bins = [str(p / "bin") for p in layers if (p / "bin").is_dir()]
+        layer_py = [str(p / "python") for p in layers if (p / "python").is_dir()]
+        layer_lib = [str(p / "lib") for p in layers if (p / "lib").is_dir()]
+        env = {
+            "PATH": os.pathsep.join([*layer_bins, BASE_PATH]),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "HOME": str(self.state_dir / "run"),
+            "PYTHONPATH": os.pathsep.join([str(task_root), *layer_py]),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "LAMBDA_RUNTIME_DIR": str(RUNNER.parent),
+            "_HANDLER": fn.handler,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": fn.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(fn.timeout)),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
+            # One stream per sandbox, as in Lambda (a stable value keeps the sandbox key stable).
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{datetime.now(UTC):%Y/%m/%d}/[{fn.version}]"
+            f"{hashlib.sha256(str(task_root).encode()).hexdigest()[:32]}",
+            "AWS_REGION": fn.region,
+            "AWS_DEFAULT_REGION": fn.region,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            # No X-Ray daemon locally; Powertools Tracer would otherwise log a warning per segment.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        if layer_lib:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(layer_lib)
+        env.update({k: str(v) for k, v in fn.env.items()})
+        return env
+
+    def shutdown(self) -> None:
+        """Kill running invocations (and their children) and idle sandboxes, drop queued ones."""
+        self._closed.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            everyone = [*self._running.values(), *(sb for lst in self._idle.values() for sb in lst)]
+            self._idle.clear()
+        for sandbox in everyone:
+            sandbox.kill()
+
+
+class _Sandbox:
+    """One warm interpreter (`_runner.py --serve`) for one function version and configuration.
+
+    Own process group, so a timeout kills the handler and whatever it spawned (ffmpeg); after a
+    timeout or crash the sandbox is discarded and the next invocation starts cold, as in Lambda.
+    """
+
+    def __init__(self, key: str, task_root: Path, env: dict[str, str], run_dir: Path) -> None:
+        self.key = key
+        self.uses = 0
+        self.last_used = time.monotonic()
+        request_r, self._request_w = os.pipe()
+        self._done_r, done_w = os.pipe()
+        boot_log = open(run_dir / "sandbox-boot.log", "ab")  # noqa: SIM115 -- only until the first request
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(RUNNER), "--serve", str(task_root), str(request_r), str(done_w)],
+                stdin=subprocess.DEVNULL,  # ffmpeg & co. read stdin; it must never be our pipe
+                stdout=boot_log,
+                stderr=subprocess.STDOUT,
+                cwd=task_root,
+                env=env,
+                pass_fds=(request_r, done_w),
+                start_new_session=True,
+            )
+        finally:
+            boot_log.close()
+            os.close(request_r)
+            os.close(done_w)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll()
+
+    def run(self, spec: Path, result: Path, log_path: Path, timeout: float) -> str:
+        """"ok", "timeout" (sandbox killed) or "died" (the interpreter exited mid-invocation)."""
+        self.uses += 1
+        request = json.dumps({"spec": str(spec), "result": str(result), "log": str(log_path)}) + "\n"
+        try:
+            os.write(self._request_w, request.encode())
+        except OSError:  # BrokenPipe: it died while idle
+            self.kill()
+            return "died"
+        ready, _, _ = select.select([self._done_r], [], [], timeout)
+        if not ready:
+            self.kill()
+            return "timeout"
+        if not os.read(self._done_r, 1):  # EOF: exited before answering
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+            self.kill()
+            return "died"
+        self.last_used = time.monotonic()
+        return "ok"
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        for fd in (self._request_w, self._done_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._request_w = self._done_r = -1

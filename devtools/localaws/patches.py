@@ -1,0 +1,387 @@
+"""What moto 5.2.5 lacks to be a working local AWS for Slipstream, patched in the server process only.
+
+Findings from moto's source (site-packages/moto), and what each patch changes:
+- Lambda: `LambdaFunction._invoke_lambda` needs Docker. Replaced by `Executor` (a subprocess per
+  invocation). `LambdaFunction.invoke` ran everything synchronously, even InvocationType=Event; Event
+  invocations now return 202 at once and run in the worker pool with Lambda's two async retries and the
+  function's OnFailure SQS destination (PutFunctionEventInvokeConfig).
+- S3 -> Lambda: `moto.s3.notifications._invoke_awslambda` invoked inline, so PutObject waited for the
+  handler. Now asynchronous (S3 invokes Lambda with InvocationType=Event in AWS).
+- SQS -> Lambda: `Queue.add_message` delivered each message, alone, inline in SendMessage, and on error
+  made it visible again with nobody polling. Replaced by `SqsPoller`: batches up to BatchSize, honours
+  the visibility timeout, ReportBatchItemFailures, and the redrive policy (moto's ReceiveMessage moves
+  a message to the DLQ once its receive count reaches maxReceiveCount).
+- EventBridge -> Lambda: `Rule.send_to_targets` raised NotImplementedError for Lambda targets; Lambda
+  targets now get the (Input/InputPath/InputTransformer-shaped) event asynchronously. S3 buckets with
+  EventBridge enabled reach these rules through moto's own `_send_event_bridge_message`.
+- Step Functions: moto's ASL interpreter is switched on (`execute_state_machine`); its Lambda tasks
+  call back into this server over HTTP (MOTO_PORT), so they run through the executor too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from .executor import Executor, FunctionSpec, Invocation
+
+log = logging.getLogger("localaws.patches")
+
+
+def _patch(owner: Any, name: str, value: Any) -> None:
+    """Replace owner.name; every patch of moto goes through here so they are easy to find."""
+    if not hasattr(owner, name):
+        raise RuntimeError(f"moto changed: {owner!r} has no {name!r} to patch (pinned moto is 5.2.5)")
+    setattr(owner, name, value)
+
+
+def _function_spec(fn: Any) -> FunctionSpec:
+    from moto.awslambda.utils import get_backend
+
+    backend = get_backend(fn.account_id, fn.region)
+    layers = []
+    for layer in fn.layers:
+        version = backend.layers_versions_by_arn(layer["Arn"])
+        if version is not None:
+            layers.append(version.code_bytes)
+    return FunctionSpec(
+        name=fn.function_name,
+        arn=fn.function_arn,
+        handler=fn.handler or "",
+        code=fn.code_bytes,
+        timeout=float(fn.timeout or 3),
+        memory_mb=int(fn.memory_size or 128),
+        env={k: str(v) for k, v in (fn.environment_vars or {}).items()},
+        layers=tuple(layers),
+        version=str(fn.version),
+        region=fn.region,
+    )
+
+
+def _fresh(fn: Any) -> Any:
+    """The current deployment of fn (a retry after UpdateFunctionCode must run the new code)."""
+    from moto.awslambda.utils import get_backend
+
+    try:
+        return get_backend(fn.account_id, fn.region).get_function(fn.function_name)
+    except Exception:
+        return fn
+
+
+def _cloudwatch(fn: Any, inv: Invocation) -> None:
+    """Copy the invocation's log into moto's CloudWatch Logs, one stream per invocation."""
+    logs = fn.logs_backend
+    logs.ensure_log_group(fn.logs_group_name)
+    stream = f"{datetime.now(UTC):%Y/%m/%d}/[{fn.version}]{inv.request_id.replace('-', '')}"
+    logs.create_log_stream(fn.logs_group_name, stream)
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now, "message": line} for line in inv.log_text.splitlines() if line]
+    if events:
+        logs.put_log_events(fn.logs_group_name, stream, events)
+
+
+class Emulator:
+    """Holds the executor and the poller; `install()` wires them into moto (once per process)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.poller = SqsPoller(executor)
+        executor.on_logs = self._to_cloudwatch
+
+    @staticmethod
+    def _to_cloudwatch(spec: FunctionSpec, inv: Invocation) -> None:
+        from moto.awslambda.utils import get_backend
+
+        _, _, _, region, account, *_ = spec.arn.split(":")
+        _cloudwatch(get_backend(account, region).get_function(spec.name), inv)
+
+    # -- Lambda -----------------------------------------------------------------------------------
+    def run_sync(self, fn: Any, event: Any) -> Invocation:
+        return self.executor.invoke(_function_spec(fn), event)
+
+    def run_async(self, fn: Any, event: Any) -> None:
+        max_retries, on_failure_arn = 2, None
+        for cfg in getattr(fn, "event_invoke_config", []) or []:
+            max_retries = int(cfg.config.get("MaximumRetryAttempts", max_retries))
+            on_failure_arn = cfg.config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+
+        def on_failure(inv: Invocation) -> None:
+            log.warning("async invocation of %s failed after retries: %s", fn.function_name, inv.payload)
+            if on_failure_arn and on_failure_arn.split(":")[2] == "sqs":
+                from moto.sqs.models import sqs_backends
+
+                _, _, _, region, account, name = on_failure_arn.split(":")
+                record = {
+                    "version": "1.0",
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "requestContext": {
+                        "requestId": inv.request_id,
+                        "functionArn": fn.function_arn,
+                        "condition": "RetriesExhausted",
+                        "approximateInvokeCount": max_retries + 1,
+                    },
+                    "requestPayload": event,
+                    "responseContext": {"statusCode": 200, "functionError": inv.error},
+                    "responsePayload": json.loads(inv.payload),
+                }
+                sqs_backends[account][region].send_message(name, json.dumps(record))
+
+        self.executor.invoke_async(
+            lambda: _function_spec(_fresh(fn)), event, max_retries=max_retries, on_failure=on_failure
+        )
+
+    def install(self) -> None:
+        from moto.awslambda import models as lambda_models
+        from moto.core.config import default_user_config
+        from moto.events import models as events_models
+        from moto.s3 import notifications
+
+        emulator = self
+
+        def _invoke_lambda(fn: Any, event: Any = None) -> tuple[str, bool, str]:
+            inv = emulator.run_sync(fn, {} if event is None else event)
+            return inv.payload, inv.errored, inv.log_text
+
+        def invoke(fn: Any, body: Any, request_headers: Any, response_headers: Any) -> str | bytes:
+            event = json.loads(body) if body else {}
+            inv_type = (request_headers or {}).get("x-amz-invocation-type", "RequestResponse")
+            if inv_type == "DryRun":
+                return ""
+            if inv_type == "Event":
+                emulator.run_async(fn, event)
+                return ""
+            inv = emulator.run_sync(fn, event)
+            if inv.errored:
+                response_headers["x-amz-function-error"] = inv.error
+            import base64
+
+            # LogResult carries the last 4 KB of the log, like Lambda's LogType=Tail.
+            response_headers["x-amz-log-result"] = base64.b64encode(inv.log_text[-4096:].encode()).decode()
+            return inv.payload.encode("utf-8")
+
+        _patch(lambda_models.LambdaFunction, "_invoke_lambda", _invoke_lambda)
+        _patch(lambda_models.LambdaFunction, "invoke", invoke)
+
+        def _s3_invoke(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+            from moto.awslambda.utils import get_backend
+
+            try:
+                fn = get_backend(account_id, region_name).get_function(fn_arn)
+            except Exception:  # S3 drops events for a missing function, as in AWS
+                log.warning("S3 notification for missing function %s dropped", fn_arn)
+                return
+            emulator.run_async(fn, event_body)
+
+        _patch(notifications, "_invoke_awslambda", _s3_invoke)
+
+        original_send = events_models.Rule.send_to_targets
+
+        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
+            if not rule.event_pattern.matches_event(original_event):
+                return
+            lambdas = [t for t in rule.targets if t["Arn"].split(":")[2] == "lambda"]
+            others = [t for t in rule.targets if t not in lambdas]
+            for target in lambdas:
+                emulator._deliver_event(target, original_event)
+            if others:
+                saved = rule.targets
+                rule.targets = others
+                try:
+                    original_send(rule, original_event, transform_input)
+                finally:
+                    rule.targets = saved
+
+        _patch(events_models.Rule, "send_to_targets", send_to_targets)
+
+        original_esm = lambda_models.LambdaBackend.create_event_source_mapping
+
+        def create_event_source_mapping(backend: Any, spec: dict[str, Any]) -> Any:
+            esm = original_esm(backend, spec)
+            if esm.event_source_arn.split(":")[2] == "sqs":
+                # Take SQS delivery away from moto's inline path; the poller owns it from now on.
+                from moto.sqs.models import sqs_backends
+
+                for queue in sqs_backends[backend.account_id][backend.region_name].queues.values():
+                    if queue.queue_arn == esm.event_source_arn:
+                        queue.lambda_event_source_mappings.pop(esm.function_arn, None)
+                emulator.poller.register(backend, esm)
+            return esm
+
+        _patch(lambda_models.LambdaBackend, "create_event_source_mapping", create_event_source_mapping)
+
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        from moto.stepfunctions.parser import models as sfn_models
+
+        original_start = sfn_models.StepFunctionsParserBackend.start_execution
+
+        def start_execution(backend: Any, state_machine_arn: str, name: Any = None, *args: Any, **kw: Any) -> Any:
+            # moto names an unnamed execution "None", so the second unnamed start fails with
+            # ExecutionAlreadyExists; AWS generates a UUID.
+            return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kw)
+
+        _patch(sfn_models.StepFunctionsParserBackend, "start_execution", start_execution)
+        self.poller.start()
+
+    def _deliver_event(self, target: dict[str, Any], original_event: dict[str, Any]) -> None:
+        from moto.awslambda.utils import get_backend
+        from moto.events.utils import EventTemplateParser
+
+        event = dict(original_event)
+        if isinstance(event.get("time"), int | float):  # moto keeps epoch seconds; AWS sends ISO-8601
+            event["time"] = datetime.fromtimestamp(event["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if target.get("Input"):
+            payload: Any = json.loads(target["Input"])
+        elif target.get("InputPath"):
+            payload = event
+            for part in target["InputPath"].lstrip("$").strip(".").split("."):
+                if part:
+                    payload = payload.get(part) if isinstance(payload, dict) else None
+        elif target.get("InputTransformer"):
+            transformer = target["InputTransformer"]
+            payload = EventTemplateParser.parse(
+                input_template=transformer.get("InputTemplate"),
+                input_paths_map=transformer.get("InputPathsMap", {}),
+                event=cast(Any, event),
+            )
+        else:
+            payload = event
+        _, _, _, region, account, *_ = target["Arn"].split(":")
+        try:
+            fn = get_backend(account, region).get_function(target["Arn"])
+        except Exception:
+            log.warning("EventBridge target %s does not exist; event dropped", target["Arn"])
+            return
+        self.run_async(fn, payload)
+
+    def shutdown(self) -> None:
+        self.poller.stop()
+        self.executor.shutdown()
+
+
+class SqsPoller(threading.Thread):
+    """Lambda's SQS poller: receive a batch, invoke, delete what succeeded.
+
+    Messages a failed batch held become visible again after the queue's visibility timeout, and moto's
+    ReceiveMessage moves them to the DLQ once they have been received maxReceiveCount times.
+    """
+
+    def __init__(self, executor: Executor, interval: float = 0.1) -> None:
+        super().__init__(name="sqs-poller", daemon=True)
+        self.executor = executor
+        self.interval = interval
+        self._mappings: list[tuple[Any, Any]] = []
+        self._stop_event = threading.Event()
+        self._lock = threading.Lock()
+
+    def register(self, backend: Any, esm: Any) -> None:
+        with self._lock:
+            self._mappings.append((backend, esm))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def _active(self) -> Iterator[tuple[Any, Any, Any, Any]]:
+        from moto.sqs.models import sqs_backends
+
+        with self._lock:
+            mappings = list(self._mappings)
+        for backend, esm in mappings:
+            if esm.uuid not in backend._event_source_mappings:  # deleted mapping
+                with self._lock, contextlib.suppress(ValueError):
+                    self._mappings.remove((backend, esm))
+                continue
+            if not esm.enabled:
+                continue
+            sqs = sqs_backends[backend.account_id][backend.region_name]
+            queue = next((q for q in sqs.queues.values() if q.queue_arn == esm.event_source_arn), None)
+            if queue is not None:
+                yield backend, esm, sqs, queue
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            try:
+                self.poll_once()
+            except Exception:  # keep polling: one broken mapping must not stop the others
+                log.exception("SQS poll failed")
+
+    def poll_once(self) -> None:
+        for backend, esm, sqs, queue in self._active():
+            while self.executor.idle_workers > 0 and queue.messages:
+                messages = sqs.receive_message(
+                    queue.name, esm.batch_size, 0, int(queue.visibility_timeout or 30), ["All"]
+                )
+                if not messages:
+                    break
+                self.executor.submit(functools.partial(self._process, backend, esm, queue, messages))
+
+    def _process(self, backend: Any, esm: Any, queue: Any, messages: list[Any]) -> None:
+        from moto.sqs.models import sqs_backends
+
+        sqs = sqs_backends[backend.account_id][backend.region_name]
+        event = {"Records": [_sqs_record(m, queue) for m in messages]}
+        fn = backend.get_function(esm.function_arn)
+        inv = self.executor.invoke(_function_spec(fn), event)
+        if inv.errored:
+            return  # the whole batch stays; it reappears after the visibility timeout
+        failed: set[str] = set()
+        if "ReportBatchItemFailures" in (esm.function_response_types or []):
+            failed = _batch_item_failures(inv.payload, {m.id for m in messages})
+        for m in messages:
+            if m.id not in failed:
+                with contextlib.suppress(Exception):  # already gone (purged, deleted by handler)
+                    sqs.delete_message(queue.name, m.receipt_handle)
+
+
+def _batch_item_failures(payload: str, ids: set[str]) -> set[str]:
+    """Lambda's rules: a malformed response or an unknown/empty id fails the whole batch."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return ids
+    if not isinstance(body, dict) or body.get("batchItemFailures") is None:
+        return set()
+    items = body["batchItemFailures"]
+    if not isinstance(items, list):
+        return ids
+    failed = set()
+    for item in items:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not ident or ident not in ids:
+            return ids
+        failed.add(ident)
+    return failed
+
+
+def _sqs_record(message: Any, queue: Any) -> dict[str, Any]:
+    attributes = {
+        "ApproximateReceiveCount": str(message.approximate_receive_count),
+        "SentTimestamp": str(message.sent_timestamp),
+        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+        "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp),
+    }
+    if queue.fifo_queue:
+        attributes["MessageGroupId"] = message.group_id
+        attributes["MessageDeduplicationId"] = message.deduplication_id
+    message_attributes = {
+        name: {k[:1].lower() + k[1:]: v for k, v in value.items()}
+        for name, value in (message.message_attributes or {}).items()
+    }
+    return {
+        "messageId": message.id,
+        "receiptHandle": message.receipt_handle,
+        "body": message.body,
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.body_md5,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue.queue_arn,
+        "awsRegion": queue.region,
+    }

@@ -1,0 +1,161 @@
+"""Shared integration fixtures: an AWS endpoint (built-in emulator or LocalStack) and the deployed app.
+
+The suite talks to AWS only through AWS_ENDPOINT_URL, so the same tests run against:
+- the built-in emulator (default): `devtools.localaws.LocalAWS`, started once per xdist worker on a
+  free loopback port, so parallel workers never share state;
+- LocalStack (`SLIPSTREAM_AWS=localstack`, endpoint from LOCALSTACK_ENDPOINT, default
+  http://127.0.0.1:4566; start it with `docker compose -f infra/localstack/docker-compose.yml up -d`).
+  If it does not answer, every test that needs AWS is skipped with the reason, never silently.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) must find devtools too
+    sys.path.insert(0, str(REPO_ROOT))
+
+from devtools.localaws import LocalAWS  # noqa: E402
+from devtools.localaws.deploy import Deployment, deploy  # noqa: E402
+from devtools.localaws.deploy import wait_for as _wait_for  # noqa: E402
+
+LOCALSTACK_DEFAULT = "http://127.0.0.1:4566"
+
+
+def _localstack_endpoint() -> str:
+    endpoint = os.environ.get("LOCALSTACK_ENDPOINT", LOCALSTACK_DEFAULT).rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_localstack/health", timeout=3) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        pytest.skip(
+            f"SLIPSTREAM_AWS=localstack but no LocalStack answers at {endpoint} ({exc}); start it with "
+            "`docker compose -f infra/localstack/docker-compose.yml up -d`"
+        )
+    return endpoint
+
+
+# The env the session's AWS fixtures set. It is in os.environ while tests under tests/integration run
+# (module-scoped fixtures included) and taken out when the next test lives elsewhere: an xdist worker
+# also runs functional tests, whose `mock_aws` would otherwise send boto3 to the live emulator.
+_ACTIVE_ENV: dict[str, str] = {}
+_SAVED_ENV: dict[str, str | None] = {}
+
+
+def _apply(env: dict[str, str]) -> None:
+    for k in env:
+        _SAVED_ENV.setdefault(k, os.environ.get(k))
+    _ACTIVE_ENV.update(env)
+    os.environ.update(env)
+
+
+def _withdraw() -> None:
+    for k, v in _SAVED_ENV.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here too so `-p no:xdist` runs do not trip --strict-markers on xdist_group.
+    config.addinivalue_line("markers", "xdist_group(name): keep these tests on one xdist worker")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    os.environ.update(_ACTIVE_ENV)
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # Only called for items in this directory; nextitem tells whether the worker leaves it.
+    if nextitem is None or Path(__file__).parent not in Path(str(nextitem.path)).parents:
+        _withdraw()
+
+
+@pytest.fixture(scope="session")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The AWS environment for boto3 (endpoint, region, dummy keys), also put in os.environ.
+
+    With the built-in emulator, `aws_server` is the LocalAWS object.
+    """
+    server: LocalAWS | None = None
+    if os.environ.get("SLIPSTREAM_AWS", "").lower() == "localstack":
+        env = {
+            "AWS_ENDPOINT_URL": _localstack_endpoint(),
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
+    else:
+        server = LocalAWS(state_dir=tmp_path_factory.mktemp("localaws"))
+        server.start()
+        print(f"\nLocalAWS ready at {server.endpoint} in {server.start_seconds:.2f} s")
+        env = server.env()
+    _apply(env)
+    _SERVERS[os.getpid()] = server
+    try:
+        yield env
+    finally:
+        _SERVERS.pop(os.getpid(), None)
+        if server is not None:
+            server.stop()
+        _withdraw()
+        _ACTIVE_ENV.clear()
+
+
+_SERVERS: dict[int, LocalAWS | None] = {}
+
+
+@pytest.fixture(scope="session")
+def aws_server(aws: dict[str, str]) -> LocalAWS:
+    """The built-in emulator (for log files, pids); skips under LocalStack, which has neither."""
+    server = _SERVERS.get(os.getpid())
+    if server is None:
+        pytest.skip("needs the built-in emulator (LocalStack has no local log files or process ids)")
+    return server
+
+
+@pytest.fixture(scope="session")
+def deployed(aws: dict[str, str]) -> Deployment:
+    """Slipstream itself, deployed from the repo root to stage `local`; `dep.env()` goes to os.environ.
+
+    Code under test that caches boto3 clients (chalicelib.root) should be reset by the test.
+    """
+    dep = deploy(REPO_ROOT, stage="local", endpoint=aws["AWS_ENDPOINT_URL"])
+    _apply(dep.env())
+    return dep
+
+
+@pytest.fixture(scope="session")
+def wait_for() -> Callable[..., Any]:
+    """wait_for(predicate, timeout=30, interval=0.2, what="...") -> the first truthy value."""
+    return _wait_for
+
+
+@pytest.fixture(scope="session")
+def boto(aws: dict[str, str]) -> Callable[[str], Any]:
+    """boto(service) -> a client bound to the session's endpoint (independent of later env changes)."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+        region_name=aws["AWS_DEFAULT_REGION"],
+    )
+    clients: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in clients:
+            clients[service] = session.client(service, endpoint_url=aws["AWS_ENDPOINT_URL"])
+        return clients[service]
+
+    return client
