@@ -1,0 +1,122 @@
+"""boto3 adapters for the control plane's ports. Each takes its client in the constructor."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from ..errors import StoreError
+from .ports import StaleTokenError
+
+# Step Functions answers these when the token's task is no longer waiting.
+_STALE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken", "ExecutionDoesNotExist"}
+
+
+def _code(e: Exception) -> str:
+    return str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
+
+
+class StepFunctionsLifecycle:
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._sfn = client
+        self._arn = state_machine_arn
+
+    def start(self, name: str, channel_id: str, resume: bool = False) -> str:
+        if not self._arn:
+            raise StoreError("no state machine configured (STATE_MACHINE_ARN is empty)")
+        try:
+            payload: dict[str, object] = {"channel_id": channel_id}
+            if resume:
+                payload["resume"] = True
+            out = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except Exception as e:
+            raise StoreError(f"could not start the channel's lifecycle ({_code(e) or type(e).__name__})") from e
+        return str(out["executionArn"])
+
+    def send_command(self, token: str, command: str) -> None:
+        if not token:
+            raise StaleTokenError("no lifecycle task is waiting")
+        try:
+            self._sfn.send_task_success(taskToken=token, output=json.dumps({"command": command}))
+        except Exception as e:
+            if _code(e) in _STALE:
+                raise StaleTokenError(f"lifecycle task no longer waiting ({_code(e)})") from e
+            raise StoreError(f"could not reach the channel's lifecycle ({_code(e) or type(e).__name__})") from e
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        if not execution_arn:
+            return
+        try:
+            self._sfn.stop_execution(executionArn=execution_arn, cause=cause[:32768])
+        except Exception as e:
+            if _code(e) not in {"ExecutionDoesNotExist"}:
+                raise StoreError(f"could not stop the lifecycle execution ({_code(e)})") from e
+
+
+class S3UploadPresigner:
+    def __init__(self, client: Any) -> None:
+        self._s3 = client
+
+    def presign_put(self, bucket: str, key: str, expires_in: int) -> str:
+        # Signed for exactly this bucket + key + method: the URL cannot write anywhere else.
+        return str(
+            self._s3.generate_presigned_url(
+                "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )
+
+
+class CloudFrontUrlSigner:
+    """Canned-policy signed URLs with the stage's CloudFront key pair (RSA-SHA1, as CloudFront requires)."""
+
+    def __init__(self, key_pair_id: str, private_key_pem: str) -> None:
+        from botocore.signers import CloudFrontSigner
+
+        try:
+            from cryptography.hazmat.primitives import hashes, serialization
+            from cryptography.hazmat.primitives.asymmetric import padding
+        except ImportError as e:  # pragma: no cover - the stage enabling signing must ship it
+            raise StoreError("signed playback URLs need the 'cryptography' package") from e
+        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+
+        def rsa_signer(message: bytes) -> bytes:
+            return key.sign(message, padding.PKCS1v15(), hashes.SHA1())  # type: ignore[union-attr,call-arg,arg-type]
+
+        self._signer = CloudFrontSigner(key_pair_id, rsa_signer)
+
+    def sign(self, url: str, expires_at: datetime) -> str:
+        return str(self._signer.generate_presigned_url(url, date_less_than=expires_at))
+
+
+class LazyPort:
+    """Resolve a pipeline function on first use, so the control plane imports without it."""
+
+    def __init__(self, module: str, attr: str) -> None:
+        self._module, self._attr = module, attr
+
+    def _fn(self) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._module), self._attr)
+
+    def republish(self, channel_id: str, reason: str) -> None:
+        self._fn()(channel_id, reason)
+
+    def finalize(self, channel_id: str) -> None:
+        self._fn()(channel_id)
+
+
+class EmfMetrics:
+    """CloudWatch metrics via the embedded metric format (stdout), so no client call in the hot path."""
+
+    def __init__(self, namespace: str = "Slipstream") -> None:
+        self._namespace = namespace
+
+    def input_gap(self, channel_id: str, seconds: float) -> None:
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        with single_metric(
+            name="InputGapSeconds", unit=MetricUnit.Seconds, value=seconds, namespace=self._namespace
+        ) as metric:
+            metric.add_dimension(name="channel", value=channel_id)

@@ -1,0 +1,257 @@
+"""Channel use cases behind the HTTP API. One function per route; each takes the `Control` bundle.
+
+The API never moves the lifecycle by itself where the state machine owns the transition: it
+claims the transition with a conditional write (IDLE -> STARTING, RUNNING -> STOPPING) and then
+completes the execution's waiting task with the command. If the execution cannot take the
+command, the claim is rolled back, so nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
+from ..records import (
+    CREATING,
+    DELETED,
+    ERROR,
+    IDLE,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    ChannelRecord,
+    iso,
+    parse_iso,
+    validate_id,
+)
+from .models import ENCODING_FIELDS, CreateChannel, IngestUrlsRequest, PatchChannel
+from .ports import Control, StaleTokenError
+
+log = logging.getLogger(__name__)
+
+# States in which an execution is parked on `.waitForTaskToken` with no timeout: a failed
+# SendTaskSuccess there means the execution is gone, not that the token rotated.
+_PARKED = (IDLE, STOPPED)
+MANIFEST_FIELDS = frozenset({"marker_style", "live_window", "dvr_window"})
+
+
+def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
+    """The channel as API clients see it (no task tokens, no internal counters)."""
+    r = record if isinstance(record, ChannelRecord) else ChannelRecord.from_item(record)
+    return {
+        "id": r.id,
+        "name": r.name,
+        "state": r.state,
+        "ladder": r.ladder,
+        "marker_style": r.marker_style,
+        "segment_duration": r.segment_duration,
+        "live_window": r.live_window,
+        "dvr_window": r.dvr_window,
+        "fanout": r.fanout,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "started_at": r.started_at or None,
+        "error": r.error or None,
+    }
+
+
+def execution_name(channel_id: str, created_ms: int) -> str:
+    """Unique per account for 90 days, readable in the console, <= 80 chars (63 + 1 + 13)."""
+    return f"{validate_id(channel_id)}-{created_ms}"
+
+
+def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
+    s = ctl.settings
+    now = ctl.clock()
+    record = ChannelRecord(
+        id=body.id,
+        name=body.name,
+        state=CREATING,
+        ladder=body.ladder or s.ladder,
+        marker_style=body.marker_style,
+        segment_duration=body.segment_duration or s.segment_duration,
+        live_window=body.live_window or s.live_window,
+        dvr_window=body.dvr_window or s.dvr_window,
+        fanout=body.fanout,
+        created_at=iso(now),
+        updated_at=iso(now),
+    )
+    _check_windows(record.live_window, record.dvr_window, record.segment_duration)
+    ctl.store.create(record)
+    try:
+        arn = ctl.lifecycle.start(execution_name(body.id, int(now.timestamp() * 1000)), body.id)
+    except StoreError as e:
+        # Without an execution the channel could never leave CREATING: undo the create, so the
+        # caller can simply retry with the same id.
+        ctl.store.discard_new(body.id)
+        raise StoreError(f"channel {body.id!r} not created: its lifecycle did not start ({e})") from e
+    item = ctl.store.update(body.id, {"execution_arn": arn}, now=iso(now))
+    return view(item)
+
+
+def _check_windows(live: float, dvr: float, seg: float) -> None:
+    if live < 3 * seg:
+        raise ValidationError(f"field 'live_window': {live}s is under 3 segments of {seg}s (RFC 8216 6.2)")
+    if dvr < live:
+        raise ValidationError(f"field 'dvr_window': {dvr}s is shorter than live_window {live}s")
+
+
+def list_channels(ctl: Control) -> dict[str, Any]:
+    return {"channels": [view(r) for r in ctl.store.list_channels()]}
+
+
+def get_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
+    return view(ctl.store.get(validate_id(channel_id)))
+
+
+def patch_channel(ctl: Control, channel_id: str, body: PatchChannel) -> dict[str, Any]:
+    validate_id(channel_id)
+    changes = body.changes()
+    current = ctl.store.get(channel_id)
+    if not changes:
+        return view(current)
+    merged = {**view(current), **changes}
+    _check_windows(float(merged["live_window"]), float(merged["dvr_window"]), float(merged["segment_duration"]))
+    # Encoding fields may only change while nothing is being encoded; the condition makes the
+    # check and the write one step, so a concurrent start cannot slip in between.
+    expect = (CREATING, IDLE, STOPPED) if ENCODING_FIELDS & changes.keys() else None
+    item = ctl.store.update(channel_id, changes, expect_states=expect, now=iso(ctl.clock()))
+    if item.get("state") in (STARTING, RUNNING) and MANIFEST_FIELDS & changes.keys():
+        # Marker style and windows shape the manifests: show the change now, not a segment later.
+        try:
+            ctl.republisher.republish(channel_id, f"channel changed: {', '.join(sorted(changes))}")
+        except Exception:
+            log.exception("republish after PATCH failed for %s", channel_id)
+    return view(item)
+
+
+def delete_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
+    validate_id(channel_id)
+    old = ctl.store.update(
+        channel_id,
+        {"state": DELETED, "task_token": ""},
+        expect_states=(IDLE, STOPPED, ERROR),
+        now=iso(ctl.clock()),
+        return_old=True,
+    )
+    token = str(old.get("task_token", ""))
+    if not token and old.get("state") != ERROR:
+        # Between writing STOPPED/IDLE and parking: its await_command finds DELETED and ends itself.
+        return {"id": channel_id, "state": DELETED}
+    try:
+        ctl.lifecycle.send_command(token, "delete")
+    except (StaleTokenError, StoreError):
+        # The channel is gone for the API already; an execution that cannot be told is stopped.
+        try:
+            ctl.lifecycle.stop(str(old.get("execution_arn", "")), "channel deleted")
+        except StoreError:
+            log.warning("could not stop the execution of deleted channel %s", channel_id)
+    return {"id": channel_id, "state": DELETED}
+
+
+def start_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
+    return _command(ctl, channel_id, "start", STARTING, _PARKED)
+
+
+def stop_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
+    return _command(ctl, channel_id, "stop", STOPPING, (RUNNING,))
+
+
+def _command(ctl: Control, channel_id: str, command: str, to: str, expect: tuple[str, ...]) -> dict[str, Any]:
+    validate_id(channel_id)
+    now = iso(ctl.clock())
+    # Claim the transition and take the token in ONE conditional write (ALL_OLD returns the
+    # token that was stored at that instant): of two concurrent commands exactly one wins here,
+    # the other gets 409.
+    old = ctl.store.update(
+        channel_id, {"state": to, "task_token": "", "error": ""}, expect_states=expect, now=now, return_old=True
+    )
+    previous, token = str(old["state"]), str(old.get("task_token", ""))
+    try:
+        if token:
+            ctl.lifecycle.send_command(token, command)
+        # No token yet: the execution is between writing the state and parking; its
+        # await_command sees the claimed state and completes itself with this command.
+    except StaleTokenError:
+        if previous in _PARKED:
+            _rollback(ctl, channel_id, to, old)
+            raise StoreError(
+                f"channel {channel_id!r}: its lifecycle execution is not waiting for commands; "
+                "nothing was changed"
+            ) from None
+        # RUNNING rotates its token every watchdog tick; the next tick's await_command sees the
+        # claimed state and completes itself with the pending command, so the command lands.
+    except StoreError:
+        _rollback(ctl, channel_id, to, old)
+        raise
+    return view({**old, "state": to, "task_token": "", "error": "", "updated_at": now})
+
+
+def _rollback(ctl: Control, channel_id: str, claimed: str, old: dict[str, Any]) -> None:
+    """Put back state, token and error as they were: if the execution is still parked (say Step
+    Functions was throttled), the restored token lets the operator's retry reach it."""
+    previous = str(old["state"])
+    try:
+        ctl.store.transition(
+            channel_id, previous, (claimed,), now=iso(ctl.clock()),
+            task_token=str(old.get("task_token", "")), error=str(old.get("error", "")),
+        )
+    except Exception:  # the lifecycle moved on in the meantime: its state wins
+        log.warning("rollback of %s %s -> %s skipped", channel_id, claimed, previous)
+
+
+def status(ctl: Control, channel_id: str) -> dict[str, Any]:
+    validate_id(channel_id)
+    raw = ctl.store.get_raw(channel_id)
+    if raw is None or raw.get("state") == DELETED:
+        raise NotFoundError(f"channel {channel_id!r} not found")
+    r = ChannelRecord.from_item(raw)
+    now = ctl.clock()
+    age = None
+    if r.last_segment_at:
+        age = max(0.0, (now - parse_iso(r.last_segment_at)).total_seconds())
+    # Rough glass-to-glass estimate for a player holding 3 segments back from the live edge.
+    latency = None if age is None else round(age + 3 * r.segment_duration, 3)
+    return {
+        "id": r.id,
+        "state": r.state,
+        "last_segment": None
+        if r.last_seq < 0
+        else {"seq": r.last_seq, "received_at": r.last_segment_at or None, "age_seconds": age},
+        "latency_seconds": latency,
+        "input_lost_since": raw.get("input_lost_at") or None,
+        "errors": {"count": r.errors, "last": r.error or None},
+        "started_at": r.started_at or None,
+        "updated_at": r.updated_at,
+    }
+
+
+def ingest_urls(ctl: Control, channel_id: str, body: IngestUrlsRequest) -> dict[str, Any]:
+    validate_id(channel_id)
+    r = ctl.store.get(channel_id)
+    if r.state in (STOPPING, ERROR):
+        raise ConflictError(f"channel {channel_id!r} is {r.state}; it does not accept uploads now")
+    s = ctl.settings
+    expires = ctl.clock() + timedelta(seconds=s.ingest_url_ttl)
+    urls = []
+    for seq in range(body.first_seq, body.first_seq + body.count):
+        key = f"{channel_id}/{seq:08d}.{body.extension}"
+        urls.append({"seq": seq, "key": key, "method": "PUT", "url": ctl.presigner.presign_put(
+            s.ingest_bucket, key, s.ingest_url_ttl)})
+    return {"channel_id": channel_id, "expires_at": iso(expires), "urls": urls}
+
+
+def playback(ctl: Control, channel_id: str) -> dict[str, Any]:
+    validate_id(channel_id)
+    ctl.store.get(channel_id)
+    base = f"{ctl.settings.playback_base_url}/{channel_id}"
+    urls = {"hls": f"{base}/master.m3u8", "dash": f"{base}/manifest.mpd", "dvr": f"{base}/dvr.m3u8"}
+    out: dict[str, Any] = {"channel_id": channel_id, "signed": ctl.signer is not None, **urls}
+    if ctl.signer is not None:
+        expires = ctl.clock() + timedelta(seconds=ctl.signed_url_ttl)
+        out.update({k: ctl.signer.sign(v, expires) for k, v in urls.items()})
+        out["expires_at"] = iso(expires)
+    return out

@@ -1,0 +1,88 @@
+"""HTTP edge of the control API: auth, domain errors -> HTTP errors (the ONE place), JSON out.
+
+Every 4xx/5xx body is {"error": "<ErrorName>", "message": "<what was wrong>"}.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Chalice, Response
+
+from ..errors import (
+    ConflictError,
+    InvalidMediaError,
+    NotFoundError,
+    SlipstreamError,
+    StoreError,
+    UnauthorizedError,
+    ValidationError,
+)
+from . import auth
+
+log = logging.getLogger(__name__)
+
+# Order matters: the first matching class wins (subclasses before their bases).
+STATUS: tuple[tuple[type[SlipstreamError], int], ...] = (
+    (ValidationError, 400),
+    (InvalidMediaError, 400),
+    (UnauthorizedError, 401),
+    (NotFoundError, 404),
+    (ConflictError, 409),  # includes StateTransitionError
+    (StoreError, 503),  # includes ConcurrentUpdateError: safe to retry
+)
+
+
+def status_for(error: SlipstreamError) -> int:
+    for cls, code in STATUS:
+        if isinstance(error, cls):
+            return code
+    return 500
+
+
+def error_response(error: SlipstreamError) -> Response:
+    code = status_for(error)
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+    if code == 401:
+        headers["WWW-Authenticate"] = "ApiKey"
+    if code == 503:
+        headers["Retry-After"] = "1"
+    return Response(
+        body={"error": type(error).__name__, "message": str(error)}, status_code=code, headers=headers
+    )
+
+
+def request_body(app: Chalice) -> bytes:
+    request = app.current_request
+    raw = b"" if request is None else request.raw_body or b""
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def endpoint(
+    app: Chalice, settings: Callable[[], Any], status_code: int = 200
+) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Wrap a route handler: authenticate, run, map domain errors, serialise with `status_code`."""
+
+    def wrap(view: Callable[..., Any]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def handler(*args: Any, **kwargs: Any) -> Response:
+            request = app.current_request
+            assert request is not None  # Chalice sets it before calling a route
+            api_keys = settings().api_keys  # a broken stage config is a 500, not the client's fault
+            try:
+                auth.check(api_keys, request.headers or {}, request.context or {})
+                result = view(*args, **kwargs)
+            except SlipstreamError as e:
+                if status_for(e) >= 500:
+                    log.exception("control API failure")
+                return error_response(e)
+            if isinstance(result, Response):
+                return result
+            return Response(body=result, status_code=status_code, headers={"Content-Type": "application/json"})
+
+        return handler
+
+    return wrap

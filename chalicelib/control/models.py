@@ -1,0 +1,132 @@
+"""Request bodies: pydantic v2 models, strict and closed, so a wrong field is named in the 400.
+
+Bodies are parsed from the raw JSON text (`model_validate_json`), which rejects NaN/Infinity,
+numbers sent as strings and unknown fields, and reports the path of every bad field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from ..errors import ValidationError
+from ..media.ladder import LADDERS
+from ..records import validate_id
+
+MAX_BREAK_SECONDS = 3600.0  # an hour-long break is already absurd; bigger is a typo
+MAX_INGEST_URLS = 1000
+MAX_NAME = 200
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+def _ladder(value: str | None) -> str | None:
+    if value is not None and value not in LADDERS:
+        raise ValueError(f"unknown ladder {value!r}; choose one of {sorted(LADDERS)}")
+    return value
+
+
+def _id(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return validate_id(value, what)
+    except ValidationError as e:
+        raise ValueError(str(e)) from None
+
+
+class CreateChannel(_Body):
+    id: str
+    name: str = Field("", max_length=MAX_NAME)
+    ladder: str | None = None  # default: the stage's LADDER
+    marker_style: Literal["cue", "daterange", "both"] = "both"
+    segment_duration: float | None = Field(None, ge=0.5, le=12.0)
+    live_window: float | None = Field(None, ge=6.0, le=3600.0)
+    dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
+    fanout: Literal["chunk", "rendition"] = "chunk"
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, v: str) -> str:
+        return _id(v, "channel id") or v
+
+    _check_ladder = field_validator("ladder")(_ladder)
+
+
+class PatchChannel(_Body):
+    """Fields that can change after creation. Encoding fields only while the channel is not live."""
+
+    name: str | None = Field(None, max_length=MAX_NAME)
+    ladder: str | None = None
+    marker_style: Literal["cue", "daterange", "both"] | None = None
+    segment_duration: float | None = Field(None, ge=0.5, le=12.0)
+    live_window: float | None = Field(None, ge=6.0, le=3600.0)
+    dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
+    fanout: Literal["chunk", "rendition"] | None = None
+
+    _check_ladder = field_validator("ladder")(_ladder)
+
+    def changes(self) -> dict[str, object]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+# Changing these mid-run would change the ladder or timing of segments already advertised.
+ENCODING_FIELDS = frozenset({"ladder", "segment_duration", "fanout"})
+
+
+class IngestUrlsRequest(_Body):
+    first_seq: int = Field(0, ge=0, lt=10**12)
+    count: int = Field(1, ge=1, le=MAX_INGEST_URLS)
+    extension: Literal["ts", "mp4"] = "ts"
+
+
+class CreateAdBreak(_Body):
+    duration: float = Field(gt=0, le=MAX_BREAK_SECONDS)
+    start: datetime | None = None  # None: now. Must carry a timezone.
+    kind: Literal["splice_insert", "time_signal"] = "splice_insert"
+    id: str | None = None  # default: derived from the splice event id
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, v: str | None) -> str | None:
+        return _id(v, "ad break id")
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.utcoffset() is None:
+            raise ValueError("start needs a timezone, e.g. 2026-01-01T12:00:00Z")
+        return v
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], raw: bytes | str | None) -> M:
+    """Validate a JSON body; every problem becomes one domain ValidationError naming the fields."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
+    if not text.strip():
+        text = "{}"
+    try:
+        return model.model_validate_json(text)
+    except PydanticValidationError as e:
+        raise ValidationError(describe(e)) from None
+
+
+def describe(e: PydanticValidationError) -> str:
+    parts = []
+    for err in e.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "json_invalid":
+            parts.append(f"body is not valid JSON ({err.get('ctx', {}).get('error', msg)})")
+        elif err["type"] == "model_type" or not where:
+            parts.append(f"body: {msg}")
+        else:
+            parts.append(f"field '{where}': {msg}")
+    return "; ".join(parts)

@@ -1,0 +1,81 @@
+"""Small protocols the control plane depends on; boto3 adapters and test fakes implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..errors import SlipstreamError
+from ..records import utcnow
+from ..settings import Settings
+
+
+class StaleTokenError(SlipstreamError):
+    """The task token no longer belongs to a waiting task (timed out, execution gone)."""
+
+
+class Lifecycle(Protocol):
+    """The channel's Step Functions execution, as the API sees it."""
+
+    def start(self, name: str, channel_id: str, resume: bool = False) -> str:
+        """Start the channel's execution (`resume`: continue a RUNNING channel); returns its ARN."""
+        ...
+
+    def send_command(self, token: str, command: str) -> None:
+        """Complete the waiting `.waitForTaskToken` task with {"command": command}.
+
+        Raises `StaleTokenError` when the token timed out or the execution is gone.
+        """
+        ...
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        """Stop an execution that no longer has a channel (best effort)."""
+        ...
+
+
+class Republisher(Protocol):
+    """Re-render and publish the channel's manifests (implemented by chalicelib.pipeline.publish)."""
+
+    def republish(self, channel_id: str, reason: str) -> None: ...
+
+
+class Finalizer(Protocol):
+    """Live-to-VOD: ENDLIST HLS + static MPD over the kept segments (chalicelib.pipeline.publish)."""
+
+    def finalize(self, channel_id: str) -> None: ...
+
+
+class UploadPresigner(Protocol):
+    """Scoped, expiring PUT URLs for one object key each."""
+
+    def presign_put(self, bucket: str, key: str, expires_in: int) -> str: ...
+
+
+class UrlSigner(Protocol):
+    """CloudFront signed URLs (only when the stage configures a key pair)."""
+
+    def sign(self, url: str, expires_at: datetime) -> str: ...
+
+
+class Metrics(Protocol):
+    def input_gap(self, channel_id: str, seconds: float) -> None:
+        """Record an input-loss observation (the stage's CloudWatch alarm watches this metric)."""
+        ...
+
+
+@dataclass
+class Control:
+    """Everything a control use case needs, built once by `chalicelib.root.control()`."""
+
+    settings: Settings
+    store: Any  # chalicelib.control.store.ChannelStore (Any keeps this module free of boto3 imports)
+    lifecycle: Lifecycle
+    republisher: Republisher
+    finalizer: Finalizer
+    presigner: UploadPresigner
+    metrics: Metrics
+    signer: UrlSigner | None = None
+    signed_url_ttl: int = 3600
+    clock: Callable[[], datetime] = field(default=utcnow)
