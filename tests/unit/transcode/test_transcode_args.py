@@ -1,0 +1,222 @@
+"""ffmpeg argument building, job validation and binary lookup: no ffmpeg needed."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chalicelib.errors import TranscodeError, ValidationError
+from chalicelib.media.ladder import DEFAULT_LADDER, TEST_LADDER
+from chalicelib.transcode import FFmpegNotFoundError, MediaInfo, TranscodeJob, find_binary, ladder_args
+from chalicelib.transcode import ffmpeg as ff
+from chalicelib.transcode.job import validate
+from chalicelib.transcode.probe import _parse_fps
+
+
+def values(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+def graph(args: list[str]) -> str:
+    return values(args, "-filter_complex")[0]
+
+
+def test_given_full_ladder_when_args_built_then_source_decoded_once_and_split_per_rendition(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    args = ladder_args(job, info, "/work")
+    assert values(args, "-i") == ["/in/7.ts"]
+    g = graph(args)
+    assert "split=2[s0][s1]" in g
+    assert "scale=640:360" in g and "scale=426:240" in g
+    # Shifted by the first video pts so audio keeps its offset to video.
+    assert "setpts=PTS-3.421333/TB" in g and "asetpts=PTS-3.421333/TB" in g
+    assert args[-1] == "/work/audio.mp4"
+    assert [a for a in args if a.startswith("/work/")] == ["/work/360p.mp4", "/work/240p.mp4", "/work/audio.mp4"]
+
+
+def test_given_splice_point_when_args_built_then_every_rendition_gets_the_same_closed_gop_and_idr(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    args = ladder_args(job, info, "/work")
+    assert values(args, "-force_key_frames") == ["0,0.8", "0,0.8"]
+    assert values(args, "-g") == ["50", "50"] == values(args, "-keyint_min")
+    assert values(args, "-sc_threshold") == ["0", "0"]
+    assert all("+cgop" in v for v in values(args, "-flags:v"))
+    assert values(args, "-forced-idr") == ["1", "1"]
+    assert values(args, "-preset") == ["ultrafast", "ultrafast"]
+    assert values(args, "-profile:v") == ["high", "main"]
+
+
+def test_given_cmaf_when_args_built_then_fragmented_mp4_at_90khz_bitexact(job: TranscodeJob, info: MediaInfo) -> None:
+    args = ladder_args(job, info, "/work")
+    movflags = values(args, "-movflags")
+    assert all("empty_moov" in m and "default_base_moof" in m for m in movflags)
+    assert "+frag_keyframe" in movflags[0] and "+frag_custom" in movflags[2]
+    assert values(args, "-video_track_timescale") == ["90000", "90000"]
+    assert values(args, "-fflags") == ["+bitexact"] * 3
+    assert values(args, "-threads:v") == [str(ff.X264_THREADS)] * 2
+    # Frame threads + VBV are not deterministic; sliced threads are (retries rewrite the same bytes).
+    assert values(args, "-x264-params") == ["sliced-threads=1"] * 2
+    assert graph(args).count("bitexact") == 2
+
+
+def test_given_default_ladder_when_args_built_then_levels_and_rates_come_from_the_ladder(info: MediaInfo) -> None:
+    job = TranscodeJob("ch", 0, "/in/0.ts", "/out", DEFAULT_LADDER, 0.0)
+    args = ladder_args(job, info, "/w")
+    assert values(args, "-b:v") == ["5000000", "3000000", "1200000", "800000"]
+    assert values(args, "-bufsize")[0] == "11000000"
+    assert values(args, "-level:v")[0] == "4.0"  # 1080p30
+    assert "fps=30" in graph(args) and "split=4" in graph(args)
+
+
+def test_given_one_rendition_job_when_args_built_then_only_that_output(job: TranscodeJob, info: MediaInfo) -> None:
+    args = ladder_args(replace(job, renditions=("240p",)), info, "/work")
+    assert [a for a in args if a.startswith("/work/")] == ["/work/240p.mp4"]
+    assert "split=1[s0]" in graph(args) and "[0:a:0]" not in graph(args)
+
+
+def test_given_audio_only_job_when_args_built_then_no_video_decode(job: TranscodeJob, info: MediaInfo) -> None:
+    args = ladder_args(replace(job, renditions=("audio",)), info, "/work")
+    assert "[0:v:0]" not in graph(args) and "-c:v" not in args
+    assert values(args, "-ar") == ["48000"]
+
+
+def test_given_chunk_without_audio_when_args_built_then_silence_fills_the_audio_rendition(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    args = ladder_args(job, replace(info, has_audio=False), "/work")
+    assert values(args, "-i")[1] == "anullsrc=r=48000:cl=stereo"
+    assert "[1:a:0]aresample" in graph(args)
+
+
+def test_given_ragged_chunk_when_args_built_then_video_and_audio_cut_to_whole_frames(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    args = ladder_args(job, replace(info, duration=2.03), "/work")
+    assert "trim=end_frame=51" in graph(args)
+    assert "atrim=end=2.04" in graph(args) and "apad=whole_dur=2.04" in graph(args)
+
+
+def test_given_ts_container_when_args_built_then_offset_by_media_start(job: TranscodeJob, info: MediaInfo) -> None:
+    ts_job = replace(job, ladder=replace(TEST_LADDER, container="ts"))
+    args = ladder_args(ts_job, info, "/work")
+    assert values(args, "-f")[-3:] == ["mpegts"] * 3
+    assert values(args, "-output_ts_offset") == [str(int(14 + ff.TS_PTS_OFFSET))] * 3
+    assert args[-1] == "/work/audio.ts"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"renditions": ("4k",)}, "unknown renditions"),
+        ({"timeout": 900.0}, "Lambda limit"),
+        ({"media_start": -1.0}, "media_start"),
+        ({"splice_points": (0.0,)}, "splice points"),
+        ({"seq": -3}, "sequence"),
+        ({"ladder": replace(TEST_LADDER, container="webm")}, "unknown container"),
+    ],
+)
+def test_given_bad_job_when_validated_then_validation_error(job: TranscodeJob, change: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        validate(replace(job, **change))
+
+
+def test_given_subset_when_validated_then_ladder_order(job: TranscodeJob) -> None:
+    assert validate(replace(job, renditions=("audio", "360p"))) == ("360p", "audio")
+    assert validate(job) == ("360p", "240p", "audio")
+
+
+def _exe(path: Path) -> str:
+    path.write_text("#!/bin/sh\necho fake\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_given_env_override_when_finding_then_it_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _exe(tmp_path / "my-ffmpeg")
+    monkeypatch.setenv("FFMPEG_PATH", fake)
+    assert find_binary("ffmpeg") == fake
+    monkeypatch.setenv("FFPROBE_PATH", str(tmp_path / "missing"))
+    with pytest.raises(FFmpegNotFoundError, match="FFPROBE_PATH"):
+        find_binary("ffprobe")
+
+
+def test_given_lambda_layer_when_finding_then_opt_bin_before_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FFMPEG_PATH", raising=False)
+    layer = tmp_path / "opt-bin"
+    layer.mkdir()
+    fake = _exe(layer / "ffmpeg")
+    monkeypatch.setattr(ff, "LAYER_BIN", str(layer))
+    assert find_binary("ffmpeg") == fake
+
+
+def test_given_only_path_when_finding_then_path_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FFPROBE_PATH", raising=False)
+    monkeypatch.setattr(ff, "LAYER_BIN", str(tmp_path / "none"))
+    fake = _exe(tmp_path / "ffprobe")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_binary("ffprobe") == fake
+
+
+def test_given_nothing_installed_when_finding_then_error_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FFMPEG_PATH", raising=False)
+    monkeypatch.setattr(ff, "LAYER_BIN", str(tmp_path / "none"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails
+    with pytest.raises(FFmpegNotFoundError, match="apt-get install ffmpeg"):
+        find_binary("ffmpeg")
+
+
+def test_given_slow_child_when_run_then_killed_at_timeout() -> None:
+    with pytest.raises(TranscodeError, match=r"timed out after 0\.2 s"):
+        ff.run_process([sys.executable, "-c", "import time; time.sleep(10)"], timeout=0.2)
+
+
+def test_given_busy_child_when_run_then_its_own_cpu_time_is_measured() -> None:
+    result = ff.run_process([sys.executable, "-c", "import sys\nx=0\nfor i in range(3_000_000): x+=i\n"
+                             "sys.stderr.write('done')"], timeout=60)
+    assert result.returncode == 0 and result.stderr == "done"
+    assert 0.05 < result.cpu_seconds <= result.wall_seconds * 1.5 + 0.05
+
+
+def test_given_missing_program_when_run_then_not_found_error() -> None:
+    with pytest.raises(FFmpegNotFoundError, match="apt-get install"):
+        ff.run_process([os.path.join("/nonexistent", "ffmpeg")], timeout=1)
+
+
+@pytest.mark.parametrize(("text", "fps"), [("25 fps", "25"), ("29.97 fps", "30000/1001"), ("59.94 fps", "60000/1001"),
+                                           ("1k fps", "1000"), ("no rate", "0")])
+def test_given_ffmpeg_stream_line_when_fps_parsed_then_exact_rational(text: str, fps: str) -> None:
+    from fractions import Fraction
+
+    assert _parse_fps(f"h264, yuv420p, 320x180, {text}, 90k tbn") == Fraction(fps)
+
+
+@pytest.mark.parametrize(
+    ("line", "is_input_error"),
+    [
+        ("[h264 @ 0x562bc3815e00] [error] Invalid level prefix", True),
+        ("[vist#0:0/h264 @ 0x1] [dec:h264 @ 0x2] [error] error while decoding MB 1 8", True),
+        ("[in#0/mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] [error] stream 0, offset 0x5993: partial file", True),
+        ("[aac @ 0x3] [error] Input buffer exhausted before END element found", True),
+        ("[libx264 @ 0x1] [error] an encoder problem is ours, not the chunk's", False),
+        ("[mp4 @ 0x1] [error] a muxer problem is ours too", False),
+        ("[h264 @ 0x1] [warning] a warning is not an error", False),
+    ],
+)
+def test_given_ffmpeg_log_line_when_classified_then_only_input_errors_reject_the_chunk(
+    line: str, is_input_error: bool
+) -> None:
+    from chalicelib.transcode.job import _DECODE_ERROR_RE
+
+    assert bool(_DECODE_ERROR_RE.search(line)) is is_input_error
