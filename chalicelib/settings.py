@@ -38,6 +38,12 @@ class Settings:
     gap_deadline: float  # seconds a missing predecessor may hold up publishing before it becomes a GAP
     api_keys: frozenset[str]  # empty: auth delegated to API Gateway (IAM / usage-plan keys)
     ingest_url_ttl: int
+    metrics_namespace: str = "Slipstream"
+    # Signed playback URLs: only where the stage configures a CloudFront key pair; the private key
+    # lives in an SSM SecureString, never in the environment.
+    cloudfront_key_pair_id: str = ""
+    cloudfront_private_key_parameter: str = ""
+    signed_url_ttl: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,4 +68,8 @@ class Settings:
             gap_deadline=_float(env, "GAP_DEADLINE", 20.0, 1.0, 600.0),
             api_keys=frozenset(k for k in env.get("API_KEYS", "").split(",") if k),
             ingest_url_ttl=int(_float(env, "INGEST_URL_TTL", 3600, 60, 86400)),
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "Slipstream"),
+            cloudfront_key_pair_id=env.get("CLOUDFRONT_KEY_PAIR_ID", ""),
+            cloudfront_private_key_parameter=env.get("CLOUDFRONT_PRIVATE_KEY_PARAMETER", ""),
+            signed_url_ttl=int(_float(env, "SIGNED_URL_TTL", 3600, 60, 7 * 86400)),
         )
