@@ -43,4 +43,82 @@ def resettable(f: Any) -> Any:
 
 # --- pipeline factories (chalicelib/pipeline) ---
 
+
+@resettable
+@cache
+def dynamodb_table() -> Any:
+    import boto3
+
+    return boto3.resource("dynamodb").Table(settings().table_name)
+
+
+@resettable
+@cache
+def pipeline_store() -> Any:
+    from .pipeline.store import PipelineStore
+
+    return PipelineStore(dynamodb_table())
+
+
+@resettable
+@cache
+def object_store() -> Any:
+    from .pipeline.objects import S3ObjectStore
+
+    return S3ObjectStore(client("s3"))
+
+
+@resettable
+@cache
+def cdn() -> Any:
+    """The CloudFront adapter, or None when the stage has no distribution (local runs)."""
+    from .pipeline.cdn import CloudFrontCdn
+
+    dist = settings().distribution_id
+    return CloudFrontCdn(client("cloudfront"), dist) if dist else None
+
+
 # --- control factories (chalicelib/control) ---
+
+
+@resettable
+@cache
+def presign_s3_client() -> Any:
+    """S3 client that presigns with SigV4 (X-Amz-Expires; SigV2 URLs are refused in new regions)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+
+@resettable
+@cache
+def control() -> Any:
+    """The control plane's ports. Pipeline functions are resolved on first use (lazy import), so
+    the API runs (and is testable) without the pipeline package being importable."""
+    from .control.adapters import (
+        CloudFrontUrlSigner,
+        EmfMetrics,
+        LazyPort,
+        S3UploadPresigner,
+        StepFunctionsLifecycle,
+    )
+    from .control.ports import Control
+    from .control.store import ChannelStore
+
+    s = settings()
+    signer = None
+    if s.cloudfront_key_pair_id and s.cloudfront_private_key_parameter:
+        param = client("ssm").get_parameter(Name=s.cloudfront_private_key_parameter, WithDecryption=True)
+        signer = CloudFrontUrlSigner(s.cloudfront_key_pair_id, param["Parameter"]["Value"])
+    return Control(
+        settings=s,
+        store=ChannelStore(client("dynamodb"), s.table_name),
+        lifecycle=StepFunctionsLifecycle(client("stepfunctions"), s.state_machine_arn),
+        republisher=LazyPort("chalicelib.pipeline.publish", "republish"),
+        finalizer=LazyPort("chalicelib.pipeline.publish", "finalize_vod"),
+        presigner=S3UploadPresigner(presign_s3_client()),
+        metrics=EmfMetrics(s.metrics_namespace),
+        signer=signer,
+        signed_url_ttl=s.signed_url_ttl,
+    )

@@ -1,0 +1,51 @@
+"""Media time: where a source chunk sits on the channel's continuous output timeline.
+
+The output timeline (tfdt, SegmentTimeline@t, Segment.start) starts at 0 for the run and must
+be continuous across chunks, so it is derived from the source clock, not from chunk counting:
+chunk durations from an encoder are never exactly the nominal duration, and counting would drift
+away from the audio/video timestamps inside the chunks.
+
+- The first chunk to arrive in a run fixes the channel's `base` (a conditional write, so two
+  concurrent first chunks agree). If that chunk is seq n > 0 (chunks raced, or the encoder
+  resumed), base = start_time - n * segment_duration, so seq 0 would have started at ~0.
+- media_start = start_time - base + k * 2**33/90000 for the k that lands closest to where the
+  sequence number says the chunk should be (seq * segment_duration). MPEG-TS timestamps are
+  33-bit at 90 kHz and wrap every ~26.5 h; choosing k by the expected position instead of
+  "unwrap once if negative" stays right through any number of wraps and for chunks that
+  arrive out of order around a wrap. MP4 sources never wrap; the rule is then a no-op.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import InvalidMediaError
+
+PTS_WRAP = 2**33 / 90_000  # seconds: 95443.717...
+
+
+def base_for(start_time: float, seq: int, segment_duration: float) -> float:
+    """The run's base from its first-arriving chunk."""
+    return start_time - seq * segment_duration
+
+
+def media_start(start_time: float, base: float, seq: int, segment_duration: float) -> float:
+    """Media seconds of a chunk on the run's output timeline (never negative)."""
+    if not math.isfinite(start_time):
+        raise InvalidMediaError(f"chunk {seq} has no usable start time ({start_time})")
+    raw = start_time - base
+    expected = seq * segment_duration
+    k = round((expected - raw) / PTS_WRAP)
+    value = raw + k * PTS_WRAP
+    if abs(value - expected) > clock_reset_tolerance(segment_duration):
+        # The encoder restarted its clock (or `push --start-seq` resumed a run): trust the
+        # sequence number. The packager sees the jump against the previous segment and marks
+        # an EXT-X-DISCONTINUITY, which players handle; a huge tfdt jump they do not.
+        value = expected
+    return max(0.0, round(value, 6))
+
+
+def clock_reset_tolerance(segment_duration: float) -> float:
+    """How far a chunk's clock may stray from its sequence position before it counts as a reset:
+    a few chunks of encoder jitter, at least a minute."""
+    return max(60.0, 30 * segment_duration)

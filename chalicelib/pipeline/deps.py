@@ -1,0 +1,84 @@
+"""What the pipeline use cases depend on, as one object: the real one comes from the composition
+root (`default()`), tests build one with fakes (a fake transcoder, a fixed clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..media.ladder import LADDERS, Ladder
+from ..media.timeline import AdBreak, Timeline
+from ..records import ChannelRecord, utcnow
+from ..settings import Settings
+from .cdn import Cdn
+from .objects import ObjectStore
+from .queues import Queue
+from .store import PipelineStore
+
+Prober = Callable[[str], Any]  # path -> MediaInfo (duration, start_time, ...)
+Transcoder = Callable[[Any], Any]  # TranscodeJob -> TranscodeResult
+Renderer = Callable[[Timeline, datetime], dict[str, str]]  # -> {path under channel root: text}
+BreakReader = Callable[[Iterable[Mapping[str, Any]]], tuple[AdBreak, ...]]
+
+
+def render_manifests(tl: Timeline, now: datetime) -> dict[str, str]:
+    """Every manifest of a channel: HLS (master, dvr master, per-rendition live/dvr) + the MPD."""
+    from ..media import dash, hls
+
+    files = hls.render_all(tl)
+    files["manifest.mpd"] = dash.render_mpd(tl, now)
+    return files
+
+
+def _probe(path: str) -> Any:
+    from ..transcode.probe import probe
+
+    return probe(path)
+
+
+def _transcode(job: Any) -> Any:
+    from ..transcode.job import run
+
+    return run(job)
+
+
+def _breaks(items: Iterable[Mapping[str, Any]]) -> tuple[AdBreak, ...]:
+    from ..control.adbreaks import to_timeline_breaks
+
+    return to_timeline_breaks(items)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: PipelineStore
+    objects: ObjectStore
+    queue: Queue
+    cdn: Cdn | None
+    probe: Prober = _probe
+    transcode: Transcoder = _transcode
+    render: Renderer = render_manifests
+    ad_breaks: BreakReader = _breaks
+    now: Callable[[], datetime] = utcnow
+    lease_seconds: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def ladder(self, meta: ChannelRecord | None) -> Ladder:
+        """The channel's ladder if it names a known one, else the stage default."""
+        name = meta.ladder if meta is not None and meta.ladder in LADDERS else self.settings.ladder
+        return LADDERS.get(name, LADDERS["default"])
+
+
+def default() -> Deps:
+    from .. import root
+    from .queues import SqsQueue
+
+    return Deps(
+        settings=root.settings(),
+        store=root.pipeline_store(),
+        objects=root.object_store(),
+        queue=SqsQueue(root.client("sqs")),
+        cdn=root.cdn(),
+    )

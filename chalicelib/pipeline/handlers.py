@@ -1,0 +1,100 @@
+"""Glue between app.py's decorators and the use cases: raw event dict in, use case called,
+serialisable result out, metrics flushed. Kept out of app.py so app.py stays decorators only.
+
+Partial batch failures: Chalice 1.34 cannot set ReportBatchItemFailures on an SQS event source,
+and without it a returned `batchItemFailures` list is ignored (the whole batch counts as done),
+so Powertools' BatchProcessor would silently drop failures. Instead the transcode queue uses
+batch_size=1 (one failure = one retry), and the packager renders every channel of its batch and
+then raises if any failed (packaging is idempotent, so retrying the rest is harmless).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import SlipstreamError
+from . import events, ingest, publish, worker
+from .deps import Deps
+from .obs import flushing, logger, tracer
+from .queues import PackageMessage, TranscodeMessage
+
+# Read at import so app.py's decorators see the stage's bucket: the emulator imports the app with
+# the stage env set, and `chalice deploy` must be run with INGEST_BUCKET exported (infra/deploy.sh).
+INGEST_BUCKET = os.environ.get("INGEST_BUCKET", "slipstream-local-ingest")
+TRANSCODE_QUEUE = "slipstream-transcode"
+PACKAGE_QUEUE = "slipstream-package"
+INGEST_EVENTS_QUEUE = "slipstream-ingest-events"
+
+
+def _deps(context: Any = None) -> Deps:
+    from .. import root
+    from .deps import default
+
+    d = default()
+    d.extra.setdefault("idempotency", root_idempotency(root.settings().table_name))
+    if context is not None:
+        d.extra["lambda_context"] = context  # idempotency records expire in-progress with the Lambda
+    return d
+
+
+_IDEM: dict[str, Any] = {}
+
+
+def root_idempotency(table: str) -> Any:
+    """One persistence layer per process (it holds a boto3 client)."""
+    if table not in _IDEM:
+        _IDEM[table] = ingest.idempotency_layer(table)
+    return _IDEM[table]
+
+
+def _bodies(event: Mapping[str, Any]) -> list[str]:
+    return [str(r.get("body", "")) for r in event.get("Records") or ()]
+
+
+@tracer.capture_method
+def on_s3(event: Mapping[str, Any], context: Any = None) -> list[str]:
+    with flushing():
+        return ingest.handle(events.from_s3_notification(event), _deps(context))
+
+
+@tracer.capture_method
+def on_eventbridge(event: Mapping[str, Any], context: Any = None) -> list[str]:
+    with flushing():
+        return ingest.handle(events.from_eventbridge(event), _deps(context))
+
+
+@tracer.capture_method
+def on_ingest_queue(event: Mapping[str, Any], context: Any = None) -> list[str]:
+    with flushing():
+        return ingest.handle(events.from_sqs_bodies(_bodies(event)), _deps(context))
+
+
+@tracer.capture_method
+def on_transcode(event: Mapping[str, Any]) -> list[str]:
+    with flushing():
+        deps = _deps()
+        out = []
+        for body in _bodies(event):
+            try:
+                msg = TranscodeMessage.parse(body)
+            except SlipstreamError as e:
+                # A malformed message can never succeed: log it and let it go (no retry loop).
+                logger.error("malformed transcode message dropped", extra={"error": str(e)})
+                out.append(f"dropped: {e}")
+                continue
+            out.append(worker.transcode_chunk(msg, deps))
+        return out
+
+
+@tracer.capture_method
+def on_package(event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    with flushing():
+        msgs = []
+        for body in _bodies(event):
+            try:
+                msgs.append(PackageMessage.parse(body))
+            except SlipstreamError as e:
+                logger.error("malformed package message dropped", extra={"error": str(e)})
+        return [o.__dict__ for o in publish.package_channels(msgs, _deps())]

@@ -1,0 +1,75 @@
+"""S3 object store port + boto3 adapter, with the origin's caching rules in one place."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from ..errors import NotFoundError, StoreError
+
+# MediaPackage's recommendations (DESIGN.md "Caching"): segments never change once written.
+IMMUTABLE = "public, max-age=1209600, immutable"
+
+
+def playlist_cache_control(segment_duration: float) -> str:
+    """Half a segment, at least 1 s: a new playlist version is visible within 0.5-1.5 x target."""
+    return f"public, max-age={max(1, round(segment_duration / 2))}"
+
+
+def content_type(key: str, rendition: str = "", audio_name: str = "audio") -> str:
+    if key.endswith(".m3u8"):
+        return "application/vnd.apple.mpegurl"
+    if key.endswith(".mpd"):
+        return "application/dash+xml"
+    if key.endswith(".m4s"):
+        return "audio/mp4" if rendition == audio_name else "video/mp4"
+    if key.endswith(".mp4"):
+        return "audio/mp4" if rendition == audio_name and not key.endswith("init.mp4") else "video/mp4"
+    return "application/octet-stream"
+
+
+class ObjectStore(Protocol):
+    def download(self, bucket: str, key: str, path: Path) -> None: ...
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> None: ...
+
+    def etag(self, bucket: str, key: str) -> str | None: ...
+
+
+class S3ObjectStore:
+    def __init__(self, client: Any) -> None:
+        self._s3 = client
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        try:
+            self._s3.download_file(bucket, key, str(path))
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise NotFoundError(f"s3://{bucket}/{key} does not exist") from e
+            raise StoreError(f"download of s3://{bucket}/{key} failed: {e}") from e
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> None:
+        try:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                                CacheControl=cache_control)
+        except ClientError as e:
+            raise StoreError(f"upload of s3://{bucket}/{key} failed: {e}") from e
+
+    def etag(self, bucket: str, key: str) -> str | None:
+        try:
+            return str(self._s3.head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+        except ClientError as e:
+            # Without s3:ListBucket, S3 answers 403 (not 404) for a missing key. Either way the
+            # caller re-uploads, which is safe: init segments are byte-identical per channel.
+            if e.response.get("Error", {}).get("Code") in ("404", "403", "NoSuchKey", "NotFound", "Forbidden"):
+                return None
+            raise StoreError(f"head of s3://{bucket}/{key} failed: {e}") from e
+
+
+def md5_hex(body: bytes) -> str:
+    """S3's ETag of a single-part upload, to skip re-uploading an unchanged init segment."""
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()

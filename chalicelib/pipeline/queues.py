@@ -1,0 +1,84 @@
+"""SQS port + adapter and the two message shapes the pipeline passes between its stages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from ..errors import StoreError, ValidationError
+from ..records import segment_sk, validate_id
+
+MAX_DELAY = 900  # SQS DelaySeconds limit
+
+
+class Queue(Protocol):
+    def send(self, queue_url: str, body: dict[str, Any], delay: int = 0) -> None: ...
+
+
+class SqsQueue:
+    def __init__(self, client: Any) -> None:
+        self._sqs = client
+
+    def send(self, queue_url: str, body: dict[str, Any], delay: int = 0) -> None:
+        if not queue_url:
+            raise StoreError("no queue URL configured (TRANSCODE_QUEUE_URL / PACKAGE_QUEUE_URL)")
+        try:
+            self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body, sort_keys=True),
+                                   DelaySeconds=max(0, min(MAX_DELAY, int(delay))))
+        except ClientError as e:
+            raise StoreError(f"SQS send failed: {e}") from e
+
+
+@dataclass(frozen=True)
+class TranscodeMessage:
+    channel: str
+    seq: int
+    etag: str
+    renditions: tuple[str, ...] = ()  # empty: every rendition of the ladder in one job
+
+    def body(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["renditions"] = list(self.renditions)
+        return d
+
+    @classmethod
+    def parse(cls, body: str) -> TranscodeMessage:
+        doc = _json(body)
+        try:
+            channel = validate_id(doc["channel"])
+            seq = doc["seq"]
+            segment_sk(seq)  # validates the range
+            renditions = tuple(str(r) for r in doc.get("renditions") or ())
+            return cls(channel, int(seq), str(doc["etag"]), renditions)
+        except KeyError as e:
+            raise ValidationError(f"transcode message lacks {e}") from None
+
+
+@dataclass(frozen=True)
+class PackageMessage:
+    channel: str
+    seq: int = -1  # the chunk that triggered it (logging only)
+    reason: str = ""  # non-empty: invalidate manifests for this reason
+
+    def body(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def parse(cls, body: str) -> PackageMessage:
+        doc = _json(body)
+        if "channel" not in doc:
+            raise ValidationError("package message lacks 'channel'")
+        return cls(validate_id(doc["channel"]), int(doc.get("seq", -1)), str(doc.get("reason", "")))
+
+
+def _json(body: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise ValidationError(f"message is not JSON: {body[:80]!r}") from None
+    if not isinstance(doc, dict):
+        raise ValidationError("message is not a JSON object")
+    return doc
