@@ -20,12 +20,21 @@ from .deps import Deps
 from .obs import flushing, logger, tracer
 from .queues import PackageMessage, TranscodeMessage
 
-# Read at import so app.py's decorators see the stage's bucket: the emulator imports the app with
-# the stage env set, and `chalice deploy` must be run with INGEST_BUCKET exported (infra/deploy.sh).
-INGEST_BUCKET = os.environ.get("INGEST_BUCKET", "slipstream-local-ingest")
-TRANSCODE_QUEUE = "slipstream-transcode"
-PACKAGE_QUEUE = "slipstream-package"
-INGEST_EVENTS_QUEUE = "slipstream-ingest-events"
+# Read at import, because app.py's decorators need literal names when Chalice builds the event
+# sources. The emulator and Lambda import the app with the stage's env set; `chalice deploy` and
+# `chalice package` run in a plain shell, so infra/deploy.sh exports STAGE (and the trigger) first.
+STAGE = os.environ.get("STAGE", "local")
+INGEST_BUCKET = os.environ.get("INGEST_BUCKET", f"slipstream-{STAGE}-ingest")
+TRANSCODE_QUEUE = f"slipstream-{STAGE}-transcode"
+PACKAGE_QUEUE = f"slipstream-{STAGE}-package"
+INGEST_EVENTS_QUEUE = f"slipstream-{STAGE}-ingest-events"
+# How uploads reach on_segment_uploaded: "s3" (chalice deploy's native bucket notification, local
+# default), "eventbridge" (a rule straight to the Lambda) or "sqs" (EventBridge -> queue, what the
+# CloudFormation stack in infra/ wires, since `chalice package` cannot package S3 notifications).
+# Exactly one is registered, so an upload is never ingested twice by two paths.
+INGEST_TRIGGER = os.environ.get("INGEST_TRIGGER", "s3" if STAGE == "local" else "sqs")
+if INGEST_TRIGGER not in ("s3", "eventbridge", "sqs"):
+    raise ValueError(f"INGEST_TRIGGER={INGEST_TRIGGER!r}: use s3, eventbridge or sqs")
 
 
 def _deps(context: Any = None) -> Deps:

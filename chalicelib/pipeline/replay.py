@@ -1,6 +1,6 @@
 """Replay dead-lettered jobs: move messages from a queue's DLQ back to the queue.
 
-    python -m chalicelib.pipeline.replay --queue slipstream-transcode [--max 100] [--dry-run]
+    python -m chalicelib.pipeline.replay --queue slipstream-{stage}-transcode [--max 100] [--dry-run]
 
 The DLQ is found from the queue's RedrivePolicy, so nobody has to know its name. Each message is
 sent to the source queue before it is deleted from the DLQ (a crash in between duplicates a
@@ -53,7 +53,7 @@ def replay_dlq(sqs: Any, queue_url: str, max_messages: int = 1000, dry_run: bool
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m chalicelib.pipeline.replay", description=__doc__.splitlines()[0])
-    ap.add_argument("--queue", required=True, help="queue name (slipstream-transcode) or URL")
+    ap.add_argument("--queue", required=True, help="queue name (slipstream-{stage}-transcode) or URL")
     ap.add_argument("--max", type=int, default=1000, dest="max_messages")
     ap.add_argument("--dry-run", action="store_true", help="only count what would move")
     args = ap.parse_args(argv)

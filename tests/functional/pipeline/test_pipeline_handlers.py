@@ -106,15 +106,17 @@ def test_eventbridge_and_sqs_ingest_reach_the_same_use_case_and_stay_idempotent(
     bridge = {"version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3", "account": "1",
               "time": "2026-03-01T12:00:00Z", "region": "us-east-1", "resources": [],
               "detail": {"bucket": {"name": ENV["INGEST_BUCKET"]}, "object": {"key": key, "etag": etag, "size": 1}}}
+    # A stage registers one of these triggers (app.py); the glue behind each is the same use case.
+    from chalicelib.pipeline import handlers
+
+    root.reset()
+    assert handlers.on_eventbridge(bridge) == ["accepted"]
     with Client(app, stage_name="local") as client:
-        root.reset()
-        assert client.lambda_.invoke("on_segment_uploaded_event", bridge).payload == ["accepted"]
         s3_note = client.events.generate_s3_event(bucket=ENV["INGEST_BUCKET"], key=key)
-        s3_note["Records"][0]["s3"]["object"]["eTag"] = etag
-        queued = client.events.generate_sqs_event(queue_name="slipstream-ingest-events",
-                                                  message_bodies=[json.dumps(s3_note), "not json"])
-        out = client.lambda_.invoke("on_segment_uploaded_queued", queued).payload
-        assert out[0] == "accepted" and out[1].startswith("rejected")  # replayed from the idempotency record
+    s3_note["Records"][0]["s3"]["object"]["eTag"] = etag
+    queued = {"Records": [{"body": json.dumps(s3_note)}, {"body": "not json"}]}
+    out = handlers.on_ingest_queue(queued)
+    assert out[0] == "accepted" and out[1].startswith("rejected")  # replayed from the idempotency record
     sqs = boto3.client("sqs")
     attrs = sqs.get_queue_attributes(QueueUrl=aws["transcode"], AttributeNames=["ApproximateNumberOfMessages"])
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "1"
@@ -122,3 +124,34 @@ def test_eventbridge_and_sqs_ingest_reach_the_same_use_case_and_stay_idempotent(
         Key={"pk": "CH#news", "sk": records.segment_sk(0)})["Item"]
     # The EventBridge time was hours off our clock: arrival is taken from our clock instead.
     assert not str(item["received_at"]).startswith("2026-03-01T12:00")
+
+
+@pytest.mark.parametrize(
+    ("trigger", "handler"),
+    [
+        ("s3", "on_segment_uploaded"),
+        ("eventbridge", "on_segment_uploaded_event"),
+        ("sqs", "on_segment_uploaded_queued"),
+    ],
+)
+def test_each_stage_registers_exactly_one_ingest_trigger(
+    monkeypatch: pytest.MonkeyPatch, trigger: str, handler: str
+) -> None:
+    """Two registered triggers would ingest every upload twice (EventBridge -> Lambda and -> SQS)."""
+    import importlib
+    import sys
+
+    import app as app_module
+    from chalicelib.pipeline import handlers
+
+    monkeypatch.setenv("INGEST_TRIGGER", trigger)
+    try:
+        importlib.reload(handlers)
+        fresh = importlib.reload(app_module)
+        ingest = {"on_segment_uploaded", "on_segment_uploaded_event", "on_segment_uploaded_queued"}
+        names = {getattr(src, "name", "") for src in fresh.app.event_sources} & ingest
+        assert names == {handler}
+    finally:
+        monkeypatch.delenv("INGEST_TRIGGER")
+        importlib.reload(handlers)
+        importlib.reload(sys.modules["app"])

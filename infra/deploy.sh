@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make deploy STAGE=prod: (1) create/update the stateful stack, (2) chalice deploy the functions and
+# API with the stack's names, (3) wire the state machine to the deployed lifecycle function.
+# Needs AWS credentials in the environment (or a profile) and a region. See docs/deploy.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STAGE=${STAGE:-prod}
+APP=slipstream
+STACK="$APP-$STAGE"
+PY="$ROOT/.venv/bin/python"
+CHALICE="$ROOT/.venv/bin/chalice"
+BUILD="$ROOT/build/deploy/$STAGE"
+
+die() { echo "deploy: error: $*" >&2; exit 1; }
+step() { echo "deploy: $*" >&2; }
+
+case "$STAGE" in dev|prod) ;; *) die "STAGE must be dev or prod (got '$STAGE'); 'local' is the emulator: make demo" ;; esac
+command -v aws >/dev/null || die "aws CLI not found -- install with: pip install awscli"
+[ -x "$CHALICE" ] || die "chalice not installed -- run: make deps"
+REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}
+[ -n "$REGION" ] || die "no AWS region -- export AWS_REGION=us-east-1 (or your region)"
+export AWS_DEFAULT_REGION="$REGION" AWS_REGION="$REGION"
+unset AWS_ENDPOINT_URL  # a leftover emulator endpoint would deploy into the emulator
+ACCOUNT=$(aws sts get-caller-identity --query Account --output text) || die "no AWS credentials (aws sts get-caller-identity failed)"
+step "account $ACCOUNT, region $REGION, stack $STACK"
+
+mkdir -p "$BUILD"
+"$ROOT/.venv/bin/cfn-lint" infra/template.yaml || die "cfn-lint failed on infra/template.yaml"
+
+# The ASL file is uploaded by `cloudformation package`, which needs a bucket for artifacts.
+ARTIFACTS="$APP-artifacts-$ACCOUNT-$REGION"
+if ! aws s3api head-bucket --bucket "$ARTIFACTS" 2>/dev/null; then
+  step "creating artifact bucket $ARTIFACTS"
+  aws s3 mb "s3://$ARTIFACTS" --region "$REGION" >/dev/null
+  aws s3api put-public-access-block --bucket "$ARTIFACTS" --public-access-block-configuration \
+    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+fi
+aws cloudformation package --template-file infra/template.yaml --s3-bucket "$ARTIFACTS" \
+  --s3-prefix "$STACK" --output-template-file "$BUILD/template.packaged.yaml" >/dev/null
+
+deploy_stack() {
+  aws cloudformation deploy --stack-name "$STACK" --template-file "$BUILD/template.packaged.yaml" \
+    --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+    --parameter-overrides AppName="$APP" Stage="$STAGE" "$@" \
+    --tags app="$APP" stage="$STAGE"
+}
+
+step "1/3 stateful stack (buckets, table, queues, CloudFront, state machine)"
+deploy_stack
+aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].Outputs' --output json > "$BUILD/outputs.json"
+
+step "2/3 chalice deploy --stage $STAGE"
+"$PY" infra/stage_config.py prepare --stage "$STAGE" --outputs "$BUILD/outputs.json" --dest "$BUILD/project" >/dev/null
+# app.py's decorators read the stage at import (queue names; ingest arrives EventBridge -> SQS).
+(cd "$BUILD/project" && STAGE="$STAGE" INGEST_TRIGGER=sqs "$CHALICE" deploy --stage "$STAGE")
+
+step "3/3 wiring the state machine to the deployed lifecycle function"
+LIFECYCLE_ARN=$("$PY" infra/stage_config.py function-arn --deployed "$BUILD/project/.chalice/deployed/$STAGE.json" --name lifecycle)
+deploy_stack LifecycleFunctionArn="$LIFECYCLE_ARN"
+
+API_URL=$(cd "$BUILD/project" && "$CHALICE" url --stage "$STAGE" 2>/dev/null || true)
+PLAYBACK=$(aws cloudformation describe-stacks --stack-name "$STACK" --query "Stacks[0].Outputs[?OutputKey=='PlaybackBaseUrl'].OutputValue" --output text)
+step "done"
+echo "API:      $API_URL"
+echo "Playback: $PLAYBACK/{channel}/master.m3u8"

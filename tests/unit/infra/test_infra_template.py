@@ -1,0 +1,196 @@
+"""infra/template.yaml: lints clean, merges with `chalice package`, and means what docs/deploy.md says.
+
+These are the checks CI can make without an AWS account: a template that cfn-lint rejects, or a
+cache policy that lets playlists go stale at the edge, would only show up after a real deploy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+
+PARAMS = {"AppName": "slipstream", "Stage": "prod", "AWS::AccountId": "123456789012", "AWS::Region": "eu-west-1",
+          "AWS::Partition": "aws"}
+
+
+def resolve(value: Any, params: dict[str, str] = PARAMS) -> str:
+    """Evaluate the Fn::Sub / Ref forms the template uses for names (enough for these checks)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: params[m.group(1)], value["Fn::Sub"])
+    if isinstance(value, dict) and "Ref" in value:
+        return params[value["Ref"]]
+    raise AssertionError(f"cannot resolve {value!r}")
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_given_the_template_when_cfn_lint_runs_then_it_reports_nothing(cfn_lint: Any) -> None:
+    result = cfn_lint(TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_given_chalice_package_with_the_merged_template_when_linted_then_it_is_valid(
+    tmp_path: Path, cfn_lint: Any
+) -> None:
+    """What `chalice package --merge-template` produces is one deployable SAM template, and the ingest
+    path arrives through the EventBridge -> SQS queue (chalice package drops @app.on_s3_event)."""
+    import os
+    import subprocess
+    import sys
+
+    # Packaging needs a region but no credentials; never let an emulator endpoint leak in.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # As infra/deploy.sh does: the app's decorators read the stage (queue names, ingest trigger).
+    env.update(STAGE="dev", INGEST_TRIGGER="sqs")
+    env.pop("INGEST_BUCKET", None)
+    chalice = Path(sys.executable).with_name("chalice")
+    out = tmp_path / "package"
+    proc = subprocess.run(
+        [str(chalice), "package", "--stage", "dev", "--merge-template", str(TEMPLATE), str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sam = out / "sam.yaml"
+    assert sam.is_file(), sorted(p.name for p in out.iterdir())
+    lint = cfn_lint(sam)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    from cfnlint.decode import decode
+
+    merged, errors = decode(str(sam))
+    assert not errors and merged is not None
+    # The stateful resources survived the merge next to chalice's functions.
+    assert {"ChannelTable", "IngestEventsQueue", "IngestRule", "Distribution", "ChannelStateMachine"} <= set(
+        merged["Resources"]
+    )
+    functions = resources_of(dict(merged), "AWS::Serverless::Function")
+    assert functions, "chalice package produced no functions: app.py defines no handlers yet"
+    sqs_sources = [
+        json.dumps(event["Properties"]["Queue"])
+        for fn in functions.values()
+        for event in fn["Properties"].get("Events", {}).values()
+        if event["Type"] == "SQS"
+    ]
+    assert any("slipstream-dev-ingest-events" in q for q in sqs_sources), (
+        "no function consumes the stage's ingest-events queue; SQS sources: " + repr(sqs_sources)
+    )
+    # Every queue a function consumes is one the stack creates (chalice only builds the ARN from a name).
+    dev = {**PARAMS, "Stage": "dev"}
+    queues = resources_of(dict(merged), "AWS::SQS::Queue").values()
+    created = {resolve(q["Properties"]["QueueName"], dev) for q in queues}
+    consumed = {re.sub(r'"}$', "", q).rsplit(":", 1)[-1] for q in sqs_sources}
+    assert consumed <= created, f"functions consume queues the stack does not create: {sorted(consumed - created)}"
+
+
+def test_every_placeholder_of_the_state_machine_is_substituted_by_the_stack(template: dict[str, Any]) -> None:
+    sm = template["Resources"]["ChannelStateMachine"]["Properties"]
+    asl_path = (TEMPLATE.parent / sm["DefinitionS3Location"]).resolve()
+    assert asl_path.is_file(), f"DefinitionS3Location points at a missing file: {asl_path}"
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", asl_path.read_text()))
+    assert placeholders, "the ASL has no ${...} placeholders: is DefinitionS3Location the right file?"
+    missing = placeholders - set(sm["DefinitionSubstitutions"])
+    assert not missing, f"template does not substitute {sorted(missing)}"
+
+
+def test_the_stack_substitutes_the_same_keys_as_the_lifecycle_code(template: dict[str, Any]) -> None:
+    """One source of truth for the ASL's inputs: the template and chalicelib.control.asl agree."""
+    asl = pytest.importorskip("chalicelib.control.asl")
+    expected = set(asl.substitutions("arn:aws:lambda:eu-west-1:123456789012:function:x"))
+    given = set(template["Resources"]["ChannelStateMachine"]["Properties"]["DefinitionSubstitutions"])
+    assert given == expected
+
+
+def test_playlists_expire_quickly_at_the_edge_and_segments_stay_cached(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    dist = res["Distribution"]["Properties"]["DistributionConfig"]
+    manifests = res["ManifestCachePolicy"]["Properties"]["CachePolicyConfig"]
+    segments = res["SegmentCachePolicy"]["Properties"]["CachePolicyConfig"]
+    # Origin max-age (half a segment) must win for playlists: MinTTL 0, and a wrong header is capped.
+    assert manifests["MinTTL"] == 0 and manifests["MaxTTL"] <= 10
+    by_pattern = {b["PathPattern"]: b["CachePolicyId"] for b in dist["CacheBehaviors"]}
+    assert by_pattern["*.m3u8"] == {"Ref": "ManifestCachePolicy"}
+    assert by_pattern["*.mpd"] == {"Ref": "ManifestCachePolicy"}
+    # Everything else (segments, init segments) is immutable: 14 days unless the origin says otherwise.
+    assert dist["DefaultCacheBehavior"]["CachePolicyId"] == {"Ref": "SegmentCachePolicy"}
+    assert segments["DefaultTTL"] >= 14 * 86400
+    # A segment requested a moment too early must not stay a cached 404.
+    assert {e["ErrorCode"]: e["ErrorCachingMinTTL"] for e in dist["CustomErrorResponses"]}[404] <= 1
+
+
+def test_the_origin_bucket_is_private_and_readable_only_through_the_distribution(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    block = res["OriginBucket"]["Properties"]["PublicAccessBlockConfiguration"]
+    assert all(block[k] is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls",
+                                          "RestrictPublicBuckets"))
+    origin = res["Distribution"]["Properties"]["DistributionConfig"]["Origins"][0]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+    oac = res["OriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert oac["SigningBehavior"] == "always"
+    bucket_policy = res["OriginBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allows = [s for s in bucket_policy if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    assert allows[0]["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allows[0]["Action"] == "s3:GetObject"
+    source_arn = allows[0]["Condition"]["StringEquals"]["AWS:SourceArn"]
+    assert "${Distribution}" in json.dumps(source_arn), "any distribution could read the bucket"
+
+
+def test_every_work_queue_redrives_to_a_dead_letter_queue(template: dict[str, Any]) -> None:
+    queues = resources_of(template, "AWS::SQS::Queue")
+    work = {k: v for k, v in queues.items() if not k.endswith("DLQ")}
+    assert set(work) == {"TranscodeQueue", "PackageQueue", "IngestEventsQueue"}
+    for name, queue in work.items():
+        redrive = queue["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [name.replace("Queue", "DLQ"), "Arn"]}
+        assert 1 <= redrive["maxReceiveCount"] <= 10
+
+
+def test_uploads_to_the_ingest_bucket_reach_the_ingest_queue(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    assert res["IngestBucket"]["Properties"]["NotificationConfiguration"]["EventBridgeConfiguration"][
+        "EventBridgeEnabled"] is True
+    rule = res["IngestRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.s3"]
+    assert rule["EventPattern"]["detail-type"] == ["Object Created"]
+    assert rule["EventPattern"]["detail"]["bucket"]["name"] == [{"Ref": "IngestBucket"}]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["IngestEventsQueue", "Arn"]}
+    # The queue accepts messages from exactly this rule.
+    statement = res["IngestEventsQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": ["IngestRule", "Arn"]}
+    # Raw chunks are only needed until transcoded.
+    rules = res["IngestBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(r.get("ExpirationInDays") for r in rules)
+
+
+def test_the_state_machine_may_invoke_only_this_stages_functions(template: dict[str, Any]) -> None:
+    role = template["Resources"]["StateMachineRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    invoke = [s for s in statements if "lambda:InvokeFunction" in json.dumps(s["Action"])]
+    assert len(invoke) == 1
+    arns = [resolve(r) for r in invoke[0]["Resource"]]
+    assert arns == ["arn:aws:lambda:eu-west-1:123456789012:function:slipstream-prod-*"]
+
+
+def test_the_table_matches_the_shared_record_layout(template: dict[str, Any]) -> None:
+    table = template["Resources"]["ChannelTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert {(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]} == {("pk", "HASH"), ("sk", "RANGE")}
+    assert table["TimeToLiveSpecification"]["Enabled"] is True
+
+
+def test_every_output_the_deploy_script_maps_exists(template: dict[str, Any]) -> None:
+    from infra.stage_config import OUTPUT_ENV
+
+    assert set(OUTPUT_ENV) <= set(template["Outputs"]), set(OUTPUT_ENV) - set(template["Outputs"])
