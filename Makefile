@@ -16,7 +16,7 @@ demo: deps
 ## test: install what is missing and run the whole suite (lint, types, unit, functional, integration, browser)
 test: deps
 	$(BIN)/ruff check .
-	$(BIN)/mypy chalicelib devtools app.py
+	$(BIN)/mypy chalicelib devtools slipstream_cli bench infra layers app.py
 	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
 
 deps: system-deps $(STAMP) web/node_modules/.installed
@@ -37,7 +37,7 @@ web/node_modules/.installed: web/package.json
 	touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/mypy chalicelib devtools app.py
+	$(BIN)/ruff check . && $(BIN)/mypy chalicelib devtools slipstream_cli bench infra layers app.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
