@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,15 @@ from chalicelib.control import lifecycle
 from chalicelib.control.adapters import StepFunctionsLifecycle
 from chalicelib.control.asl import render, substitutions
 from chalicelib.control.ports import Control, StaleTokenError
+from tests.support.clock import T0, Clock  # noqa: F401  (re-exported to the suites)
 
 PROJECT = Path(__file__).resolve().parents[3]
 STAGE = json.loads((PROJECT / ".chalice" / "config.json").read_text())
 LOCAL_ENV = {**STAGE["environment_variables"], **STAGE["stages"]["local"]["environment_variables"]}
 API_KEY = LOCAL_ENV["API_KEYS"].split(",")[0]
 AUTH = {"x-api-key": API_KEY}
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +25,7 @@ from chalicelib.errors import InvalidMediaError, TranscodeError
 from chalicelib.pipeline import events, ingest, publish, worker
 from chalicelib.pipeline.deps import Deps
 from chalicelib.pipeline.queues import PackageMessage, TranscodeMessage
+from tests.support.clock import T0, Clock
 
 ENV = {
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -63,19 +63,9 @@ def make_aws(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] = ENV) -> dict
     return urls
 
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 TS_START = 1.4  # where an MPEG-TS muxer starts its clock
 
 
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def fake_probe(path: str) -> Any:

@@ -9,12 +9,10 @@ decode 20 s of the origin's master playlist without an error.
 from __future__ import annotations
 
 import argparse
-import http.server
 import subprocess
-import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import m3u8
@@ -107,35 +105,13 @@ def test_the_mpd_lists_every_segment(deployed: Any, boto: Callable[[str], Any],
 @pytest.fixture
 def origin_http(deployed: Any, boto: Callable[[str], Any]) -> Iterator[str]:
     """A plain HTTP view of the origin bucket (what CloudFront is in production): the emulator's S3
-    refuses anonymous GETs, so this serves objects with the origin's own headers via signed reads."""
-    s3 = boto("s3")
+    refuses anonymous GETs, so the demo's own origin server reads objects with their headers."""
+    from devtools.demo import S3ObjectSource, ServerConfig, serving
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            key = urllib.parse.unquote(self.path.split("?", 1)[0].lstrip("/"))
-            try:
-                obj = s3.get_object(Bucket=deployed.origin_bucket, Key=key)
-            except s3.exceptions.NoSuchKey:
-                self.send_error(404)
-                return
-            body = obj["Body"].read()
-            self.send_response(200)
-            self.send_header("Content-Type", obj.get("ContentType", "application/octet-stream"))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    config = ServerConfig(web_root=Path(__file__).parent, origin=S3ObjectSource(boto("s3"), deployed.origin_bucket),
+                          api_base="")
+    with serving(config) as base:
+        yield f"{base}/origin"
 
 
 def test_ffmpeg_decodes_20_seconds_of_the_origin_master_playlist(origin_http: str,
