@@ -86,7 +86,7 @@ def glibc_required(path: str) -> tuple[int, int]:
 
 def write_zip(members: dict[str, str], zip_path: str) -> None:
     """Deterministic zip: sorted members, fixed timestamps, 0755 files, written atomically."""
-    tmp_zip = zip_path + ".tmp"
+    tmp_zip = f"{zip_path}.{os.getpid()}.tmp"
     with zipfile.ZipFile(tmp_zip, "w") as z:
         for name in sorted(members):
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
@@ -98,8 +98,19 @@ def write_zip(members: dict[str, str], zip_path: str) -> None:
 
 
 def build(out: str = DEFAULT_OUT) -> dict[str, object]:
-    """Build (or reuse, when up to date) the layer zip; return the manifest."""
+    """Build (or reuse, when up to date) the layer zip; return the manifest.
+
+    Serialised by a lock file: parallel test workers (and a deploy) may ask for the layer at once,
+    and only the first should build it while the others wait and reuse it."""
+    import fcntl
+
     os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(out)
+
+
+def _build_locked(out: str) -> dict[str, object]:
     zip_path = os.path.join(out, ZIP_NAME)
     manifest_path = os.path.join(out, "manifest.json")
     if os.path.exists(zip_path) and os.path.exists(manifest_path):
