@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from transcode_source import CHUNK_SECONDS, SOURCE_SECONDS, SPLICE_AT, SPLICE_SEQ, Channel
+from transcode_source import CHANNEL_ID, CHUNK_SECONDS, SOURCE_SECONDS, SPLICE_AT, SPLICE_SEQ, Channel
 
 from chalicelib.media.ladder import TEST_LADDER
 from chalicelib.transcode import boxes
@@ -121,7 +121,7 @@ def test_given_jobs_when_done_then_no_scratch_files_left(channel: Channel) -> No
         names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
         seq = result.job.seq
         assert names == sorted(f"{r}/{n}" for r in [*VIDEO, AUDIO] for n in ("init.mp4", f"{seq:08d}.m4s"))
-    leftovers = list(Path(tempfile.gettempdir()).glob("slipstream-test-channel-*"))
+    leftovers = list(Path(tempfile.gettempdir()).glob(f"slipstream-{CHANNEL_ID}-*"))
     assert leftovers == []
 
 

@@ -6,6 +6,7 @@ into 2 s MPEG-TS chunks that keep the source clock (timestamps continue across c
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,11 @@ def make_chunks(folder: Path, seconds: int = SOURCE_SECONDS, fmt: str = "mpegts"
     return sorted(folder.glob(f"*.{ext}"))
 
 
+# One id per test process: parallel workers transcode at the same time, and the scratch-file check
+# must only look at this process's jobs.
+CHANNEL_ID = f"test-channel-{os.getpid()}"
+
+
 @dataclass(frozen=True)
 class Channel:
     chunks: list[Path]
@@ -40,7 +46,7 @@ class Channel:
     root: Path
 
     def job(self, seq: int, output_dir: Path) -> TranscodeJob:
-        return TranscodeJob("test-channel", seq, str(self.chunks[seq]), str(output_dir), TEST_LADDER,
+        return TranscodeJob(CHANNEL_ID, seq, str(self.chunks[seq]), str(output_dir), TEST_LADDER,
                             media_start=seq * CHUNK_SECONDS,
                             splice_points=(SPLICE_AT,) if seq == SPLICE_SEQ else ())
 
