@@ -12,6 +12,7 @@ re-sends the jobs on redelivery instead of dropping them (workers are idempotent
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import warnings
@@ -120,6 +121,7 @@ def _on_upload(u: Upload, deps: Deps) -> str:
     }
     try:
         info = _probe(u, deps)
+        _check_duration(float(info.duration), segdur)
     except InvalidMediaError as e:
         return _invalid(u, deps, base_item, str(e))
 
@@ -141,6 +143,18 @@ def _on_upload(u: Upload, deps: Deps) -> str:
     logger.info("chunk accepted", extra={"media_start": start, "duration": float(info.duration)})
     metrics.add_metric(name="AcceptedChunks", unit=MetricUnit.Count, value=1)
     return "accepted"
+
+
+def _check_duration(duration: float, segment_duration: float) -> None:
+    """EXT-X-TARGETDURATION is fixed for the event (RFC 8216 6.2.1) and every EXTINF must round to at
+    most it, so a chunk that rounds above the channel's segment duration cannot be listed: it is
+    refused (and published as a GAP) with the encoder setting to fix, instead of breaking players."""
+    limit = math.floor(segment_duration + 0.5) + 0.5  # the largest duration that still rounds down to it
+    if duration >= limit:
+        raise InvalidMediaError(
+            f"chunk is {duration:.2f} s, longer than the channel's {segment_duration:g} s segments allow "
+            f"(< {limit:g} s): cut the source every {segment_duration:g} s with a keyframe at each cut"
+        )
 
 
 def _arrival(u: Upload, deps: Deps) -> datetime:

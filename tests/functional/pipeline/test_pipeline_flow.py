@@ -126,6 +126,24 @@ def test_given_a_corrupt_chunk_then_it_is_a_gap_and_the_channel_keeps_running(pi
     assert meta.state == records.RUNNING and meta.errors == 1 and "chunk 1" in meta.error
 
 
+def test_given_a_chunk_too_long_for_the_target_duration_then_it_is_a_gap_with_the_fix_named(
+    pipe: Pipeline,
+) -> None:
+    """TARGETDURATION cannot change mid-event: a 4 s chunk on a 2 s channel is refused, not listed."""
+    pipe.channel(CH)
+    live(pipe, 1)
+    pipe.clock.advance(2)
+    long_chunk = json.dumps({"start": 3.4, "duration": 4.0}).encode()  # seq 1 of a TS clock at 1.4 s
+    assert pipe.push(CH, 1, body=long_chunk) == ["invalid"]
+    pipe.pump()
+    pipe.clock.advance(4)
+    pipe.push(CH, 2)
+    pipe.pump()
+    assert pipe.listed(CH) == ["00000000.m4s", "GAP:00000001.m4s", "00000002.m4s"]
+    item = pipe.chunk_item(CH, 1)
+    assert item is not None and "4.00 s" in item["error"] and "every 2 s" in item["error"]
+
+
 def test_given_a_transcode_crash_then_the_retry_publishes_it(pipe: Pipeline) -> None:
     pipe.channel(CH)
     pipe.transcoder.crashes[0] = 1
