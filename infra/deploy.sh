@@ -2,26 +2,10 @@
 # make deploy STAGE=prod: (1) create/update the stateful stack, (2) chalice deploy the functions and
 # API with the stack's names, (3) wire the state machine to the deployed lifecycle function.
 # Needs AWS credentials in the environment (or a profile) and a region. See docs/deploy.md.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-STAGE=${STAGE:-prod}
-APP=slipstream
-STACK="$APP-$STAGE"
-PY="$ROOT/.venv/bin/python"
-CHALICE="$ROOT/.venv/bin/chalice"
-BUILD="$ROOT/build/deploy/$STAGE"
-
-die() { echo "deploy: error: $*" >&2; exit 1; }
-step() { echo "deploy: $*" >&2; }
-
-case "$STAGE" in dev|prod) ;; *) die "STAGE must be dev or prod (got '$STAGE'); 'local' is the emulator: make demo" ;; esac
-command -v aws >/dev/null || die "aws CLI not found -- install with: pip install awscli"
+TOOL=deploy
+# shellcheck source=infra/common.sh
+source "$(dirname "$0")/common.sh"
 [ -x "$CHALICE" ] || die "chalice not installed -- run: make deps"
-REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}
-[ -n "$REGION" ] || die "no AWS region -- export AWS_REGION=us-east-1 (or your region)"
-export AWS_DEFAULT_REGION="$REGION" AWS_REGION="$REGION"
-unset AWS_ENDPOINT_URL  # a leftover emulator endpoint would deploy into the emulator
 ACCOUNT=$(aws sts get-caller-identity --query Account --output text) || die "no AWS credentials (aws sts get-caller-identity failed)"
 step "account $ACCOUNT, region $REGION, stack $STACK"
 

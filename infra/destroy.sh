@@ -1,25 +1,9 @@
 #!/usr/bin/env bash
 # make destroy STAGE=prod: chalice delete, empty the buckets, delete the stack. Asks first unless
 # CONFIRM=slipstream-$STAGE is set (CI, scripts). See docs/deploy.md.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-STAGE=${STAGE:-prod}
-APP=slipstream
-STACK="$APP-$STAGE"
-PY="$ROOT/.venv/bin/python"
-CHALICE="$ROOT/.venv/bin/chalice"
-BUILD="$ROOT/build/deploy/$STAGE"
-
-die() { echo "destroy: error: $*" >&2; exit 1; }
-step() { echo "destroy: $*" >&2; }
-
-case "$STAGE" in dev|prod) ;; *) die "STAGE must be dev or prod (got '$STAGE')" ;; esac
-command -v aws >/dev/null || die "aws CLI not found -- install with: pip install awscli"
-REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region 2>/dev/null || true)}}
-[ -n "$REGION" ] || die "no AWS region -- export AWS_REGION"
-export AWS_DEFAULT_REGION="$REGION" AWS_REGION="$REGION"
-unset AWS_ENDPOINT_URL
+TOOL=destroy
+# shellcheck source=infra/common.sh
+source "$(dirname "$0")/common.sh"
 
 if [ "${CONFIRM:-}" != "$STACK" ]; then
   [ -t 0 ] || die "refusing to destroy $STACK without CONFIRM=$STACK"
