@@ -31,7 +31,7 @@ INGEST_STATES = frozenset({STARTING, RUNNING})  # uploads are accepted only here
 
 def validate_id(value: object, what: str = "channel id") -> str:
     """Lower-case DNS-label style ids: safe in S3 keys, URLs, DynamoDB keys and execution names."""
-    if not isinstance(value, str) or not ID_RE.match(value):
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):  # match() would let a trailing \n through
         shown = repr(value)[:80]
         raise ValidationError(
             f"invalid {what} {shown}: use 1-63 lower-case letters, digits and '-', "

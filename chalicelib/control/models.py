@@ -6,6 +6,7 @@ numbers sent as strings and unknown fields, and reports the path of every bad fi
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal, TypeVar
 
@@ -17,6 +18,8 @@ from ..media.ladder import LADDERS
 from ..records import validate_id
 
 MAX_BREAK_SECONDS = 3600.0  # an hour-long break is already absurd; bigger is a typo
+MIN_BREAK_SECONDS = 0.1
+AUTO_BREAK_ID = re.compile(r"brk-\d+")  # the form of ids derived from the splice event id
 MAX_INGEST_URLS = 1000
 MAX_NAME = 200
 
@@ -86,7 +89,9 @@ class IngestUrlsRequest(_Body):
 
 
 class CreateAdBreak(_Body):
-    duration: float = Field(gt=0, le=MAX_BREAK_SECONDS)
+    # At least one 90 kHz-tick-meaningful tenth of a second: smaller values are typos, and would
+    # underflow DynamoDB's number type (a 503 the client would retry forever).
+    duration: float = Field(ge=MIN_BREAK_SECONDS, le=MAX_BREAK_SECONDS)
     start: datetime | None = None  # None: now. Must carry a timezone.
     kind: Literal["splice_insert", "time_signal"] = "splice_insert"
     id: str | None = None  # default: derived from the splice event id
@@ -94,6 +99,10 @@ class CreateAdBreak(_Body):
     @field_validator("id")
     @classmethod
     def _valid_id(cls, v: str | None) -> str | None:
+        if v is not None and AUTO_BREAK_ID.fullmatch(v):
+            # Reserved for ids derived from the splice event id: taking one would make a later
+            # automatic id collide, blocking every break without an explicit id.
+            raise ValueError(f"ids like {v!r} (brk-<number>) are reserved for automatic ids; choose another")
         return _id(v, "ad break id")
 
     @field_validator("start")
@@ -101,6 +110,8 @@ class CreateAdBreak(_Body):
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.utcoffset() is None:
             raise ValueError("start needs a timezone, e.g. 2026-01-01T12:00:00Z")
+        if v is not None and not 2000 <= v.year <= 9000:  # also keeps astimezone() from overflowing
+            raise ValueError("start must be a real date (year 2000-9000)")
         return v
 
 

@@ -98,9 +98,18 @@ def place_breaks(tl: Timeline) -> list[PlacedBreak]:
     if not segs or not tl.ad_breaks:
         return []
     pdts = [s.program_date_time for s in segs]
+    first = pdts[0]
+    # A break whose out-point segment is no longer stored has left the timeline for good: snapping
+    # it would land it on the first stored segment, a fake splice whose START-DATE moves every time
+    # the DVR window slides. (With nothing removed yet, seq 0 first, an early break starts at 0.)
+    left_before = first - timedelta(seconds=tl.ladder.segment_duration) + _SNAP_SLACK
     placed: list[PlacedBreak] = []
     for b in sorted(tl.ad_breaks, key=lambda x: (x.start, x.id)):
         if b.cancelled:
+            continue
+        if (b.returned_at or b.start + timedelta(seconds=b.duration)) <= first:
+            continue  # over before anything still stored
+        if segs[0].seq > 0 and b.start <= left_before:
             continue
         i = _snap(segs, pdts, b.start)
         if i is None:

@@ -240,7 +240,9 @@ def _prepare(tl: Timeline) -> Prepared:
 
 def _media(tl: Timeline, p: Prepared, rendition: str, window: str) -> str:
     count = p.prefix[rendition]
-    seconds = tl.dvr_window if (window == "dvr" or tl.ended) else tl.live_window
+    # Ending only appends EXT-X-ENDLIST (RFC 8216 6.2.1): each playlist keeps its own window, so a
+    # player reloading live.m3u8 never sees MEDIA-SEQUENCE go back. dvr.m3u8 is the live-to-VOD asset.
+    seconds = tl.dvr_window if window == "dvr" else tl.live_window
     start = p.window_start(count, seconds)
     if start < count:
         first_seq = p.segments[start].seq
@@ -262,8 +264,8 @@ def _media(tl: Timeline, p: Prepared, rendition: str, window: str) -> str:
         f"#EXT-X-MEDIA-SEQUENCE:{first_seq}",
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",
     ]
-    if tl.ended:
-        head.append("#EXT-X-PLAYLIST-TYPE:VOD")
+    # No EXT-X-PLAYLIST-TYPE, not even once ended: inserting a tag into a playlist that was live is a
+    # change 6.2.1 does not allow; ENDLIST alone tells players the event is over.
     head.append("#EXT-X-INDEPENDENT-SEGMENTS")
     if tl.ladder.container == "cmaf":
         head.append(f'#EXT-X-MAP:URI="{INIT}"')

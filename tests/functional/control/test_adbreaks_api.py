@@ -74,6 +74,11 @@ def test_given_an_overlapping_break_then_409(api: Api) -> None:
         ({"duration": 30, "start": "2020-01-01T00:00:00Z"}, "start"),
         ({"duration": 30, "start": "2026-04-01T00:00:00Z"}, "start"),
         ({"duration": 30, "id": "../../x"}, "id"),
+        ({"duration": 30, "id": "evil\n"}, "id"),  # would split the DATERANGE line
+        ({"duration": 30, "id": "brk-2"}, "id"),  # reserved: would block the next automatic id
+        ({"duration": 1e-200}, "duration"),  # underflowed DynamoDB's number type: was a retryable 503
+        ({"duration": 30, "start": "0001-01-01T00:00:00+01:00"}, "start"),  # overflowed astimezone: was a 500
+        ({"duration": 30, "start": "9999-12-31T23:59:59-01:00"}, "start"),
         ({"duration": 30, "extra": 1}, "extra"),
     ],
 )

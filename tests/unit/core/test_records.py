@@ -26,7 +26,8 @@ def test_given_dns_label_ids_when_validated_then_accepted(good: str) -> None:
 
 @pytest.mark.parametrize(
     "hostile",
-    ["", "../etc", "a/b", "CH#x", "Upper", "-lead", "trail-", "x" * 64, "sp ace", "é", "a\x00b", None, 42, "a.b"],
+    ["", "../etc", "a/b", "CH#x", "Upper", "-lead", "trail-", "x" * 64, "sp ace", "é", "a\x00b", "news\n", None, 42,
+     "a.b"],
 )
 def test_given_hostile_ids_when_validated_then_rejected_with_a_reason(hostile: object) -> None:
     with pytest.raises(ValidationError, match="invalid channel id"):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import m3u8
 import pytest
-from media_helpers import at, brk, check_golden, make_segments, make_timeline
+from media_helpers import T0, at, brk, check_golden, make_segments, make_timeline
 
 from chalicelib.errors import ValidationError
 from chalicelib.media import hls, scte35
@@ -48,7 +49,7 @@ def test_golden_ts_container() -> None:
 
 def test_golden_ended_vod() -> None:
     tl = make_timeline(30, breaks=(brk(45.0, 8.0, event_id=500),), ended=True, marker_style="daterange")
-    check_golden("ended_vod.m3u8", hls.render_media(tl, "audio", "live"))
+    check_golden("ended_vod.m3u8", hls.render_media(tl, "audio", "dvr"))
 
 
 # --- master playlist --------------------------------------------------------------------------
@@ -102,13 +103,16 @@ def test_dvr_playlist_keeps_the_dvr_window() -> None:
     assert pl.media_sequence == 10 and len(pl.segments) == 20
 
 
-def test_given_the_event_ended_then_playlists_are_vod_with_endlist() -> None:
-    tl = make_timeline(30, dvr_window=40.0, ended=True)
-    for window in ("live", "dvr"):
-        text = hls.render_media(tl, "360p", window)
-        pl = m3u8.loads(text)
-        assert pl.is_endlist and pl.playlist_type == "vod" and len(pl.segments) == 20
-        assert text.rstrip().endswith("#EXT-X-ENDLIST")
+def test_given_the_event_ended_then_each_playlist_only_gains_endlist() -> None:
+    """RFC 8216 6.2.1: ending appends EXT-X-ENDLIST and changes nothing else, so a player reloading
+    the live playlist never sees MEDIA-SEQUENCE go back; dvr.m3u8 is the live-to-VOD asset."""
+    live, ended = make_timeline(30, dvr_window=40.0), make_timeline(30, dvr_window=40.0, ended=True)
+    for window, count in (("live", 6), ("dvr", 20)):
+        before = hls.render_media(live, "360p", window)
+        after = hls.render_media(ended, "360p", window)
+        assert after == before + "#EXT-X-ENDLIST\n"
+        pl = m3u8.loads(after)
+        assert pl.is_endlist and pl.playlist_type is None and len(pl.segments) == count
 
 
 def test_given_a_gap_then_it_is_tagged_and_the_version_rises_to_8() -> None:
@@ -235,3 +239,16 @@ def test_variant_bandwidth_includes_audio_and_container_overhead() -> None:
     assert peak == 745_720 and avg == 683_920  # (660k + 64k) x 1.03, (600k + 64k) x 1.03
     ts_peak, _ = hls.variant_bandwidth(replace(TEST_LADDER, container="ts"), "360p")
     assert ts_peak > peak
+
+
+def test_given_a_break_whose_out_point_left_the_stored_segments_then_it_appears_nowhere() -> None:
+    """Old breaks must not be re-placed on the first stored segment as the DVR window slides."""
+    from chalicelib.media import dash, synthetic
+    from chalicelib.media.adbreaks import place_breaks
+
+    for first_seq in (100, 101):  # two successive renders as the window slides by one segment
+        segs = synthetic.segments(30, TEST_LADDER, start_pdt=T0, first_seq=first_seq)
+        tl = make_timeline(segments=segs, breaks=(brk(10.0, 8.0), brk(first_seq * 2 + 45.0, 8.0, id="b2", event_id=7)))
+        assert [p.ad_break.id for p in place_breaks(tl)] == ["b2"]
+        assert 'ID="b1"' not in hls.render_media(tl, "360p", "dvr")
+        assert dash.render_mpd(tl, T0 + timedelta(hours=1)).count("<Event ") == 1
