@@ -54,13 +54,16 @@ def reject_key(r: Rejection) -> str:
 
 
 def idempotent_upload(u: Upload, deps: Deps) -> str:
-    """`on_upload` behind Powertools Idempotency (keyed on channel, seq, ETag)."""
+    """`on_upload` behind Powertools Idempotency, keyed on channel, seq, ETag and the channel's run:
+    the same file pushed again after a stop and start is a new chunk of a new run, not a replay."""
     layer = deps.extra.get("idempotency")
     if layer is None:
         return on_upload(u, deps)
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-    config = IdempotencyConfig(event_key_jmespath="[channel, seq, etag]", expires_after_seconds=24 * 3600,
+    meta = deps.store.channel(u.channel)
+    run = meta.started_at if meta is not None else ""
+    config = IdempotencyConfig(event_key_jmespath="[channel, seq, etag, run]", expires_after_seconds=24 * 3600,
                                raise_on_no_idempotency_key=True)
     context = deps.extra.get("lambda_context")
     if context is not None:
@@ -68,12 +71,12 @@ def idempotent_upload(u: Upload, deps: Deps) -> str:
 
     @idempotent_function(data_keyword_argument="event", persistence_store=layer, config=config)
     def once(event: dict[str, Any]) -> str:
-        return on_upload(u, deps)
+        return on_upload(u, deps, meta)
 
     with warnings.catch_warnings():
         if context is None:  # outside Lambda (tests, scripts) there is no remaining time to read
             warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
-        return str(once(event={k: v for k, v in asdict(u).items() if k != "event_time"}))
+        return str(once(event={**{k: v for k, v in asdict(u).items() if k != "event_time"}, "run": run}))
 
 
 def idempotency_layer(table_name: str) -> Any:
@@ -84,14 +87,17 @@ def idempotency_layer(table_name: str) -> Any:
                                     static_pk_value="IDEM#ingest")
 
 
-def on_upload(u: Upload, deps: Deps) -> str:
+_UNREAD: Any = object()
+
+
+def on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None = _UNREAD) -> str:
+    """`meta`: the channel record when the caller has already read it (saves a read per chunk)."""
     with bind(channel=u.channel, seq=u.seq):
-        return _on_upload(u, deps)
+        return _on_upload(u, deps, deps.store.channel(u.channel) if meta is _UNREAD else meta)
 
 
-def _on_upload(u: Upload, deps: Deps) -> str:
+def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
     store, st = deps.store, deps.settings
-    meta = store.channel(u.channel)
     if meta is None:
         return _reject(deps, u, "unknown channel", count_on_channel=False)
     if meta.state not in INGEST_STATES:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
-from pipeline_harness import FakeCdn, Pipeline
+from pipeline_harness import T0, FakeCdn, Pipeline
 
 from chalicelib import records
 from chalicelib.media.timeline import Timeline
@@ -54,6 +54,18 @@ def test_given_a_duplicate_event_then_one_segment_and_one_job(pipe: Pipeline) ->
     assert pipe.ingest(event) == ["duplicate"]
     assert pipe.queue_depth("transcode") == 1
     assert len(pipe.receive("transcode")) == 1
+
+
+def test_given_the_same_file_pushed_in_a_new_run_then_it_is_ingested_not_replayed(pipe: Pipeline) -> None:
+    """Stop, start, push the same file again: identical ETags, but a new run, so a new chunk."""
+    pipe.channel(CH)
+    event = pipe.upload(CH, 0)
+    assert pipe.ingest(event) == ["accepted"]
+    pipe.receive("transcode")  # the first run's job was taken
+    pipe.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET started_at = :t",
+                           ExpressionAttributeValues={":t": records.iso(T0 + timedelta(hours=1))})
+    assert pipe.ingest(event) == ["accepted"]
+    assert pipe.queue_depth("transcode") == 1
 
 
 def test_given_a_second_upload_with_another_etag_then_it_is_rejected_as_a_conflict(pipe: Pipeline) -> None:
