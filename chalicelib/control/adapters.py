@@ -31,8 +31,14 @@ class StepFunctionsLifecycle:
                 payload["resume"] = True
             out = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
         except Exception as e:
+            if _code(e) == "ExecutionAlreadyExists":  # a retried start of the same named execution
+                return self.execution_arn(name)
             raise StoreError(f"could not start the channel's lifecycle ({_code(e) or type(e).__name__})") from e
         return str(out["executionArn"])
+
+    def execution_arn(self, name: str) -> str:
+        """arn:aws:states:R:A:stateMachine:M -> arn:aws:states:R:A:execution:M:name"""
+        return self._arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
     def send_command(self, token: str, command: str) -> None:
         if not token:

@@ -11,6 +11,7 @@ Actions (payload fields in brackets):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -62,7 +63,7 @@ def _dispatch(ctl: Control, event: Mapping[str, Any]) -> dict[str, Any]:
         ctl.finalizer.finalize(channel_id)
         return {"finalized": True}
     if action == "rollover":
-        return rollover(ctl, channel_id)
+        return rollover(ctl, channel_id, str(event.get("execution_name") or ""))
     raise ValidationError(f"unknown lifecycle action {action!r}")
 
 
@@ -150,10 +151,19 @@ def check_input(ctl: Control, channel_id: str, gap_after: float, stop_after: flo
     return {"verdict": "ok", "age": age}
 
 
-def rollover(ctl: Control, channel_id: str) -> dict[str, Any]:
+def rollover(ctl: Control, channel_id: str, current_execution: str = "") -> dict[str, Any]:
     """Hand a long-running channel to a fresh execution (an execution's history is bounded at
-    25,000 events, about half a day of watchdog ticks). The new one resumes in RUNNING."""
+    25,000 events, about half a day of watchdog ticks). The new one resumes in RUNNING.
+
+    The successor's name derives from the current execution's name, so a retried Rollover task
+    starts the same execution again (Step Functions answers ExecutionAlreadyExists, which the
+    adapter takes as done) instead of a second watchdog that would later flip the channel to ERROR."""
     now = ctl.clock()
-    arn = ctl.lifecycle.start(execution_name(channel_id, int(now.timestamp() * 1000)), channel_id, resume=True)
+    if current_execution:
+        digest = hashlib.sha256(current_execution.encode()).hexdigest()[:13]
+        name = f"{validate_id(channel_id)}-{digest}"
+    else:  # an execution of an older definition that does not pass its name
+        name = execution_name(channel_id, int(now.timestamp() * 1000))
+    arn = ctl.lifecycle.start(name, channel_id, resume=True)
     ctl.store.update(channel_id, {"execution_arn": arn}, now=iso(now))
     return {"execution_arn": arn}

@@ -170,6 +170,20 @@ def test_given_a_long_run_when_rolled_over_then_a_resuming_execution_takes_over(
     assert state(api) == "RUNNING"
 
 
+def test_given_a_retried_rollover_then_one_successor_execution_not_two(api: Api) -> None:
+    """A Rollover task retried after a timeout must not start a second watchdog for the channel."""
+    api.running("news")
+    current = api.lifecycle.started[-1][0]
+    first = api.execution.call("rollover", "news", execution_name=current)
+    again = api.execution.call("rollover", "news", execution_name=current)
+    assert first["execution_arn"] == again["execution_arn"]
+    names = [n for n, _, resume in api.lifecycle.started if resume]
+    assert len(names) == 2 and names[0] == names[1]  # same name twice: Step Functions ran it once
+    sfn = api.lifecycle.real._sfn
+    running = sfn.list_executions(stateMachineArn=api.lifecycle.real._arn, statusFilter="RUNNING")["executions"]
+    assert sum(e["name"] == names[0] for e in running) == 1
+
+
 def test_given_concurrent_starts_then_exactly_one_wins_and_one_command_is_sent(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
