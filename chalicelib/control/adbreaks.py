@@ -69,15 +69,19 @@ def create_ad_break(ctl: Control, channel_id: str, body: CreateAdBreak) -> dict[
     if not math.isfinite(body.duration):  # pragma: no cover - the model rejects it first
         raise ValidationError("field 'duration': must be finite")
     end = start + timedelta(seconds=body.duration)
-    for other in ctl.store.list_breaks(channel_id):
-        if other["state"] == CANCELLED:
-            continue
-        if start < _end(other) and parse_iso(str(other["start"])) < end:
-            raise ConflictError(
-                f"ad break overlaps break {other['id']!r} ({other['start']} for {float(other['duration'])}s)"
-            )
 
     def make_item(event_id: int) -> dict[str, Any]:
+        # Checked here, on every attempt: the store calls this after reading the channel's event-id
+        # counter and commits only if the counter is unchanged, so no break can have been added
+        # between this (consistent) read of the schedule and the write. Two concurrent requests for
+        # overlapping breaks: one commits, the other retries, sees it, and gets the 409.
+        for other in ctl.store.list_breaks(channel_id):
+            if other["state"] == CANCELLED:
+                continue
+            if start < _end(other) and parse_iso(str(other["start"])) < end:
+                raise ConflictError(
+                    f"ad break overlaps break {other['id']!r} ({other['start']} for {float(other['duration'])}s)"
+                )
         break_id = body.id or f"brk-{event_id}"
         return {
             "pk": channel_pk(channel_id),

@@ -153,3 +153,59 @@ def test_given_republish_fails_then_the_break_is_still_committed_and_the_reply_s
     resp = api.call("POST", "/channels/news/ad-breaks", {"duration": 30})
     assert resp.status_code == 201 and resp.json_body["republished"] is False
     assert len(api.call("GET", "/channels/news/ad-breaks").json_body["ad_breaks"]) == 1
+
+
+def test_given_two_overlapping_breaks_requested_at_once_then_one_is_scheduled_and_one_gets_409(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overlapping SCTE-35 OUT/IN pairs would reach the manifests if both requests passed the
+    schedule check before either wrote. Both threads read the schedule before either commits."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from chalicelib.control import adbreaks, models
+    from chalicelib.errors import ConflictError
+
+    # DynamoDB commits a transaction atomically; moto in-process does not serialise threads.
+    lock = threading.Lock()
+    original = DynamoDBBackend.transact_write_items
+
+    @functools.wraps(original)
+    def atomic(*args: object, **kwargs: object) -> object:
+        with lock:
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", atomic)
+    api.running("news")
+    listed = threading.Barrier(2)
+    real_list = api.ctl.store.list_breaks
+    first_round: set[int] = set()
+
+    def list_then_wait(channel_id: str) -> list[dict[str, object]]:
+        out = real_list(channel_id)
+        me = threading.get_ident()
+        if me not in first_round:  # both threads' first schedule reads happen before either writes
+            first_round.add(me)
+            listed.wait(timeout=10)
+        return out
+
+    monkeypatch.setattr(api.ctl.store, "list_breaks", list_then_wait)
+    outcomes: list[str] = []
+
+    def insert(duration: float) -> None:
+        body = models.CreateAdBreak.model_validate({"duration": duration})
+        try:
+            adbreaks.create_ad_break(api.ctl, "news", body)
+            outcomes.append("scheduled")
+        except ConflictError:
+            outcomes.append("409")
+
+    threads = [threading.Thread(target=insert, args=(d,)) for d in (30.0, 40.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["409", "scheduled"]
+    assert len(real_list("news")) == 1
