@@ -54,6 +54,11 @@ class PublishState:
     published_seq: int = -1  # last seq listed in the published playlists
     gaps: frozenset[int] = frozenset()
     discontinuities_before: int = 0
+    # How the first kept segment was published while its predecessor was still listed: once that
+    # predecessor has left, a render can no longer derive them, and RFC 8216 6.2.1 forbids changing
+    # a listed segment (its EXT-X-DISCONTINUITY, or a GAP's program date time).
+    first_start: float | None = None
+    first_disc: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ def plan(
     tol = discontinuity_tolerance(shape.segment_duration)
     for seq in range(start_seq, last_seq + 1):
         c = by_seq.get(seq)
+        if seq == start_seq and pub.first_seq == seq and pub.first_start is not None:
+            prev_end = pub.first_start  # as if the departed predecessor were still there
         if seq in gaps or (c is not None and c.status == INVALID):
             seg = _gap(shape, seq, c, prev_end)
         elif c is not None and _ready(c, renditions):
@@ -162,6 +169,8 @@ def plan(
             else:
                 recheck_at = due if recheck_at is None else min(recheck_at, due)
                 break
+        if seq == start_seq and pub.first_seq == seq and pub.first_start is not None:
+            seg = replace(seg, discontinuity=pub.first_disc)
         if seg.gap and seq not in gaps:
             gaps.add(seq)
             new_gaps.append(seq)
@@ -179,6 +188,8 @@ def plan(
         published_seq=published_seq,
         gaps=frozenset(g for g in gaps if first_seq is None or g >= first_seq),
         discontinuities_before=pub.discontinuities_before + dropped_disc,
+        first_start=kept[0].start if kept else pub.first_start,
+        first_disc=kept[0].discontinuity if kept else pub.first_disc,
     )
     timeline = Timeline(
         channel_id=shape.channel_id,

@@ -153,6 +153,8 @@ def _pub_state(pub: dict[str, Any]) -> PublishState:
         published_seq=int(pub.get("published_seq", -1)),
         gaps=frozenset(int(g) for g in pub.get("gaps") or ()),
         discontinuities_before=int(pub.get("discontinuities_before", 0)),
+        first_start=float(pub["first_start"]) if pub.get("first_start") is not None else None,
+        first_disc=bool(pub.get("first_disc", False)),
     )
 
 

@@ -142,7 +142,8 @@ class PipelineStore:
             self._update_raw(
                 Key=self._key(channel_id, PUB),
                 UpdateExpression="SET #base = :b, #run = :run, #availability_start = :a "
-                                 "REMOVE #first_seq, #published_seq, #gaps, #discontinuities_before, #ended",
+                                 "REMOVE #first_seq, #published_seq, #gaps, #discontinuities_before, #ended, "
+                                 "#first_start, #first_disc",
                 ConditionExpression="attribute_not_exists(#base) OR #run <> :run",
                 ExpressionAttributeValues={":b": _dec(base), ":run": run, ":a": iso(availability_start)},
             )
@@ -183,6 +184,9 @@ class PipelineStore:
         if state.first_seq is not None:
             sets.append("#first_seq = :fs")
             values[":fs"] = state.first_seq
+        if state.first_start is not None:
+            sets += ["#first_start = :fst", "#first_disc = :fd"]
+            values[":fst"], values[":fd"] = _dec(state.first_start), state.first_disc
         if state.gaps:
             sets.append("#gaps = :g")
             values[":g"] = set(state.gaps)

@@ -113,3 +113,23 @@ def test_given_a_run_starting_above_seq_0_then_the_first_publish_waits_one_chunk
     # seq 5's event was late but within the grace: it is not cut off
     later = plan(shape, [chunk(5, at=15.5), *chunks], PublishState(), T0 + timedelta(seconds=16))
     assert seqs(later) == [(5, False), (6, False)]
+
+
+def test_given_a_discontinuity_at_the_window_start_then_it_stays_until_it_leaves_and_is_counted(
+    shape: ChannelShape,
+) -> None:
+    """RFC 8216 6.2.1/6.2.2: a listed segment keeps its EXT-X-DISCONTINUITY until it leaves the
+    playlist, and only then does EXT-X-DISCONTINUITY-SEQUENCE go up."""
+    def chunks(last: int) -> list:  # the encoder's clock jumps 10 s between chunk 0 and chunk 1
+        return [chunk(0), *(chunk(i, start=i * 2.0 + 10) for i in range(1, last + 1))]
+
+    first = plan(shape, chunks(30), PublishState(), T0 + timedelta(seconds=62))
+    assert first.timeline.segments[0].seq == 1 and first.timeline.segments[0].discontinuity
+    again = plan(shape, chunks(30), first.state, T0 + timedelta(seconds=63))  # chunk 0's successor is first now
+    assert again.timeline.segments[0].seq == 1 and again.timeline.segments[0].discontinuity
+    assert again.timeline.discontinuities_before == 0
+    later = plan(shape, chunks(31), again.state, T0 + timedelta(seconds=64))  # 1 leaves the window
+    assert later.timeline.segments[0].seq == 2 and not later.timeline.segments[0].discontinuity
+    assert later.timeline.discontinuities_before == 1
+    for p, ds in ((again, 0), (later, 1)):
+        assert f"#EXT-X-DISCONTINUITY-SEQUENCE:{ds}" in hls.render_media(p.timeline, "360p", "dvr")
