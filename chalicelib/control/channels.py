@@ -88,7 +88,14 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         # caller can simply retry with the same id.
         ctl.store.discard_new(body.id)
         raise StoreError(f"channel {body.id!r} not created: its lifecycle did not start ({e})") from e
-    item = ctl.store.update(body.id, {"execution_arn": arn}, now=iso(now))
+    try:
+        item = ctl.store.update(body.id, {"execution_arn": arn}, now=iso(now))
+    except StoreError:
+        # The channel exists and its execution runs (it parks in IDLE and stores its task token by
+        # itself): a 503 now would make a retry hit "id exists". Report it created; the ARN is only
+        # a fallback for stopping the execution on delete.
+        log.warning("channel %s created, but its execution ARN was not recorded", body.id)
+        return view({**record.to_item(), "execution_arn": arn})
     return view(item)
 
 

@@ -21,6 +21,27 @@ def test_given_a_new_id_when_created_then_201_with_stage_defaults_and_a_lifecycl
     assert name.startswith("news-") and len(name) <= 80
 
 
+def test_given_the_execution_started_but_its_arn_write_fails_then_still_201_and_a_retry_is_not_needed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 here would be a lie: the channel exists and its lifecycle runs (a retry would get 409)."""
+    from chalicelib.errors import StoreError
+
+    real_update = api.ctl.store.update
+
+    def failing_update(channel_id: str, fields: dict[str, object], **kw: object) -> object:
+        if "execution_arn" in fields:
+            raise StoreError("channel store unavailable (ProvisionedThroughputExceededException)")
+        return real_update(channel_id, fields, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api.ctl.store, "update", failing_update)
+    resp = api.call("POST", "/channels", {"id": "news"})
+    assert resp.status_code == 201 and resp.json_body["state"] == "CREATING"
+    monkeypatch.undo()
+    api.execution.park("news", "IDLE")  # the execution carries on by itself
+    assert api.call("GET", "/channels/news").json_body["state"] == "IDLE"
+
+
 def test_given_the_execution_parked_when_read_then_idle(api: Api) -> None:
     api.create("news")
     assert api.call("GET", "/channels/news").json_body["state"] == "IDLE"
