@@ -41,3 +41,10 @@ class StoreError(SlipstreamError):
 
 class ConcurrentUpdateError(StoreError):
     """A conditional write lost a race; the caller re-reads and retries."""
+
+
+def aws_error_code(e: BaseException) -> str:
+    """The service's error code of a botocore ClientError ("" for anything else). Adapters use it
+    to turn the few codes they expect into domain errors; reading it needs no boto import."""
+    response = getattr(e, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""

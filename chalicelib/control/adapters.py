@@ -6,15 +6,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import StoreError, aws_error_code
 from .ports import StaleTokenError
 
 # Step Functions answers these when the token's task is no longer waiting.
 _STALE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken", "ExecutionDoesNotExist"}
-
-
-def _code(e: Exception) -> str:
-    return str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
 
 
 class StepFunctionsLifecycle:
@@ -31,9 +27,10 @@ class StepFunctionsLifecycle:
                 payload["resume"] = True
             out = self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
         except Exception as e:
-            if _code(e) == "ExecutionAlreadyExists":  # a retried start of the same named execution
+            code = aws_error_code(e)
+            if code == "ExecutionAlreadyExists":  # a retried start of the same named execution
                 return self.execution_arn(name)
-            raise StoreError(f"could not start the channel's lifecycle ({_code(e) or type(e).__name__})") from e
+            raise StoreError(f"could not start the channel's lifecycle ({code or type(e).__name__})") from e
         return str(out["executionArn"])
 
     def execution_arn(self, name: str) -> str:
@@ -46,9 +43,10 @@ class StepFunctionsLifecycle:
         try:
             self._sfn.send_task_success(taskToken=token, output=json.dumps({"command": command}))
         except Exception as e:
-            if _code(e) in _STALE:
-                raise StaleTokenError(f"lifecycle task no longer waiting ({_code(e)})") from e
-            raise StoreError(f"could not reach the channel's lifecycle ({_code(e) or type(e).__name__})") from e
+            code = aws_error_code(e)
+            if code in _STALE:
+                raise StaleTokenError(f"lifecycle task no longer waiting ({code})") from e
+            raise StoreError(f"could not reach the channel's lifecycle ({code or type(e).__name__})") from e
 
     def stop(self, execution_arn: str, cause: str) -> None:
         if not execution_arn:
@@ -56,8 +54,8 @@ class StepFunctionsLifecycle:
         try:
             self._sfn.stop_execution(executionArn=execution_arn, cause=cause[:32768])
         except Exception as e:
-            if _code(e) not in {"ExecutionDoesNotExist"}:
-                raise StoreError(f"could not stop the lifecycle execution ({_code(e)})") from e
+            if aws_error_code(e) not in {"ExecutionDoesNotExist"}:
+                raise StoreError(f"could not stop the lifecycle execution ({aws_error_code(e)})") from e
 
 
 class S3UploadPresigner:

@@ -12,7 +12,14 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from ..errors import ConcurrentUpdateError, ConflictError, NotFoundError, StateTransitionError, StoreError
+from ..errors import (
+    ConcurrentUpdateError,
+    ConflictError,
+    NotFoundError,
+    StateTransitionError,
+    StoreError,
+    aws_error_code,
+)
 from ..records import CREATING, DELETED, META, ChannelRecord, break_sk, channel_pk
 
 _ser = TypeSerializer()
@@ -48,10 +55,6 @@ def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _from_dynamo(_de.deserialize(v)) for k, v in item.items()}
 
 
-def _code(e: Exception) -> str:
-    return str(getattr(e, "response", {}).get("Error", {}).get("Code", ""))
-
-
 class ChannelStore:
     def __init__(self, client: Any, table_name: str) -> None:
         self._db = client
@@ -68,7 +71,7 @@ class ChannelStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except Exception as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if aws_error_code(e) == "ConditionalCheckFailedException":
                 raise ConflictError(f"channel {record.id!r} already exists (ids are never reused)") from None
             raise self._wrap(e) from e
 
@@ -83,7 +86,7 @@ class ChannelStore:
                 ExpressionAttributeValues=serialize({":creating": CREATING}),
             )
         except Exception as e:
-            if _code(e) != "ConditionalCheckFailedException":
+            if aws_error_code(e) != "ConditionalCheckFailedException":
                 raise self._wrap(e) from e
 
     def get(self, channel_id: str, *, include_deleted: bool = False) -> ChannelRecord:
@@ -167,7 +170,7 @@ class ChannelStore:
                 ReturnValues="ALL_OLD" if return_old else "ALL_NEW",
             )
         except Exception as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if aws_error_code(e) == "ConditionalCheckFailedException":
                 raise self._explain(channel_id, expected, all_changes.get("state")) from None
             raise self._wrap(e) from e
         return deserialize(out["Attributes"])
@@ -240,7 +243,7 @@ class ChannelStore:
                 )
                 return item
             except Exception as e:
-                if _code(e) != "TransactionCanceledException":
+                if aws_error_code(e) != "TransactionCanceledException":
                     raise self._wrap(e) from e
                 reasons = [r.get("Code") for r in getattr(e, "response", {}).get("CancellationReasons", [])]
                 if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
@@ -278,7 +281,7 @@ class ChannelStore:
                 ReturnValues="ALL_NEW",
             )
         except Exception as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if aws_error_code(e) == "ConditionalCheckFailedException":
                 current = self.get_break(channel_id, break_id)
                 raise ConflictError(
                     f"ad break {break_id!r} is {current.get('state')}, not {expect_state}"
@@ -320,4 +323,4 @@ class ChannelStore:
     def _wrap(e: Exception) -> Exception:
         if isinstance(e, StoreError | NotFoundError | ConflictError):
             return e
-        return StoreError(f"channel store unavailable ({_code(e) or type(e).__name__})")
+        return StoreError(f"channel store unavailable ({aws_error_code(e) or type(e).__name__})")

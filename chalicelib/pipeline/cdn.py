@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from ..errors import StoreError, ValidationError
+from ..errors import StoreError, ValidationError, aws_error_code
 
 MAX_PATHS = 3000
 MAX_WILDCARDS = 15
@@ -96,7 +96,7 @@ class CloudFrontCdn:
         try:
             resp = self._client.get_invalidation(DistributionId=self._dist, Id=invalidation_id)
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchInvalidation", "NoSuchDistribution"):
+            if aws_error_code(e) in ("NoSuchInvalidation", "NoSuchDistribution"):
                 return False
             raise StoreError(f"CloudFront get_invalidation failed: {e}") from e
         return str(resp["Invalidation"]["Status"]) == "InProgress"

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from ..errors import NotFoundError, StoreError
+from ..errors import NotFoundError, StoreError, aws_error_code
 
 # MediaPackage's recommendations (DESIGN.md "Caching"): segments never change once written.
 IMMUTABLE = "public, max-age=1209600, immutable"
@@ -47,7 +47,7 @@ class S3ObjectStore:
         try:
             self._s3.download_file(bucket, key, str(path))
         except ClientError as e:
-            code = e.response.get("Error", {}).get("Code")
+            code = aws_error_code(e)
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise NotFoundError(f"s3://{bucket}/{key} does not exist") from e
             raise StoreError(f"download of s3://{bucket}/{key} failed: {e}") from e
@@ -65,7 +65,7 @@ class S3ObjectStore:
         except ClientError as e:
             # Without s3:ListBucket, S3 answers 403 (not 404) for a missing key. Either way the
             # caller re-uploads, which is safe: init segments are byte-identical per channel.
-            if e.response.get("Error", {}).get("Code") in ("404", "403", "NoSuchKey", "NotFound", "Forbidden"):
+            if aws_error_code(e) in ("404", "403", "NoSuchKey", "NotFound", "Forbidden"):
                 return None
             raise StoreError(f"head of s3://{bucket}/{key} failed: {e}") from e
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import ConcurrentUpdateError, ConflictError, StoreError
+from ..errors import ConcurrentUpdateError, ConflictError, StoreError, aws_error_code
 from ..records import META, PUB, ChannelRecord, channel_pk, iso, parse_iso, segment_sk
 from .assemble import INVALID, RECEIVED, ChunkState, PublishState
 
@@ -32,7 +32,7 @@ def _dec(x: float) -> Decimal:
 
 
 def _failed_condition(e: ClientError) -> bool:
-    return e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return aws_error_code(e) == "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True)
