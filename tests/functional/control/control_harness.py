@@ -172,3 +172,23 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
         with Client(app, stage_name="local", project_dir=str(PROJECT)) as client:
             yield Api(client, ctl, clock, recording, recorder, Execution(ctl))
         root.reset()
+
+
+def serialise_moto(monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+    """Make one moto DynamoDB operation atomic across threads. DynamoDB evaluates a condition and
+    writes atomically (per item, or per transaction); moto in-process does not serialise threads,
+    so race tests give it that one guarantee, and nothing more."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    original = getattr(DynamoDBBackend, operation)
+
+    @functools.wraps(original)
+    def atomic(*args: object, **kwargs: object) -> object:
+        with lock:
+            return original(*args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, operation, atomic)

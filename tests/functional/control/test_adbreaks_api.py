@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from control_harness import Api
+from control_harness import Api, serialise_moto
 
 from chalicelib.control.adbreaks import to_timeline_breaks
 from chalicelib.records import iso
@@ -160,24 +160,12 @@ def test_given_two_overlapping_breaks_requested_at_once_then_one_is_scheduled_an
 ) -> None:
     """Overlapping SCTE-35 OUT/IN pairs would reach the manifests if both requests passed the
     schedule check before either wrote. Both threads read the schedule before either commits."""
-    import functools
     import threading
-
-    from moto.dynamodb.models import DynamoDBBackend
 
     from chalicelib.control import adbreaks, models
     from chalicelib.errors import ConflictError
 
-    # DynamoDB commits a transaction atomically; moto in-process does not serialise threads.
-    lock = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    @functools.wraps(original)
-    def atomic(*args: object, **kwargs: object) -> object:
-        with lock:
-            return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", atomic)
+    serialise_moto(monkeypatch, "transact_write_items")
     api.running("news")
     listed = threading.Barrier(2)
     real_list = api.ctl.store.list_breaks

@@ -7,7 +7,7 @@ execution; the execution (played by `Execution`) moves the rest of the way.
 from __future__ import annotations
 
 import pytest
-from control_harness import Api
+from control_harness import Api, serialise_moto
 
 from chalicelib.errors import StateTransitionError, ValidationError
 from chalicelib.records import iso
@@ -187,25 +187,12 @@ def test_given_a_retried_rollover_then_one_successor_execution_not_two(api: Api)
 def test_given_concurrent_starts_then_exactly_one_wins_and_one_command_is_sent(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import functools
     import threading
-
-    from moto.dynamodb.models import DynamoDBBackend
 
     from chalicelib.control import channels
     from chalicelib.errors import ConflictError
 
-    # DynamoDB evaluates a condition and writes atomically per item; moto in-process does not
-    # serialise threads, so give it that one guarantee (and nothing more) for this race.
-    lock = threading.Lock()
-    original = DynamoDBBackend.update_item
-
-    @functools.wraps(original)
-    def atomic_update_item(*args: object, **kwargs: object) -> object:
-        with lock:
-            return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", atomic_update_item)
+    serialise_moto(monkeypatch, "update_item")
     api.create("news")
     barrier = threading.Barrier(6)
     outcomes: list[str] = []
