@@ -78,6 +78,15 @@ def cdn() -> Any:
     return CloudFrontCdn(client("cloudfront"), dist) if dist else None
 
 
+@resettable
+@cache
+def idempotency_store() -> Any:
+    """Powertools Idempotency persistence on the pipeline table (one per process: it holds a client)."""
+    from .pipeline.ingest import idempotency_layer
+
+    return idempotency_layer(settings().table_name)
+
+
 # --- control factories (chalicelib/control) ---
 
 

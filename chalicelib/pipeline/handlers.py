@@ -42,20 +42,10 @@ def _deps(context: Any = None) -> Deps:
     from .deps import default
 
     d = default()
-    d.extra.setdefault("idempotency", root_idempotency(root.settings().table_name))
+    d.extra.setdefault("idempotency", root.idempotency_store())
     if context is not None:
         d.extra["lambda_context"] = context  # idempotency records expire in-progress with the Lambda
     return d
-
-
-_IDEM: dict[str, Any] = {}
-
-
-def root_idempotency(table: str) -> Any:
-    """One persistence layer per process (it holds a boto3 client)."""
-    if table not in _IDEM:
-        _IDEM[table] = ingest.idempotency_layer(table)
-    return _IDEM[table]
 
 
 def _bodies(event: Mapping[str, Any]) -> list[str]:
