@@ -56,12 +56,12 @@ def reject_key(r: Rejection) -> str:
 def idempotent_upload(u: Upload, deps: Deps) -> str:
     """`on_upload` behind Powertools Idempotency, keyed on channel, seq, ETag and the channel's run:
     the same file pushed again after a stop and start is a new chunk of a new run, not a replay."""
+    meta = deps.store.channel(u.channel)  # read once: the key needs its run, the use case the rest
     layer = deps.extra.get("idempotency")
     if layer is None:
-        return on_upload(u, deps)
+        return on_upload(u, deps, meta)
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-    meta = deps.store.channel(u.channel)
     run = meta.started_at if meta is not None else ""
     config = IdempotencyConfig(event_key_jmespath="[channel, seq, etag, run]", expires_after_seconds=24 * 3600,
                                raise_on_no_idempotency_key=True)
@@ -87,13 +87,10 @@ def idempotency_layer(table_name: str) -> Any:
                                     static_pk_value="IDEM#ingest")
 
 
-_UNREAD: Any = object()
-
-
-def on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None = _UNREAD) -> str:
-    """`meta`: the channel record when the caller has already read it (saves a read per chunk)."""
+def on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
+    """`meta`: the channel's record as read for this upload (None: unknown channel)."""
     with bind(channel=u.channel, seq=u.seq):
-        return _on_upload(u, deps, deps.store.channel(u.channel) if meta is _UNREAD else meta)
+        return _on_upload(u, deps, meta)
 
 
 def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
