@@ -12,7 +12,6 @@ re-sends the jobs on redelivery instead of dropping them (workers are idempotent
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import warnings
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, InvalidMediaError, NotFoundError
+from ..media.timeline import round_half_up
 from ..records import INGEST_STATES, ChannelRecord, iso
 from .assemble import INVALID, RECEIVED
 from .clock import base_for, media_start
@@ -152,7 +152,8 @@ def _check_duration(duration: float, segment_duration: float) -> None:
     """EXT-X-TARGETDURATION is fixed for the event (RFC 8216 6.2.1) and every EXTINF must round to at
     most it, so a chunk that rounds above the channel's segment duration cannot be listed: it is
     refused (and published as a GAP) with the encoder setting to fix, instead of breaking players."""
-    limit = math.floor(segment_duration + 0.5) + 0.5  # the largest duration that still rounds down to it
+    # The same rounding the renderer applies (media.timeline.round_half_up): at `limit` EXTINF rounds up.
+    limit = round_half_up(segment_duration) + 0.5
     if duration >= limit:
         raise InvalidMediaError(
             f"chunk is {duration:.2f} s, longer than the channel's {segment_duration:g} s segments allow "
