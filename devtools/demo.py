@@ -437,65 +437,6 @@ def _port_open(port: int) -> bool:
 
 # --------------------------------------------------------------------------- synthetic live source
 # testsrc2 with the UTC wall clock burned in: compare it with a clock to see glass-to-glass latency.
-CLOCK_FILTER = (
-    "drawtext=text='%{gmtime\\:%H\\\\\\:%M\\\\\\:%S} UTC  frame %{n}':x=20:y=h-60:fontsize=32:"
-    "fontcolor=white:box=1:boxcolor=black@0.6"
-)
-
-
-def encoder_argv(out_dir: Path, segment_duration: float = 2.0, size: str = "640x360", fps: int = 25) -> list[str]:
-    """ffmpeg as a live encoder: real-time testsrc2 + tone, closed GOP every segment, 2 s MPEG-TS chunks
-    named {seq:08d}.ts, and a CSV line per finished chunk (the uploader's signal that it is complete)."""
-    gop = round(segment_duration * fps)
-    return [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
-        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
-        "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-        "-vf", CLOCK_FILTER,
-        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p",
-        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-        "-force_key_frames", f"expr:gte(t,n_forced*{segment_duration})",
-        "-c:a", "aac", "-b:a", "64k",
-        "-f", "segment", "-segment_time", str(segment_duration), "-segment_format", "mpegts",
-        "-reset_timestamps", "0", "-segment_list", str(out_dir / "chunks.csv"), "-segment_list_type", "csv",
-        str(out_dir / "%08d.ts"),
-    ]  # fmt: skip
-
-
-class ChunkUploader(threading.Thread):
-    """Uploads each finished chunk to s3://{bucket}/{channel}/{seq:08d}.ts, the encoder contract of
-    chalicelib.pipeline.events.parse_key, in the order the encoder closes them."""
-
-    def __init__(self, s3: Any, bucket: str, channel_id: str, work_dir: Path) -> None:
-        super().__init__(name="demo-uploader", daemon=True)
-        self._s3, self._bucket, self._channel, self._dir = s3, bucket, channel_id, work_dir
-        self._stop = threading.Event()
-        self.uploaded = 0
-        self.error = ""
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.join(timeout=5)
-
-    def run(self) -> None:
-        listing = self._dir / "chunks.csv"
-        done = 0
-        while not self._stop.is_set():
-            lines = listing.read_text().splitlines() if listing.exists() else []
-            for line in lines[done:]:
-                name = line.split(",", 1)[0]
-                try:
-                    self._s3.put_object(Bucket=self._bucket, Key=f"{self._channel}/{name}",
-                                        Body=(self._dir / name).read_bytes(), ContentType="video/mp2t")
-                    (self._dir / name).unlink(missing_ok=True)
-                    self.uploaded += 1
-                except Exception as exc:  # keep pushing: one failed chunk becomes a GAP, not a dead demo
-                    self.error = f"{name}: {exc}"
-                    say(f"upload of {name} failed: {exc}")
-            done = len(lines)
-            self._stop.wait(0.2)
-
-
 # --------------------------------------------------------------------------- the stack
 @dataclass
 class DemoStack:
@@ -606,7 +547,7 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
                           children=children, closers=closers)
         stack.url = stack.player_url()
         if push:
-            start_push(stack, s3)
+            start_push(stack)
             say("waiting for the first published playlist")
             wait_until("the master playlist in the origin bucket",
                        lambda: bool(s3.head_object(Bucket=env["ORIGIN_BUCKET"], Key=f"{channel_id}/master.m3u8")),
@@ -623,27 +564,11 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         raise
 
 
-def start_push(stack: DemoStack, s3: Any) -> None:
-    """Push the live synthetic source: the pipeline's push helper when it is installed, else the
-    built-in encoder + uploader (same key contract)."""
-    import importlib.util
-
-    env = stack.env
-    if importlib.util.find_spec("slipstream_cli") is not None:
-        say("pushing a live testsrc2 source with a burned-in clock (slipstream_cli push)")
-        stack.children.start("push", [str(VENV_PY), "-m", "slipstream_cli", "push", "--channel", stack.channel_id,
-                                      "--bucket", env["INGEST_BUCKET"], "testsrc", "--realtime"], env)
-        return
-    import tempfile
-
-    say("pushing a live testsrc2 source with a burned-in clock (built-in encoder)")
-    work = Path(tempfile.mkdtemp(prefix="slipstream-push-"))
-    seg = float(env.get("SEGMENT_DURATION", "2") or 2)
-    stack.children.start("encoder", encoder_argv(work, seg), env)
-    uploader = ChunkUploader(s3, env["INGEST_BUCKET"], stack.channel_id, work)
-    uploader.start()
-    stack.closers.append(lambda: shutil.rmtree(work, ignore_errors=True))
-    stack.closers.append(uploader.stop)
+def start_push(stack: DemoStack) -> None:
+    """Push the live synthetic source with the project's own encoder helper (`slipstream push`)."""
+    say("pushing a live testsrc2 source with a burned-in clock (slipstream_cli push)")
+    stack.children.start("push", [str(VENV_PY), "-m", "slipstream_cli", "push", "--channel", stack.channel_id,
+                                  "--bucket", stack.env["INGEST_BUCKET"], "testsrc", "--realtime"], stack.env)
 
 
 class _Stop(Exception):

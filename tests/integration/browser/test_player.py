@@ -136,6 +136,13 @@ def stand_in_api(origin: LiveOrigin) -> ThreadingHTTPServer:
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
 
+# The wall clock burned into the picture, so latency is visible in screenshots.
+CLOCK_FILTER = (
+    "drawtext=text='%{gmtime\\:%H\\\\\\:%M\\\\\\:%S} UTC  frame %{n}':x=20:y=h-60:fontsize=32:"
+    "fontcolor=white:box=1:boxcolor=black@0.6"
+)
+
+
 def live_encoder_argv(fmt: str, out: Path) -> list[str]:
     """A tiny real-time live encoder (320x180, burned-in clock) writing ffmpeg's own live HLS or DASH."""
     # ffmpeg's DASH muxer cuts AAC at its own frame boundaries (2.021 s audio vs 2.000 s video
@@ -146,7 +153,7 @@ def live_encoder_argv(fmt: str, out: Path) -> list[str]:
     common = [
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", *audio,
-        "-vf", demo.CLOCK_FILTER.replace("fontsize=32", "fontsize=16").replace("y=h-60", "y=h-30"),
+        "-vf", CLOCK_FILTER.replace("fontsize=32", "fontsize=16").replace("y=h-60", "y=h-30"),
         "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-keyint_min", "50", "-sc_threshold", "0",
         *audio_codec, "-t", "120",
     ]  # fmt: skip
