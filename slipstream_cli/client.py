@@ -66,7 +66,7 @@ class ApiClient:
             from botocore.auth import SigV4Auth
             from botocore.awsrequest import AWSRequest
         except ImportError:
-            raise CliError("no API key given and botocore is missing for IAM signing") from None
+            raise CliError("no API key given, and IAM signing needs botocore: pip install 'slipstream[aws]'") from None
         session = botocore.session.get_session()
         creds = session.get_credentials()
         if creds is None:

@@ -5,6 +5,12 @@ SOURCE is a media file, a V4L2 device (/dev/video0) or `testsrc` (testsrc2 + a 4
 a wall clock burned in when this ffmpeg has drawtext). Uploads go straight to the ingest bucket
 (`--bucket`, boto3) or through presigned URLs from the control API (`--api` + `--api-key`).
 
+Each upload carries its media type (video/mp2t for .ts, video/mp4 for .mp4: S3 stores it, and
+urllib's default form type is not what a media object is) and is retried within one segment
+duration (transient 5xx, 429, timeouts, dropped connections) with exponential backoff; a chunk
+that still fails is counted on the progress line and becomes a GAP or slate downstream, while
+pushing goes on.
+
 How chunks are cut: ffmpeg's segment muxer with forced keyframes every chunk
 (`-force_key_frames expr:gte(t,n_forced*D)`) so every chunk starts on an IDR, and
 `-reset_timestamps 0` so chunk timestamps continue across chunks (the pipeline derives media time
@@ -15,8 +21,11 @@ when it is complete and safe to upload.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +41,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 URL_BATCH = 60  # presigned URLs fetched per API call (2 minutes of 2 s chunks)
+CONTENT_TYPES = {".ts": "video/mp2t", ".mp4": "video/mp4"}
+# The API's channel id rule (chalicelib.records.ID_RE; a unit test keeps the two equal). Checked
+# here too because `--bucket` uploads never meet the API: a bad id would only be rejected,
+# silently for the pusher, by the ingest Lambda.
+CHANNEL_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+FIRST_BACKOFF = 0.1  # seconds before the first retry; doubles each time, with jitter
+MIN_ATTEMPT = 0.25  # an attempt needs at least this much of the retry window left
 
 
 class PushError(Exception):
@@ -71,6 +87,8 @@ class Progress:
     bytes: int = 0
     media_seconds: float = 0.0
     failed: int = 0
+    retries: int = 0  # attempts beyond each upload's first
+    last_failure: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, size: int, seconds: float) -> None:
@@ -79,11 +97,22 @@ class Progress:
             self.bytes += size
             self.media_seconds += seconds
 
+    def retry(self) -> None:
+        with self.lock:
+            self.retries += 1
+
+    def fail(self, reason: str) -> None:
+        with self.lock:
+            self.failed += 1
+            self.last_failure = reason
+
     def line(self, now: float | None = None) -> str:
         elapsed = max(1e-6, (now if now is not None else time.monotonic()) - self.started)
         kbps = self.bytes * 8 / 1000 / max(self.media_seconds, 1e-6)
         lag = elapsed - self.media_seconds  # how far the uploaded media trails the wall clock
-        extra = f" | {self.failed} failed" if self.failed else ""
+        extra = f" | {self.retries} retries" if self.retries else ""
+        if self.failed:
+            extra += f" | {self.failed} failed (last: {self.last_failure[:80]})"
         return f"sent {self.sent} segments | {kbps:,.0f} kbit/s | lag {lag:+.1f} s{extra}"
 
 
@@ -145,41 +174,127 @@ def closed_chunks(proc: subprocess.Popen[str], out_dir: Path) -> Iterator[Path]:
             yield out_dir / Path(name).name
 
 
-class Uploader:
-    """Where chunks go: the bucket (boto3) or presigned URLs from the control API."""
+def content_type(path: Path) -> str:
+    try:
+        return CONTENT_TYPES[path.suffix]
+    except KeyError:
+        raise PushError(f"cannot upload {path.name}: only {', '.join(sorted(CONTENT_TYPES))} chunks") from None
 
-    def __init__(self, args: argparse.Namespace, opener: Callable[..., Any] = urllib.request.urlopen) -> None:
+
+class TransientUploadError(Exception):
+    """One attempt failed in a way the next attempt may not (5xx, 429, timeout, dropped connection)."""
+
+
+def _transient(e: BaseException) -> bool:
+    if isinstance(e, urllib.error.HTTPError):
+        return e.code >= 500 or e.code in (408, 429)
+    # Refused, reset or timed out (urllib wraps some of these in URLError), or a broken response.
+    if isinstance(e, urllib.error.URLError | TimeoutError | ConnectionError | http.client.HTTPException):
+        return True
+    response = getattr(e, "response", None)  # botocore's ClientError (--bucket) carries the status
+    if isinstance(response, dict):
+        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return status >= 500 or status in (408, 429)
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+    except ImportError:
+        return False
+    return isinstance(e, BotoConnectionError | HTTPClientError)  # endpoint down, timeouts, closed
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f"{e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+class Uploader:
+    """Where chunks go: the bucket (boto3) or presigned URLs from the control API.
+
+    `put` retries transient failures until `window` seconds after its first attempt (one segment
+    duration: a chunk later than that is no use to a live playlist), sleeping 0.1, 0.2, 0.4 ... s
+    with jitter in between; each attempt's socket timeout is what is left of the window."""
+
+    def __init__(self, args: argparse.Namespace, opener: Callable[..., Any] = urllib.request.urlopen, *,
+                 window: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[int, str], None] | None = None) -> None:
         self.channel = args.channel
         self.bucket = args.bucket
         # `slipstream --endpoint URL push ...`: the CLI's global API URL serves when --api is absent.
         self.api = (args.api or ("" if args.bucket else getattr(args, "endpoint", "")) or "").rstrip("/")
         self.api_key = args.api_key
+        self.window = float(window if window is not None else getattr(args, "segment_time", 2.0))
         self._open = opener
-        self._urls: dict[int, str] = {}
+        self._clock, self._sleep = clock, sleep
+        self._on_retry = on_retry or (lambda seq, reason: None)
+        self._urls: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
         self._s3: Any = None
         if not self.bucket and not self.api:
             raise PushError("say where chunks go: --bucket NAME (boto3) or --api URL --api-key KEY")
 
-    def put(self, seq: int, path: Path) -> None:
+    def put(self, seq: int, path: Path) -> int:
+        """Upload one chunk; returns the number of attempts it took. Raises PushError when it
+        could not be sent within the window (or was refused for good)."""
         body = path.read_bytes()
-        if self.bucket:
-            if self._s3 is None:
-                import boto3
+        kind = content_type(path)
+        started = self._clock()
+        deadline = started + self.window
+        url = "" if self.bucket else self._url(seq, path.suffix)
+        attempt, backoff = 0, FIRST_BACKOFF
+        while True:
+            attempt += 1
+            timeout = max(MIN_ATTEMPT, deadline - self._clock())
+            try:
+                if self.bucket:
+                    self._put_s3(seq, path.suffix, body, kind, timeout)
+                else:
+                    self._put_url(url, body, kind, timeout)
+                return attempt
+            except PushError:
+                raise
+            except Exception as e:
+                reason = f"chunk {seq}: {_reason(e)}"
+                if not _transient(e):
+                    raise PushError(f"{reason} (not retried)") from e
+                pause = random.uniform(backoff / 2, backoff)
+                if self._clock() + pause + MIN_ATTEMPT > deadline:
+                    raise PushError(f"{reason} (gave up after {attempt} attempt(s) in "
+                                    f"{self._clock() - started:.1f} s)") from e
+                self._on_retry(seq, reason)
+                self._sleep(pause)
+                backoff *= 2
 
-                self._s3 = boto3.client("s3")
-            self._s3.put_object(Bucket=self.bucket, Key=f"{self.channel}/{seq:08d}.ts", Body=body,
-                                ContentType="video/mp2t")
-            return
-        url = self._url(seq)
-        req = urllib.request.Request(url, data=body, method="PUT")
-        with self._open(req, timeout=30) as resp:
+    def _put_url(self, url: str, body: bytes, kind: str, timeout: float) -> None:
+        # Content-Length comes from the body; without an explicit type urllib sends
+        # application/x-www-form-urlencoded, which S3 would store as the object's type.
+        req = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": kind})
+        with self._open(req, timeout=timeout) as resp:
             resp.read()
 
-    def _url(self, seq: int) -> str:
+    def _put_s3(self, seq: int, suffix: str, body: bytes, kind: str, timeout: float) -> None:
+        if self._s3 is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise PushError("--bucket needs boto3: pip install 'slipstream[aws]'") from None
+            # One attempt per call and short timeouts: the retry window above is the policy.
+            self._s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                                                        connect_timeout=max(1.0, self.window),
+                                                        read_timeout=max(1.0, self.window)))
+        self._s3.put_object(Bucket=self.bucket, Key=f"{self.channel}/{seq:08d}{suffix}", Body=body,
+                            ContentType=kind)
+
+    def _url(self, seq: int, suffix: str) -> str:
+        ext = suffix.lstrip(".")
         with self._lock:
-            if seq not in self._urls:
-                body = json.dumps({"first_seq": seq, "count": URL_BATCH, "extension": "ts"}).encode()
+            if (seq, ext) not in self._urls:
+                body = json.dumps({"first_seq": seq, "count": URL_BATCH, "extension": ext}).encode()
                 req = urllib.request.Request(
                     f"{self.api}/channels/{self.channel}/ingest-urls", data=body, method="POST",
                     headers={"content-type": "application/json", "x-api-key": self.api_key})
@@ -188,8 +303,10 @@ class Uploader:
                         doc = json.loads(resp.read())
                 except urllib.error.HTTPError as e:
                     raise PushError(f"the API refused ingest URLs ({e.code}): {e.read()[:300]!r}") from e
-                self._urls.update({int(u["seq"]): str(u["url"]) for u in doc["urls"]})
-            return self._urls.pop(seq)
+                except (urllib.error.URLError, OSError) as e:
+                    raise PushError(f"chunk {seq}: no ingest URL, the API is unreachable ({_reason(e)})") from e
+                self._urls.update({(int(u["seq"]), ext): str(u["url"]) for u in doc["urls"]})
+            return self._urls.pop((seq, ext))
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -205,33 +322,34 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _find_ffmpeg() -> str:
+    """$FFMPEG_PATH, else PATH, else the static build of `pip install 'slipstream[ffmpeg]'`."""
+    override = os.environ.get("FFMPEG_PATH", "")
+    if override:
+        if os.path.isfile(override) and os.access(override, os.X_OK):
+            return override
+        raise PushError(f"ffmpeg is required: FFMPEG_PATH={override} is not an executable file")
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
     try:
-        from chalicelib.transcode.ffmpeg import find_binary
+        import imageio_ffmpeg
 
-        return find_binary("ffmpeg")
-    except ImportError:
-        found = shutil.which("ffmpeg")
-    except Exception as e:  # FFmpegNotFoundError
-        raise PushError(f"ffmpeg is required: {e}") from e
-    if not found:
-        raise PushError("ffmpeg is required but was not found on PATH (apt-get install ffmpeg)")
-    return found
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        raise PushError("ffmpeg is required but was not found on PATH "
+                        "(apt-get install ffmpeg, or pip install 'slipstream[ffmpeg]')") from None
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from chalicelib.errors import ValidationError
-    from chalicelib.records import validate_id
-
-    try:
-        validate_id(args.channel)
-    except ValidationError as e:
-        raise PushError(str(e)) from e
+    if not CHANNEL_ID.fullmatch(args.channel):
+        raise PushError(f"invalid channel id {args.channel!r}: use 1-63 lower-case letters, digits and '-', "
+                        "starting and ending with a letter or digit")
     if args.start_seq < 0:
         raise PushError("--start-seq must be >= 0")
-    uploader = Uploader(args)
+    progress = Progress()
+    uploader = Uploader(args, on_retry=lambda seq, reason: progress.retry())
     ffmpeg = _find_ffmpeg()
     drawtext = args.source == "testsrc" and has_filter(ffmpeg, "drawtext")
-    progress = Progress()
     with tempfile.TemporaryDirectory(prefix="slipstream-push-") as tmp:
         out_dir = Path(tmp)
         cmd = ffmpeg_command(ffmpeg, args, out_dir, drawtext)
@@ -266,10 +384,10 @@ def _upload_one(uploader: Uploader, seq: int, path: Path, seconds: float, progre
         progress.add(size, seconds)
     except PushError as e:
         errors.append(str(e))
-        progress.failed += 1
+        progress.fail(str(e))
     except Exception as e:  # keep pushing live: one lost chunk becomes a GAP downstream
         errors.append(f"chunk {seq}: {e}")
-        progress.failed += 1
+        progress.fail(f"chunk {seq}: {e}")
     finally:
         path.unlink(missing_ok=True)
 

@@ -113,3 +113,138 @@ def test_api_mode_fetches_presigned_urls_in_batches_and_puts_each_chunk(tmp_path
                        ("PUT", "https://put/6"), ("POST", "https://api.example/channels/news/ingest-urls"),
                        ("PUT", "https://put/7")]
     assert calls[0][2]["X-api-key"] == "k" and calls[1][3] == b"\x47" * 188
+
+
+# --- uploads: media types, retries within one segment duration, failures on the progress line ---
+
+
+class FakeClock:
+    """Virtual time: sleeping advances it, so retry windows are checked without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class FlakyStore:
+    """A presigned-URL API plus an S3 that fails the first `failures` PUTs of each key the way given."""
+
+    def __init__(self, failures: int = 0, error: Exception | None = None, clock: FakeClock | None = None,
+                 attempt_seconds: float = 0.0) -> None:
+        self.failures, self.error, self.clock, self.attempt_seconds = failures, error, clock, attempt_seconds
+        self.puts: list[dict[str, object]] = []
+
+    def __call__(self, req: object, timeout: float) -> FakeResponse:
+        import json
+        import urllib.request
+
+        assert isinstance(req, urllib.request.Request)
+        if req.get_method() == "POST":
+            doc = json.loads(req.data or b"{}")  # type: ignore[arg-type]
+            urls = [{"seq": s, "url": f"https://ingest.example/news/{s:08d}.{doc['extension']}?X-Amz-Signature=x"}
+                    for s in range(doc["first_seq"], doc["first_seq"] + doc["count"])]
+            return FakeResponse(json.dumps({"urls": urls}).encode())
+        self.puts.append({"url": req.full_url, "type": req.get_header("Content-type"), "timeout": timeout,
+                          "body": req.data})
+        if self.clock is not None:
+            self.clock.now += self.attempt_seconds
+        if len(self.puts) <= self.failures:
+            assert self.error is not None
+            raise self.error
+        return FakeResponse()
+
+
+def api_uploader(store: FlakyStore, clock: FakeClock, retries: list[str] | None = None,
+                 segment_time: str = "2") -> push.Uploader:
+    args = parse("--channel", "news", "--api", "https://api.example", "--api-key", "k",
+                 "--segment-time", segment_time, "testsrc")
+    return push.Uploader(args, opener=store, clock=clock, sleep=clock.sleep,
+                         on_retry=lambda seq, reason: (retries if retries is not None else []).append(reason))
+
+
+def chunk(tmp_path: Path, name: str = "00000003.ts") -> Path:
+    path = tmp_path / name
+    path.write_bytes(b"\x47" * 376)
+    return path
+
+
+def http_error(code: int, reason: str) -> Exception:
+    import urllib.error
+
+    return urllib.error.HTTPError("https://ingest.example/x", code, reason, {}, None)  # type: ignore[arg-type]
+
+
+def test_presigned_puts_carry_the_media_type_of_the_chunk(tmp_path: Path) -> None:
+    """Without it urllib labels the body application/x-www-form-urlencoded, which S3 stores."""
+    store, clock = FlakyStore(), FakeClock()
+    up = api_uploader(store, clock)
+    up.put(3, chunk(tmp_path))
+    up.put(4, chunk(tmp_path, "00000004.mp4"))
+    assert [(p["url"].split("?")[0], p["type"]) for p in store.puts] == [  # type: ignore[union-attr]
+        ("https://ingest.example/news/00000003.ts", "video/mp2t"),
+        ("https://ingest.example/news/00000004.mp4", "video/mp4"),
+    ]
+
+
+def test_given_one_transient_503_then_the_chunk_is_sent_on_the_second_attempt(tmp_path: Path) -> None:
+    store, clock, retries = FlakyStore(failures=1, error=http_error(503, "Slow Down")), FakeClock(), []
+    up = api_uploader(store, clock, retries)
+    assert up.put(3, chunk(tmp_path)) == 2
+    assert len(store.puts) == 2 and store.puts[0]["body"] == store.puts[1]["body"] == b"\x47" * 376
+    assert retries == ["chunk 3: 503 Slow Down"]
+    assert 0.05 <= clock.slept[0] <= 0.1  # the first backoff, jittered
+
+
+@pytest.mark.parametrize("error", [TimeoutError("timed out"), ConnectionResetError("reset by peer")],
+                         ids=["timeout", "connection-reset"])
+def test_timeouts_and_dropped_connections_are_retried_too(tmp_path: Path, error: Exception) -> None:
+    store, clock = FlakyStore(failures=2, error=error), FakeClock()
+    assert api_uploader(store, clock).put(3, chunk(tmp_path)) == 3
+
+
+def test_a_chunk_that_keeps_failing_is_given_up_within_one_segment_duration(tmp_path: Path) -> None:
+    """Each attempt takes 0.3 s and fails: backoff doubles, and no attempt starts past the window."""
+    clock = FakeClock()
+    store = FlakyStore(failures=10**6, error=http_error(500, "Internal Error"), clock=clock, attempt_seconds=0.3)
+    up = api_uploader(store, clock)
+    started = clock.now
+    with pytest.raises(push.PushError, match=r"chunk 3: 500 Internal Error \(gave up after \d attempt"):
+        up.put(3, chunk(tmp_path))
+    assert 2 <= len(store.puts) <= 5
+    assert clock.now - started <= 2.0
+    assert all(b > a for a, b in zip(clock.slept, clock.slept[1:], strict=False))  # backing off
+    # Each attempt may only wait for what is left of the window.
+    timeouts = [float(p["timeout"]) for p in store.puts]  # type: ignore[arg-type]
+    assert timeouts[0] == pytest.approx(2.0) and timeouts[-1] < timeouts[0]
+
+
+def test_a_refused_upload_is_not_retried(tmp_path: Path) -> None:
+    """403 (a wrong or expired signature) will not get better by asking again."""
+    store, clock = FlakyStore(failures=1, error=http_error(403, "Forbidden")), FakeClock()
+    with pytest.raises(push.PushError, match=r"chunk 3: 403 Forbidden \(not retried\)"):
+        api_uploader(store, clock).put(3, chunk(tmp_path))
+    assert len(store.puts) == 1 and clock.slept == []
+
+
+def test_the_progress_line_reports_retries_and_the_last_failure() -> None:
+    p = push.Progress(started=100.0)
+    p.add(250_000, 2.0)
+    p.retry()
+    p.retry()
+    p.fail("chunk 7: 503 Slow Down (gave up after 4 attempt(s) in 1.9 s)")
+    assert p.line(now=103.0) == ("sent 1 segments | 1,000 kbit/s | lag +1.0 s | 2 retries | 1 failed "
+                                 "(last: chunk 7: 503 Slow Down (gave up after 4 attempt(s) in 1.9 s))")
+
+
+def test_the_cli_checks_channel_ids_with_the_apis_own_rule() -> None:
+    """The CLI ships without chalicelib, so it restates the id rule; this keeps the two equal."""
+    from chalicelib.records import ID_RE
+
+    assert push.CHANNEL_ID.pattern == ID_RE.pattern
