@@ -2,13 +2,15 @@
 
 Each handler parses its event, calls one use-case function in chalicelib, returns. Auth (API key or
 IAM), body validation, error mapping and JSON out live in chalicelib.control.http.endpoint.
+Powertools wraps every function (API, pipeline, lifecycle) through Chalice middleware, registered
+once below: JSON logs with the Lambda context, an X-Ray subsegment, one EMF metrics flush.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice
+from chalice import Chalice, ConvertToMiddleware
 
 from chalicelib import root
 from chalicelib.control import adbreaks as _breaks
@@ -19,9 +21,16 @@ from chalicelib.control.auth import route_authorizer
 from chalicelib.control.http import endpoint as _endpoint
 from chalicelib.control.http import request_body as _body
 from chalicelib.control.openapi import document as _openapi
+from chalicelib.obs import logger, metrics, tracer
 from chalicelib.pipeline import handlers as pipeline
 
-app = Chalice(app_name="slipstream")
+# configure_logs=False: Chalice would otherwise set its logger, the stdlib logger named after the
+# app, which is also Powertools' logger for service "slipstream", to ERROR with a plain-text handler.
+app = Chalice(app_name="slipstream", configure_logs=False)
+# Outermost first: log context for everything inside, then the trace, then the metrics flush.
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+app.register_middleware(ConvertToMiddleware(tracer.capture_lambda_handler(capture_response=False)))
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics(capture_cold_start_metric=True)))
 
 # --- pipeline: ingest -> transcode -> package -------------------------------------------------
 # One ingest trigger per stage (pipeline.INGEST_TRIGGER), so an upload is never ingested twice.

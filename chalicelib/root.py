@@ -105,6 +105,7 @@ def presign_s3_client() -> Any:
 def control() -> Any:
     """The control plane's ports. Pipeline functions are resolved on first use (lazy import), so
     the API runs (and is testable) without the pipeline package being importable."""
+    from . import obs
     from .control.adapters import (
         CloudFrontUrlSigner,
         EmfMetrics,
@@ -127,7 +128,7 @@ def control() -> Any:
         republisher=LazyPort("chalicelib.pipeline.publish", "republish"),
         finalizer=LazyPort("chalicelib.pipeline.publish", "finalize_vod"),
         presigner=S3UploadPresigner(presign_s3_client()),
-        metrics=EmfMetrics(s.metrics_namespace),
+        metrics=EmfMetrics(s.metrics_namespace, {"service": obs.SERVICE, "stage": s.stage}),
         signer=signer,
         signed_url_ttl=s.signed_url_ttl,
     )

@@ -112,15 +112,20 @@ class LazyPort:
 
 
 class EmfMetrics:
-    """CloudWatch metrics via the embedded metric format (stdout), so no client call in the hot path."""
+    """CloudWatch metrics via the embedded metric format (stdout), so no client call in the hot path.
 
-    def __init__(self, namespace: str = "Slipstream") -> None:
+    InputGapSeconds is one time series per channel (dimensions channel + `dimensions`, i.e. service
+    and stage): infra/template.yaml's input-gap alarm is a Metrics Insights query grouped by channel."""
+
+    def __init__(self, namespace: str = "Slipstream", dimensions: dict[str, str] | None = None) -> None:
         self._namespace = namespace
+        self._dimensions = dict(dimensions or {})
 
     def input_gap(self, channel_id: str, seconds: float) -> None:
         from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
         with single_metric(
-            name="InputGapSeconds", unit=MetricUnit.Seconds, value=seconds, namespace=self._namespace
+            name="InputGapSeconds", unit=MetricUnit.Seconds, value=seconds, namespace=self._namespace,
+            default_dimensions=self._dimensions,
         ) as metric:
             metric.add_dimension(name="channel", value=channel_id)

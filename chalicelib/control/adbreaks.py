@@ -6,7 +6,6 @@ manifests pick it up at once instead of waiting for the next segment.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -14,11 +13,10 @@ from typing import Any
 
 from ..errors import ConflictError, ValidationError
 from ..media.timeline import AdBreak
+from ..obs import logger
 from ..records import IDLE, RUNNING, STARTING, STOPPED, break_sk, channel_pk, iso, parse_iso, validate_id
 from .models import CreateAdBreak
 from .ports import Control
-
-log = logging.getLogger(__name__)
 
 SCHEDULED, CANCELLED, RETURNED = "scheduled", "cancelled", "returned"
 # Breaks can be scheduled ahead while the channel is idle or stopped; not while it is being
@@ -139,7 +137,7 @@ def _republish(ctl: Control, channel_id: str, reason: str) -> bool:
         ctl.republisher.republish(channel_id, reason)
         return True
     except Exception:
-        log.exception("republish after %r failed for %s", reason, channel_id)
+        logger.exception("republish failed", extra={"channel": channel_id, "reason": reason})
         return False
 
 

@@ -8,11 +8,11 @@ command, the claim is rolled back, so nothing is half-applied.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
+from ..obs import logger
 from ..records import (
     CREATING,
     DELETED,
@@ -29,8 +29,6 @@ from ..records import (
 )
 from .models import ENCODING_FIELDS, CreateChannel, IngestUrlsRequest, PatchChannel
 from .ports import Control, StaleTokenError
-
-log = logging.getLogger(__name__)
 
 # States in which an execution is parked on `.waitForTaskToken` with no timeout: a failed
 # SendTaskSuccess there means the execution is gone, not that the token rotated.
@@ -94,7 +92,8 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         # The channel exists and its execution runs (it parks in IDLE and stores its task token by
         # itself): a 503 now would make a retry hit "id exists". Report it created; the ARN is only
         # a fallback for stopping the execution on delete.
-        log.warning("channel %s created, but its execution ARN was not recorded", body.id)
+        logger.warning("channel created, but its execution ARN was not recorded",
+                       extra={"channel": body.id, "execution_arn": arn})
         return view({**record.to_item(), "execution_arn": arn})
     return view(item)
 
@@ -131,7 +130,7 @@ def patch_channel(ctl: Control, channel_id: str, body: PatchChannel) -> dict[str
         try:
             ctl.republisher.republish(channel_id, f"channel changed: {', '.join(sorted(changes))}")
         except Exception:
-            log.exception("republish after PATCH failed for %s", channel_id)
+            logger.exception("republish after PATCH failed", extra={"channel": channel_id})
     return view(item)
 
 
@@ -155,7 +154,7 @@ def delete_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
         try:
             ctl.lifecycle.stop(str(old.get("execution_arn", "")), "channel deleted")
         except StoreError:
-            log.warning("could not stop the execution of deleted channel %s", channel_id)
+            logger.warning("could not stop the execution of a deleted channel", extra={"channel": channel_id})
     return {"id": channel_id, "state": DELETED}
 
 
@@ -207,7 +206,8 @@ def _rollback(ctl: Control, channel_id: str, claimed: str, old: dict[str, Any]) 
             task_token=str(old.get("task_token", "")), error=str(old.get("error", "")),
         )
     except Exception:  # the lifecycle moved on in the meantime: its state wins
-        log.warning("rollback of %s %s -> %s skipped", channel_id, claimed, previous)
+        logger.warning("rollback skipped: the lifecycle moved on",
+                       extra={"channel": channel_id, "claimed": claimed, "previous": previous})
 
 
 def status(ctl: Control, channel_id: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ Every 4xx/5xx body is {"error": "<ErrorName>", "message": "<what was wrong>"}.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +20,8 @@ from ..errors import (
     UnauthorizedError,
     ValidationError,
 )
+from ..obs import bind, logger
 from . import auth
-
-log = logging.getLogger(__name__)
 
 # Order matters: the first matching class wins (subclasses before their bases).
 STATUS: tuple[tuple[type[SlipstreamError], int], ...] = (
@@ -64,7 +62,10 @@ def request_body(app: Chalice) -> bytes:
 def endpoint(
     app: Chalice, settings: Callable[[], Any], status_code: int = 200
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Wrap a route handler: authenticate, run, map domain errors, serialise with `status_code`."""
+    """Wrap a route handler: authenticate, run, map domain errors, serialise with `status_code`.
+
+    Every log line of the request carries the channel (from the route's {channel_id}) and API
+    Gateway's request id, next to the Lambda request id the logging middleware adds."""
 
     def wrap(view: Callable[..., Any]) -> Callable[..., Response]:
         @functools.wraps(view)
@@ -72,13 +73,16 @@ def endpoint(
             request = app.current_request
             assert request is not None  # Chalice sets it before calling a route
             api_keys = settings().api_keys  # a broken stage config is a 500, not the client's fault
-            try:
-                auth.check(api_keys, request.headers or {}, request.context or {})
-                result = view(*args, **kwargs)
-            except SlipstreamError as e:
-                if status_for(e) >= 500:
-                    log.exception("control API failure")
-                return error_response(e)
+            context = request.context or {}
+            with bind(channel=(request.uri_params or {}).get("channel_id"), api_request_id=context.get("requestId"),
+                      route=f"{request.method} {context.get('resourcePath', '')}"):
+                try:
+                    auth.check(api_keys, request.headers or {}, context)
+                    result = view(*args, **kwargs)
+                except SlipstreamError as e:
+                    if status_for(e) >= 500:
+                        logger.exception("control API failure", extra={"error": type(e).__name__})
+                    return error_response(e)
             if isinstance(result, Response):
                 return result
             return Response(body=result, status_code=status_code, headers={"Content-Type": "application/json"})

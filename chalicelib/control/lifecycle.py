@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, StateTransitionError, ValidationError
+from ..obs import bind, logger
 from ..records import (
     CREATING,
     DELETED,
@@ -34,8 +34,6 @@ from ..records import (
 from .channels import execution_name
 from .ports import Control
 
-log = logging.getLogger(__name__)
-
 # The states an execution may park in, and the states it may enter them from.
 _ENTER_FROM = {IDLE: (CREATING, IDLE), STOPPED: (STOPPED,), RUNNING: (RUNNING,)}
 # A state the API claimed while no task was waiting: the command the execution should act on.
@@ -44,7 +42,10 @@ _PENDING = {STARTING: "start", STOPPING: "stop", DELETED: "delete"}
 
 def handle(ctl: Control, event: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        return _dispatch(ctl, event)
+        # Every log line of a task names its channel and action (the ASL's payload, unvalidated
+        # here: _dispatch rejects a bad id before it reaches any store).
+        with bind(channel=str(event.get("channel_id") or "")[:80] or None, action=event.get("action")):
+            return _dispatch(ctl, event)
     except KeyError as e:  # a payload the ASL should never send: fail loudly, by name
         raise ValidationError(f"lifecycle {event.get('action')!r} event lacks field {e}") from None
 
@@ -115,6 +116,7 @@ def set_state(
         changes["error"] = error or "lifecycle failed"
         expect = expect or (CREATING, IDLE, STARTING, RUNNING, STOPPING, STOPPED, ERROR)
     ctl.store.update(channel_id, changes, expect_states=expect or None, now=now)
+    logger.info("channel state set", extra={"state": state, "error": changes.get("error")})
     return {"state": state}
 
 
@@ -138,9 +140,11 @@ def check_input(ctl: Control, channel_id: str, gap_after: float, stop_after: flo
                 error=f"input lost for {age:.0f}s; stopped by the watchdog",
             )
         ctl.metrics.input_gap(channel_id, age)
+        logger.error("input lost: the watchdog stops the channel", extra={"age_seconds": round(age, 1)})
         return {"verdict": "stop", "age": age}
     if age > gap_after:
         ctl.metrics.input_gap(channel_id, age)
+        logger.warning("input gap", extra={"age_seconds": round(age, 1)})
         raw = ctl.store.get_raw(channel_id) or {}
         if not raw.get("input_lost_at"):
             ctl.store.update(channel_id, {"input_lost_at": iso(last)}, expect_states=(RUNNING,), now=iso(now))

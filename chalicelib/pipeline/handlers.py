@@ -1,5 +1,7 @@
 """Glue between app.py's decorators and the use cases: raw event dict in, use case called,
-serialisable result out, metrics flushed. Kept out of app.py so app.py stays decorators only.
+serialisable result out. Kept out of app.py so app.py stays decorators only. Logging context,
+tracing and the one metrics flush per invocation come from the Powertools middleware app.py
+registers for every function (chalicelib.obs).
 
 Partial batch failures: Chalice 1.34 cannot set ReportBatchItemFailures on an SQS event source,
 and without it a returned `batchItemFailures` list is ignored (the whole batch counts as done),
@@ -17,7 +19,7 @@ from typing import Any
 from ..errors import SlipstreamError
 from . import events, ingest, publish, worker
 from .deps import Deps
-from .obs import flushing, logger, tracer
+from .obs import logger, tracer
 from .queues import PackageMessage, TranscodeMessage
 
 # Read at import, because app.py's decorators need literal names when Chalice builds the event
@@ -54,46 +56,41 @@ def _bodies(event: Mapping[str, Any]) -> list[str]:
 
 @tracer.capture_method
 def on_s3(event: Mapping[str, Any], context: Any = None) -> list[str]:
-    with flushing():
-        return ingest.handle(events.from_s3_notification(event), _deps(context))
+    return ingest.handle(events.from_s3_notification(event), _deps(context))
 
 
 @tracer.capture_method
 def on_eventbridge(event: Mapping[str, Any], context: Any = None) -> list[str]:
-    with flushing():
-        return ingest.handle(events.from_eventbridge(event), _deps(context))
+    return ingest.handle(events.from_eventbridge(event), _deps(context))
 
 
 @tracer.capture_method
 def on_ingest_queue(event: Mapping[str, Any], context: Any = None) -> list[str]:
-    with flushing():
-        return ingest.handle(events.from_sqs_bodies(_bodies(event)), _deps(context))
+    return ingest.handle(events.from_sqs_bodies(_bodies(event)), _deps(context))
 
 
 @tracer.capture_method
 def on_transcode(event: Mapping[str, Any]) -> list[str]:
-    with flushing():
-        deps = _deps()
-        out = []
-        for body in _bodies(event):
-            try:
-                msg = TranscodeMessage.parse(body)
-            except SlipstreamError as e:
-                # A malformed message can never succeed: log it and let it go (no retry loop).
-                logger.error("malformed transcode message dropped", extra={"error": str(e)})
-                out.append(f"dropped: {e}")
-                continue
-            out.append(worker.transcode_chunk(msg, deps))
-        return out
+    deps = _deps()
+    out = []
+    for body in _bodies(event):
+        try:
+            msg = TranscodeMessage.parse(body)
+        except SlipstreamError as e:
+            # A malformed message can never succeed: log it and let it go (no retry loop).
+            logger.error("malformed transcode message dropped", extra={"error": str(e)})
+            out.append(f"dropped: {e}")
+            continue
+        out.append(worker.transcode_chunk(msg, deps))
+    return out
 
 
 @tracer.capture_method
 def on_package(event: Mapping[str, Any]) -> list[dict[str, Any]]:
-    with flushing():
-        msgs = []
-        for body in _bodies(event):
-            try:
-                msgs.append(PackageMessage.parse(body))
-            except SlipstreamError as e:
-                logger.error("malformed package message dropped", extra={"error": str(e)})
-        return [o.__dict__ for o in publish.package_channels(msgs, _deps())]
+    msgs = []
+    for body in _bodies(event):
+        try:
+            msgs.append(PackageMessage.parse(body))
+        except SlipstreamError as e:
+            logger.error("malformed package message dropped", extra={"error": str(e)})
+    return [o.__dict__ for o in publish.package_channels(msgs, _deps())]

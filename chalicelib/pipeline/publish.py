@@ -77,19 +77,15 @@ def republish(channel_id: str, reason: str) -> None:
     """Re-render and publish now, and invalidate the manifests (coalesced). Called by the control
     plane after an ad break is inserted, changed or cancelled, and on reset."""
     from . import deps as deps_mod
-    from .obs import flushing
 
-    with flushing():
-        package(channel_id, deps_mod.default(), reasons=[reason or "adbreak"], force=True)
+    package(channel_id, deps_mod.default(), reasons=[reason or "adbreak"], force=True)
 
 
 def finalize_vod(channel_id: str) -> None:
     """Live-to-VOD on stop: ENDLIST playlists and a static MPD over the kept segments."""
     from . import deps as deps_mod
-    from .obs import flushing
 
-    with flushing():
-        package(channel_id, deps_mod.default(), reasons=["stop"], final=True, force=True)
+    package(channel_id, deps_mod.default(), reasons=["stop"], final=True, force=True)
 
 
 def _package(channel: str, deps: Deps, reasons: list[str], final: bool, force: bool) -> Outcome:

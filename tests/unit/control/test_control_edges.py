@@ -95,10 +95,12 @@ def test_input_gap_metric_is_emitted_as_embedded_metric_format_for_the_alarm(
 
     from chalicelib.control.adapters import EmfMetrics
 
-    EmfMetrics("SlipstreamTest").input_gap("news", 12.5)
+    EmfMetrics("SlipstreamTest", {"service": "slipstream", "stage": "prod"}).input_gap("news", 12.5)
     [line] = [ln for ln in capsys.readouterr().out.splitlines() if "InputGapSeconds" in ln]
     emf = json.loads(line)
     assert emf["InputGapSeconds"] == [12.5]
-    assert emf["channel"] == "news"
+    assert (emf["channel"], emf["service"], emf["stage"]) == ("news", "slipstream", "prod")
     [directive] = emf["_aws"]["CloudWatchMetrics"]
-    assert directive["Namespace"] == "SlipstreamTest" and directive["Dimensions"] == [["channel"]]
+    # One time series per channel and stage: the per-channel alarm's SCHEMA(..., channel, service, stage).
+    assert directive["Namespace"] == "SlipstreamTest"
+    assert [sorted(d) for d in directive["Dimensions"]] == [["channel", "service", "stage"]]
