@@ -23,10 +23,11 @@ fi
 aws cloudformation package --template-file infra/template.yaml --s3-bucket "$ARTIFACTS" \
   --s3-prefix "$STACK" --output-template-file "$BUILD/template.packaged.yaml" >/dev/null
 
+# ALARM_EMAIL=you@example.com subscribes an address to the alarm topic (kept on later deploys).
 deploy_stack() {
   aws cloudformation deploy --stack-name "$STACK" --template-file "$BUILD/template.packaged.yaml" \
     --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-    --parameter-overrides AppName="$APP" Stage="$STAGE" "$@" \
+    --parameter-overrides AppName="$APP" Stage="$STAGE" ${ALARM_EMAIL:+"AlarmEmail=$ALARM_EMAIL"} "$@" \
     --tags app="$APP" stage="$STAGE"
 }
 

@@ -52,5 +52,26 @@ def policies() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`chalice package --stage dev --merge-template infra/template.yaml` as infra/deploy.sh's
+    environment would run it: (the finished process, the output folder with sam.yaml)."""
+    import os
+
+    # Packaging needs a region but no credentials; never let an emulator endpoint leak in.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # As infra/deploy.sh does: the app's decorators read the stage (queue names, ingest trigger).
+    env.update(STAGE="dev", INGEST_TRIGGER="sqs")
+    env.pop("INGEST_BUCKET", None)
+    chalice = Path(sys.executable).with_name("chalice")
+    out = tmp_path_factory.mktemp("package") / "out"
+    proc = subprocess.run(
+        [str(chalice), "package", "--stage", "dev", "--merge-template", str(TEMPLATE), str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    return proc, out
+
+
+@pytest.fixture(scope="session")
 def chalice_config() -> dict[str, Any]:
     return dict(json.loads((ROOT / ".chalice" / "config.json").read_text()))

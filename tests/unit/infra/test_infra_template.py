@@ -41,26 +41,11 @@ def test_given_the_template_when_cfn_lint_runs_then_it_reports_nothing(cfn_lint:
 
 
 def test_given_chalice_package_with_the_merged_template_when_linted_then_it_is_valid(
-    tmp_path: Path, cfn_lint: Any
+    packaged: tuple[Any, Path], cfn_lint: Any
 ) -> None:
     """What `chalice package --merge-template` produces is one deployable SAM template, and the ingest
     path arrives through the EventBridge -> SQS queue (chalice package drops @app.on_s3_event)."""
-    import os
-    import subprocess
-    import sys
-
-    # Packaging needs a region but no credentials; never let an emulator endpoint leak in.
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    # As infra/deploy.sh does: the app's decorators read the stage (queue names, ingest trigger).
-    env.update(STAGE="dev", INGEST_TRIGGER="sqs")
-    env.pop("INGEST_BUCKET", None)
-    chalice = Path(sys.executable).with_name("chalice")
-    out = tmp_path / "package"
-    proc = subprocess.run(
-        [str(chalice), "package", "--stage", "dev", "--merge-template", str(TEMPLATE), str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    proc, out = packaged
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sam = out / "sam.yaml"
     assert sam.is_file(), sorted(p.name for p in out.iterdir())
