@@ -181,11 +181,8 @@ def content_type(path: Path) -> str:
         raise PushError(f"cannot upload {path.name}: only {', '.join(sorted(CONTENT_TYPES))} chunks") from None
 
 
-class TransientUploadError(Exception):
-    """One attempt failed in a way the next attempt may not (5xx, 429, timeout, dropped connection)."""
-
-
 def _transient(e: BaseException) -> bool:
+    """Could the next attempt succeed? 5xx, 408, 429, timeouts and dropped connections: yes."""
     if isinstance(e, urllib.error.HTTPError):
         return e.code >= 500 or e.code in (408, 429)
     # Refused, reset or timed out (urllib wraps some of these in URLError), or a broken response.
@@ -244,15 +241,16 @@ class Uploader:
         kind = content_type(path)
         started = self._clock()
         deadline = started + self.window
-        url = "" if self.bucket else self._url(seq, path.suffix)
+        url = ""
         attempt, backoff = 0, FIRST_BACKOFF
         while True:
             attempt += 1
             timeout = max(MIN_ATTEMPT, deadline - self._clock())
             try:
                 if self.bucket:
-                    self._put_s3(seq, path.suffix, body, kind, timeout)
+                    self._put_s3(seq, path.suffix, body, kind)
                 else:
+                    url = url or self._url(seq, path.suffix, timeout)  # an API hiccup is retried too
                     self._put_url(url, body, kind, timeout)
                 return attempt
             except PushError:
@@ -276,21 +274,24 @@ class Uploader:
         with self._open(req, timeout=timeout) as resp:
             resp.read()
 
-    def _put_s3(self, seq: int, suffix: str, body: bytes, kind: str, timeout: float) -> None:
-        if self._s3 is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError:
-                raise PushError("--bucket needs boto3: pip install 'slipstream[aws]'") from None
-            # One attempt per call and short timeouts: the retry window above is the policy.
-            self._s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"},
-                                                        connect_timeout=max(1.0, self.window),
-                                                        read_timeout=max(1.0, self.window)))
+    def _put_s3(self, seq: int, suffix: str, body: bytes, kind: str) -> None:
+        with self._lock:  # boto3's default session is not safe to create clients from many threads
+            if self._s3 is None:
+                try:
+                    import boto3
+                    from botocore.config import Config
+                except ImportError:
+                    raise PushError("--bucket needs boto3: pip install 'slipstream[aws]'") from None
+                # One attempt per call and short timeouts: the retry window above is the policy.
+                self._s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                                                            connect_timeout=max(1.0, self.window),
+                                                            read_timeout=max(1.0, self.window)))
         self._s3.put_object(Bucket=self.bucket, Key=f"{self.channel}/{seq:08d}{suffix}", Body=body,
                             ContentType=kind)
 
-    def _url(self, seq: int, suffix: str) -> str:
+    def _url(self, seq: int, suffix: str, timeout: float = 30) -> str:
+        """The presigned PUT URL for one chunk, fetched URL_BATCH at a time. A refusal (4xx) is a
+        PushError; a 5xx or an unreachable API raises as is, for put() to retry."""
         ext = suffix.lstrip(".")
         with self._lock:
             if (seq, ext) not in self._urls:
@@ -299,12 +300,12 @@ class Uploader:
                     f"{self.api}/channels/{self.channel}/ingest-urls", data=body, method="POST",
                     headers={"content-type": "application/json", "x-api-key": self.api_key})
                 try:
-                    with self._open(req, timeout=30) as resp:
+                    with self._open(req, timeout=timeout) as resp:
                         doc = json.loads(resp.read())
                 except urllib.error.HTTPError as e:
+                    if _transient(e):
+                        raise
                     raise PushError(f"the API refused ingest URLs ({e.code}): {e.read()[:300]!r}") from e
-                except (urllib.error.URLError, OSError) as e:
-                    raise PushError(f"chunk {seq}: no ingest URL, the API is unreachable ({_reason(e)})") from e
                 self._urls.update({(int(u["seq"]), ext): str(u["url"]) for u in doc["urls"]})
             return self._urls.pop((seq, ext))
 

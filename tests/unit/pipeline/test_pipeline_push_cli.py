@@ -137,9 +137,11 @@ class FlakyStore:
     """A presigned-URL API plus an S3 that fails the first `failures` PUTs of each key the way given."""
 
     def __init__(self, failures: int = 0, error: Exception | None = None, clock: FakeClock | None = None,
-                 attempt_seconds: float = 0.0) -> None:
+                 attempt_seconds: float = 0.0, api_errors: list[Exception] | None = None) -> None:
         self.failures, self.error, self.clock, self.attempt_seconds = failures, error, clock, attempt_seconds
+        self.api_errors = list(api_errors or [])
         self.puts: list[dict[str, object]] = []
+        self.url_requests = 0
 
     def __call__(self, req: object, timeout: float) -> FakeResponse:
         import json
@@ -147,6 +149,9 @@ class FlakyStore:
 
         assert isinstance(req, urllib.request.Request)
         if req.get_method() == "POST":
+            self.url_requests += 1
+            if self.api_errors:
+                raise self.api_errors.pop(0)
             doc = json.loads(req.data or b"{}")  # type: ignore[arg-type]
             urls = [{"seq": s, "url": f"https://ingest.example/news/{s:08d}.{doc['extension']}?X-Amz-Signature=x"}
                     for s in range(doc["first_seq"], doc["first_seq"] + doc["count"])]
@@ -223,6 +228,19 @@ def test_a_chunk_that_keeps_failing_is_given_up_within_one_segment_duration(tmp_
     # Each attempt may only wait for what is left of the window.
     timeouts = [float(p["timeout"]) for p in store.puts]  # type: ignore[arg-type]
     assert timeouts[0] == pytest.approx(2.0) and timeouts[-1] < timeouts[0]
+
+
+def test_an_api_that_answers_503_for_upload_urls_is_asked_again_within_the_window(tmp_path: Path) -> None:
+    store, clock = FlakyStore(api_errors=[http_error(503, "Service Unavailable")]), FakeClock()
+    assert api_uploader(store, clock).put(3, chunk(tmp_path)) == 2
+    assert store.url_requests == 2 and len(store.puts) == 1
+
+
+def test_an_api_that_refuses_upload_urls_stops_the_upload_with_its_answer(tmp_path: Path) -> None:
+    store, clock = FlakyStore(api_errors=[http_error(409, "Conflict")]), FakeClock()
+    with pytest.raises(push.PushError, match=r"the API refused ingest URLs \(409\)"):
+        api_uploader(store, clock).put(3, chunk(tmp_path))
+    assert store.url_requests == 1 and store.puts == []
 
 
 def test_a_refused_upload_is_not_retried(tmp_path: Path) -> None:
