@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,7 +141,7 @@ class FlakyStore:
                  attempt_seconds: float = 0.0, api_errors: list[Exception] | None = None) -> None:
         self.failures, self.error, self.clock, self.attempt_seconds = failures, error, clock, attempt_seconds
         self.api_errors = list(api_errors or [])
-        self.puts: list[dict[str, object]] = []
+        self.puts: list[dict[str, Any]] = []
         self.url_requests = 0
 
     def __call__(self, req: object, timeout: float) -> FakeResponse:
@@ -192,14 +193,15 @@ def test_presigned_puts_carry_the_media_type_of_the_chunk(tmp_path: Path) -> Non
     up = api_uploader(store, clock)
     up.put(3, chunk(tmp_path))
     up.put(4, chunk(tmp_path, "00000004.mp4"))
-    assert [(p["url"].split("?")[0], p["type"]) for p in store.puts] == [  # type: ignore[union-attr]
+    assert [(p["url"].split("?")[0], p["type"]) for p in store.puts] == [
         ("https://ingest.example/news/00000003.ts", "video/mp2t"),
         ("https://ingest.example/news/00000004.mp4", "video/mp4"),
     ]
 
 
 def test_given_one_transient_503_then_the_chunk_is_sent_on_the_second_attempt(tmp_path: Path) -> None:
-    store, clock, retries = FlakyStore(failures=1, error=http_error(503, "Slow Down")), FakeClock(), []
+    store, clock = FlakyStore(failures=1, error=http_error(503, "Slow Down")), FakeClock()
+    retries: list[str] = []
     up = api_uploader(store, clock, retries)
     assert up.put(3, chunk(tmp_path)) == 2
     assert len(store.puts) == 2 and store.puts[0]["body"] == store.puts[1]["body"] == b"\x47" * 376
@@ -226,7 +228,7 @@ def test_a_chunk_that_keeps_failing_is_given_up_within_one_segment_duration(tmp_
     assert clock.now - started <= 2.0
     assert all(b > a for a, b in zip(clock.slept, clock.slept[1:], strict=False))  # backing off
     # Each attempt may only wait for what is left of the window.
-    timeouts = [float(p["timeout"]) for p in store.puts]  # type: ignore[arg-type]
+    timeouts = [float(p["timeout"]) for p in store.puts]
     assert timeouts[0] == pytest.approx(2.0) and timeouts[-1] < timeouts[0]
 
 
