@@ -1,16 +1,24 @@
-"""HLS (RFC 8216) rendering: master playlist and per-rendition media playlists.
+"""HLS (RFC 8216bis) rendering: master playlists, media playlists and I-frame playlists.
 
 Pure: a `Timeline` in, playlist text out. Layout at the channel root on the origin:
 
-    master.m3u8            variants -> {rendition}/live.m3u8
-    dvr.m3u8               variants -> {rendition}/dvr.m3u8
-    {rendition}/live.m3u8  sliding live window (tl.live_window seconds)
-    {rendition}/dvr.m3u8   DVR window (tl.dvr_window seconds)
-    {rendition}/init.mp4, {rendition}/{seq:08d}.m4s   (or .ts for ladder.container == "ts")
+    master.m3u8               variants -> {rendition}/live.m3u8, I-frame variants -> iframes.m3u8
+    dvr.m3u8                  the same over the DVR window
+    {rendition}/live.m3u8     sliding live window (tl.live_window seconds)
+    {rendition}/dvr.m3u8      DVR window (tl.dvr_window seconds)
+    {video}/iframes.m3u8, {video}/iframes-dvr.m3u8   EXT-X-I-FRAMES-ONLY, one IDR per segment
+    {rendition}/{run}/init.mp4, {rendition}/{run}/{seq:08d}.m4s   (or .ts for container "ts")
 
-Because segment URIs are relative to the rendition folder, the per-segment text is identical
-in every rendition's playlist and in both windows. `render_all` formats it once and slices it,
-which is what keeps a 2-hour DVR channel with five renditions inside a few milliseconds.
+Segment URIs are relative to the rendition folder and carry the run, so a restart never
+rewrites a URL; the playlists continue across runs with EXT-X-DISCONTINUITY and a new EXT-X-MAP.
+The per-segment text is identical in every video rendition's playlist and in both windows (the
+audio playlist has its own EXTINF and PDT: its segments hold whole AAC frames); `render_all`
+formats it once and slices it, which keeps a 2-hour DVR channel inside a few milliseconds.
+
+Rules kept here (RFC 8216bis 6.2.1/6.2.2): TARGETDURATION and EXT-X-VERSION never change for a
+channel; a playlist only grows at the end and shrinks at the start; a DATERANGE stays while any
+date in its range maps to a listed segment; the out DATERANGE of a break is published with the
+last segment before its splice point and keeps its position when the splice segment arrives.
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ INIT = "init.mp4"
 AUDIO_GROUP = "aud"
 WINDOWS = ("live", "dvr")
 MARKER_STYLES = ("cue", "daterange", "both")
+# One protocol version per playlist type for the channel's whole life (6: EXT-X-MAP in a media
+# playlist; EXT-X-GAP, BYTERANGE and I-FRAMES-ONLY need nothing newer).
+VERSION = 6
+TS_VERSION = 3  # floating-point EXTINF
 
 # Bytes the container adds on top of the elementary-stream bitrate: moof/mdat boxes for
 # CMAF (~2-3 % at these segment sizes), 188-byte packets + PES headers + PAT/PMT for TS.
@@ -57,8 +69,23 @@ def media_path(rendition: str, window: str = "live") -> str:
 
 
 def segment_name(seq: int, container: str = "cmaf") -> str:
-    """Segment file name relative to its rendition folder (what the transcoder writes)."""
+    """Segment file name (what the transcoder writes)."""
     return f"{seq:08d}.ts" if container == "ts" else f"{seq:08d}.m4s"
+
+
+def segment_uri(seg: Segment, container: str = "cmaf") -> str:
+    """URI of a segment relative to its rendition folder: `{run}/{seq:08d}.m4s`."""
+    name = segment_name(seg.seq, container)
+    return f"{seg.run}/{name}" if seg.run else name
+
+
+def init_uri(run: str) -> str:
+    return f"{run}/{INIT}" if run else INIT
+
+
+def iframes_path(rendition: str, window: str = "live") -> str:
+    _check_window(window)
+    return f"{rendition}/iframes.m3u8" if window == "live" else f"{rendition}/iframes-dvr.m3u8"
 
 
 def variant_bandwidth(ladder: Ladder, rendition: str) -> tuple[int, int]:
@@ -70,9 +97,19 @@ def variant_bandwidth(ladder: Ladder, rendition: str) -> tuple[int, int]:
     v = ladder.rendition(rendition)
     k = 1.0 + CONTAINER_OVERHEAD.get(ladder.container, 0.10)
     return (
-        math.ceil((v.max_bitrate + ladder.audio.bitrate) * k),
+        math.ceil((v.max_bitrate + ladder.audio.peak_bitrate) * k),
         math.ceil((v.bitrate + ladder.audio.bitrate) * k),
     )
+
+
+def codecs_of(tl: Timeline, rendition: str) -> str:
+    """What the bitstream says (recorded by the transcoder), else what the ladder asks the encoder for."""
+    known = tl.codecs.get(rendition)
+    if known:
+        return known
+    if rendition == tl.ladder.audio.name:
+        return tl.ladder.audio.codecs
+    return tl.ladder.rendition(rendition).codecs(tl.ladder.frame_rate)
 
 
 def _check_window(window: str) -> None:
@@ -96,13 +133,12 @@ _PDT_MEMO: dict[datetime, str] = {}
 _PDT_MEMO_MAX = 50_000
 
 
-def _pdt_texts(segs: tuple[Segment, ...]) -> list[str]:
+def _pdt_texts(times: list[datetime]) -> list[str]:
     memo = _PDT_MEMO
     if len(memo) > _PDT_MEMO_MAX:
         memo.clear()
     out = []
-    for s in segs:
-        t = s.program_date_time
+    for t in times:
         text = memo.get(t)
         if text is None:
             text = memo[t] = format_pdt(t)
@@ -111,12 +147,13 @@ def _pdt_texts(segs: tuple[Segment, ...]) -> list[str]:
 
 
 def render_master(tl: Timeline, window: str = "live") -> str:
-    """Master playlist: one variant per video rendition, all sharing the audio group."""
+    """Master playlist: one variant per video rendition, all sharing the audio group, and one
+    I-frame variant per video rendition (Apple HLS Authoring Specification 6.1)."""
     _check_window(window)
     ladder = tl.ladder
     fps = ladder.frame_rate
     audio = ladder.audio
-    version = 6 if ladder.container == "cmaf" else 4
+    version = VERSION if ladder.container == "cmaf" else TS_VERSION + 1  # EXT-X-MEDIA needs 4
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{version}",
@@ -125,14 +162,25 @@ def render_master(tl: Timeline, window: str = "live") -> str:
         f'LANGUAGE="{audio.language}",DEFAULT=YES,AUTOSELECT=YES,CHANNELS="{audio.channels}",'
         f'URI="{media_path(audio.name, window)}"',
     ]
+    acodec = codecs_of(tl, audio.name)
     for v in ladder.video:
         peak, avg = variant_bandwidth(ladder, v.name)
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},"
-            f'CODECS="{v.codecs(fps)},{audio.codecs}",RESOLUTION={v.width}x{v.height},'
+            f'CODECS="{codecs_of(tl, v.name)},{acodec}",RESOLUTION={v.width}x{v.height},'
             f'FRAME-RATE={float(fps):.3f},AUDIO="{AUDIO_GROUP}"'
         )
         lines.append(media_path(v.name, window))
+    if ladder.container == "cmaf":
+        k = 1.0 + CONTAINER_OVERHEAD["cmaf"]
+        for v in ladder.video:
+            # An I-frame is at most the VBV buffer (2 x max rate bits), one per segment of about 2 s:
+            # its peak rate is bounded by the rendition's max rate, a figure that never changes.
+            lines.append(
+                f"#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={math.ceil(v.max_bitrate * k)},"
+                f'CODECS="{codecs_of(tl, v.name)}",RESOLUTION={v.width}x{v.height},'
+                f'URI="{iframes_path(v.name, window)}"'
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -142,15 +190,19 @@ class Prepared:
 
     target: int
     segments: tuple[Segment, ...]  # the contiguous run published in at least one rendition
-    parts: list[str]  # per-segment text, parallel to `segments`
+    parts: list[str]  # per-segment text of video playlists, parallel to `segments`
+    audio_parts: list[str]  # ... of the audio playlist (its own EXTINF and PDT)
+    iframe_parts: dict[str, list[str]]  # video rendition -> per-segment I-frame playlist text
     prefix: dict[str, int]  # rendition -> how many of `segments` it may list
     breaks: list[PlacedBreak]
     daterange_out: dict[str, str]  # break id -> its OUT DATERANGE line (re-used at window top)
     discontinuities_before: int  # tl.discontinuities_before
     disc_at: list[int]  # indices in `segments` of segments with a discontinuity (ascending)
-    gap_at: list[int]  # indices in `segments` of GAP segments (ascending)
+    map_at: frozenset[int]  # indices whose part carries an EXT-X-MAP (the run changes there)
     windows: dict[tuple[int, float], int]  # (available count, seconds) -> window start index
-    bodies: dict[tuple[int, int], str] = field(default_factory=dict)  # (start, end) -> joined parts
+    tail: str = ""  # after the last segment: an announced break's OUT DATERANGE
+    closing: str = ""  # at ENDLIST: what closes a break still open at the end
+    bodies: dict[tuple[int, int, str], str] = field(default_factory=dict)  # joined parts
 
     def window_start(self, count: int, seconds: float) -> int:
         """Index in `segments` where the window over the first `count` segments starts."""
@@ -169,14 +221,15 @@ def _prepare(tl: Timeline) -> Prepared:
     breaks = place_breaks(tl)
     cue_style = tl.marker_style in ("cue", "both")
     dr_style = tl.marker_style in ("daterange", "both")
-    first = segs[0].seq if segs else 0
+    first = segs[0].number if segs else 0
     n = len(segs)
-    tags: dict[int, list[str]] = {}  # index into segs -> marker lines before that segment
+    lead: dict[int, list[str]] = {}  # index -> DATERANGE lines opening that segment's part
+    tags: dict[int, list[str]] = {}  # index -> marker lines after its PDT
     daterange_out: dict[str, str] = {}
-    pdt_text = _pdt_texts(segs)
+    tail: list[str] = []
+    closing: list[str] = []
     for b in breaks:
         oi = b.out_seq - first
-        ii = (b.in_seq - first) if b.in_seq is not None else n
         planned = b.planned_duration
         start_date = format_pdt(b.out_pdt)
         if dr_style:
@@ -185,107 +238,173 @@ def _prepare(tl: Timeline) -> Prepared:
                 f"PLANNED-DURATION={planned:.3f},SCTE35-OUT={b.cue_out.hex}\n"
             )
             daterange_out[b.id] = line
-            if oi < n:
-                tags.setdefault(oi, []).append(line)
-        if cue_style and oi < n:
+            if b.announced:
+                tail.append(line)  # where the out segment's part will begin: same text, same place
+            elif 0 <= oi < n:
+                lead.setdefault(oi, []).append(line)
+        if b.announced:
+            continue
+        ii = (b.in_seq - first) if b.in_seq is not None else n
+        if cue_style and 0 <= oi < n:
             tags.setdefault(oi, []).append(
                 f"#EXT-OATCLS-SCTE35:{b.cue_out.base64}\n#EXT-X-CUE-OUT:DURATION={planned:.3f}\n"
             )
-            out_start = segs[oi].start
-            for k in range(oi + 1, min(ii, n)):
+        if cue_style:
+            for k in range(max(oi + 1, 0), min(ii, n)):
                 tags.setdefault(k, []).append(
-                    f"#EXT-X-CUE-OUT-CONT:ElapsedTime={segs[k].start - out_start:.3f},"
+                    f"#EXT-X-CUE-OUT-CONT:ElapsedTime={segs[k].start - b.out_media:.3f},"
                     f"Duration={planned:.3f}\n"
                 )
-        if ii < n and b.in_pdt is not None:
-            if cue_style:
-                tags.setdefault(ii, []).append("#EXT-X-CUE-IN\n")
-            if dr_style and b.cue_in is not None:
-                dur = (b.in_pdt - b.out_pdt).total_seconds()
-                tags.setdefault(ii, []).append(
-                    f'#EXT-X-DATERANGE:ID="{b.id}",START-DATE="{start_date}",'
-                    f'END-DATE="{format_pdt(b.in_pdt)}",DURATION={dur:.3f},SCTE35-IN={b.cue_in.hex}\n'
-                )
-    ext = ".ts" if tl.ladder.container == "ts" else ".m4s"
+        if b.in_pdt is not None and 0 <= ii <= n:
+            dur = (b.in_pdt - b.out_pdt).total_seconds()
+            dr_in = (f'#EXT-X-DATERANGE:ID="{b.id}",START-DATE="{start_date}",'
+                     f'END-DATE="{format_pdt(b.in_pdt)}",DURATION={dur:.3f}'
+                     + (f",SCTE35-IN={b.cue_in.hex}" if b.cue_in is not None else "") + "\n")
+            if ii < n:
+                if cue_style:
+                    tags.setdefault(ii, []).append("#EXT-X-CUE-IN\n")
+                if dr_style:
+                    lead.setdefault(ii, []).append(dr_in)
+            elif tl.ended:  # still out of network when the event ended: close it at the end
+                if cue_style:
+                    closing.append("#EXT-X-CUE-IN\n")
+                if dr_style:
+                    closing.append(dr_in)
+    ts = tl.ladder.container == "ts"
+    container = "ts" if ts else "cmaf"
+    rate = tl.ladder.audio.sample_rate
+    video_names = [v.name for v in tl.ladder.video] if not ts else []
     parts: list[str] = []
-    append = parts.append
-    disc_at: list[int] = []  # indices of segments carrying EXT-X-DISCONTINUITY
-    gap_at: list[int] = []  # indices of GAP segments
+    audio_parts: list[str] = []
+    iframe_parts: dict[str, list[str]] = {name: [] for name in video_names}
+    disc_at: list[int] = []
+    map_at: set[int] = set()
+    pdt_text = _pdt_texts([s.program_date_time for s in segs])
+    apdt_text = _pdt_texts([s.audio_date() for s in segs])
     extinf: dict[float, str] = {}  # a channel has a handful of distinct durations
+    prev_run: str | None = None
     # This loop is the renderer's hot path (once per segment of the DVR window): the common
     # segment takes the short branch, with its PDT and EXTINF text looked up, not formatted.
-    for i, (s, pdt) in enumerate(zip(segs, pdt_text, strict=True)):
+    for i, s in enumerate(segs):
         d = s.duration
         inf = extinf.get(d)
         if inf is None:
             inf = extinf[d] = f"#EXTINF:{d:.3f},\n"
+        ad = s.audio_duration(rate)
+        ainf = extinf.get(-ad)
+        if ainf is None:
+            ainf = extinf[-ad] = f"#EXTINF:{ad:.3f},\n"
+        uri = segment_uri(s, container)
         marks = tags.get(i)
-        if s.discontinuity or s.gap or marks:
-            disc = ""
+        opening = lead.get(i)
+        new_run = prev_run is not None and s.run != prev_run
+        prev_run = s.run
+        if s.discontinuity or s.gap or marks or opening or new_run:
+            pre = "".join(opening) if opening else ""
             if s.discontinuity:
                 disc_at.append(i)
-                disc = "#EXT-X-DISCONTINUITY\n"
-            tail = "".join(marks) if marks else ""
+                pre += "#EXT-X-DISCONTINUITY\n"
+            if new_run and not ts:
+                map_at.add(i)
+                pre += f'#EXT-X-MAP:URI="{init_uri(s.run)}"\n'
+            post = "".join(marks) if marks else ""
             if s.gap:
-                gap_at.append(i)
-                tail += "#EXT-X-GAP\n"
-            append(f"{disc}#EXT-X-PROGRAM-DATE-TIME:{pdt}\n{tail}{inf}{s.seq:08d}{ext}\n")
+                post += "#EXT-X-GAP\n"
+            parts.append(f"{pre}#EXT-X-PROGRAM-DATE-TIME:{pdt_text[i]}\n{post}{inf}{uri}\n")
+            audio_parts.append(f"{pre}#EXT-X-PROGRAM-DATE-TIME:{apdt_text[i]}\n{post}{ainf}{uri}\n")
         else:
-            append(f"#EXT-X-PROGRAM-DATE-TIME:{pdt}\n{inf}{s.seq:08d}{ext}\n")
+            parts.append(f"#EXT-X-PROGRAM-DATE-TIME:{pdt_text[i]}\n{inf}{uri}\n")
+            audio_parts.append(f"#EXT-X-PROGRAM-DATE-TIME:{apdt_text[i]}\n{ainf}{uri}\n")
+        if video_names:
+            pre = ("#EXT-X-DISCONTINUITY\n" if s.discontinuity else "") + (
+                f'#EXT-X-MAP:URI="{init_uri(s.run)}"\n' if new_run else "")
+            gap = "#EXT-X-GAP\n" if s.gap else ""
+            for name in video_names:
+                ranges = s.iframes.get(name) or ()
+                if ranges:
+                    offset, size, _dur = ranges[0]
+                    iframe_parts[name].append(f"{pre}#EXT-X-PROGRAM-DATE-TIME:{pdt_text[i]}\n{gap}{inf}"
+                                              f"#EXT-X-BYTERANGE:{size}@{offset}\n{uri}\n")
+                else:  # no I-frame facts (a segment from before they were recorded): a gap there
+                    iframe_parts[name].append(f"{pre}#EXT-X-PROGRAM-DATE-TIME:{pdt_text[i]}\n#EXT-X-GAP\n{inf}"
+                                              f"#EXT-X-BYTERANGE:1@0\n{uri}\n")
     return Prepared(
-        target_duration(tl), segs, parts, prefix, breaks, daterange_out,
-        tl.discontinuities_before, disc_at, gap_at, {},
+        target_duration(tl), segs, parts, audio_parts, iframe_parts, prefix, breaks, daterange_out,
+        tl.discontinuities_before, disc_at, frozenset(map_at), {}, "".join(tail), "".join(closing),
     )
 
 
-def _media(tl: Timeline, p: Prepared, rendition: str, window: str) -> str:
-    count = p.prefix[rendition]
-    # Ending only appends EXT-X-ENDLIST (RFC 8216 6.2.1): each playlist keeps its own window, so a
-    # player reloading live.m3u8 never sees MEDIA-SEQUENCE go back. dvr.m3u8 is the live-to-VOD asset.
-    seconds = tl.dvr_window if window == "dvr" else tl.live_window
-    start = p.window_start(count, seconds)
+def _head(tl: Timeline, p: Prepared, start: int, count: int, iframes: bool = False) -> tuple[str, int]:
     if start < count:
-        first_seq = p.segments[start].seq
+        first = p.segments[start]
+        first_seq = first.number
         disc_seq = p.discontinuities_before + bisect_left(p.disc_at, start)
     else:  # nothing published yet in this rendition
-        first_seq = tl.segments[0].seq if tl.segments else 0
+        first = tl.segments[0] if tl.segments else None  # type: ignore[assignment]
+        first_seq = first.number if first is not None else 0
         disc_seq = discontinuity_sequence(tl, first_seq)
-    has_gap = bisect_left(p.gap_at, count) > bisect_left(p.gap_at, start)
-    if has_gap:
-        version = 8  # EXT-X-GAP
-    elif tl.ladder.container == "cmaf":
-        version = 6  # EXT-X-MAP in a playlist without I-FRAMES-ONLY
-    else:
-        version = 3  # floating-point EXTINF
+    ts = tl.ladder.container == "ts"
     head = [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{version}",
+        f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}",
         f"#EXT-X-TARGETDURATION:{p.target}",
         f"#EXT-X-MEDIA-SEQUENCE:{first_seq}",
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",
     ]
     # No EXT-X-PLAYLIST-TYPE, not even once ended: inserting a tag into a playlist that was live is a
     # change 6.2.1 does not allow; ENDLIST alone tells players the event is over.
-    head.append("#EXT-X-INDEPENDENT-SEGMENTS")
-    if tl.ladder.container == "cmaf":
-        head.append(f'#EXT-X-MAP:URI="{INIT}"')
-    text = "\n".join(head) + "\n"
+    if iframes:
+        head.append("#EXT-X-I-FRAMES-ONLY")
+    else:
+        head.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    if not ts and not (start < count and start in p.map_at):
+        head.append(f'#EXT-X-MAP:URI="{init_uri(first.run if first is not None else "")}"')
+    return "\n".join(head) + "\n", first_seq
+
+
+def _media(tl: Timeline, p: Prepared, rendition: str, window: str) -> str:
+    count = p.prefix[rendition]
+    # Ending only appends EXT-X-ENDLIST (RFC 8216 6.2.1): each playlist keeps its own window, so a
+    # player reloading live.m3u8 never sees MEDIA-SEQUENCE go back.
+    seconds = tl.dvr_window if window == "dvr" else tl.live_window
+    start = p.window_start(count, seconds)
+    text, first_seq = _head(tl, p, start, count)
     if start < count and p.daterange_out:
-        # A break that began before the window but is still running keeps its DATERANGE, so a
-        # player joining mid-break knows it is in one (it leaves with its last segment).
+        # A break that began before the window but is still running keeps its DATERANGE while any
+        # of its dates maps to a listed segment (RFC 8216bis 6.2.1), so a player joining mid-break
+        # knows it is in one.
         carried = [
             p.daterange_out[b.id]
             for b in p.breaks
             if b.id in p.daterange_out
+            and not b.announced
             and b.out_seq < first_seq
-            and (b.in_seq is None or b.in_seq >= first_seq)
+            and (b.in_seq is None or b.in_seq > first_seq)
         ]
         text += "".join(carried)
-    key = (start, count)
+    audio = rendition == tl.ladder.audio.name
+    key = (start, count, "a" if audio else "v")
     body = p.bodies.get(key)
     if body is None:  # renditions with the same availability share one joined body
-        body = p.bodies[key] = "".join(p.parts[start:count])
+        body = p.bodies[key] = "".join((p.audio_parts if audio else p.parts)[start:count])
     text += body
+    if count == len(p.segments) and count > 0:
+        text += p.tail if not tl.ended else p.closing
+    if tl.ended:
+        text += "#EXT-X-ENDLIST\n"
+    return text
+
+
+def render_iframes(tl: Timeline, rendition: str, window: str = "live") -> str:
+    """EXT-X-I-FRAMES-ONLY playlist of a video rendition: the IDR opening each segment, by byte range."""
+    _check_window(window)
+    p = prepared(tl)
+    if rendition not in p.iframe_parts:
+        raise ValidationError(f"no I-frame playlist for {rendition!r}; video renditions: {list(p.iframe_parts)}")
+    count = p.prefix[rendition]
+    start = p.window_start(count, tl.dvr_window if window == "dvr" else tl.live_window)
+    text, _ = _head(tl, p, start, count, iframes=True)
+    text += "".join(p.iframe_parts[rendition][start:count])
     if tl.ended:
         text += "#EXT-X-ENDLIST\n"
     return text
@@ -323,4 +442,7 @@ def render_all(tl: Timeline) -> dict[str, str]:
     for name in tl.ladder.names:
         for w in WINDOWS:
             out[media_path(name, w)] = _media(tl, p, name, w)
+    for name in p.iframe_parts:
+        for w in WINDOWS:
+            out[iframes_path(name, w)] = render_iframes(tl, name, w)
     return out

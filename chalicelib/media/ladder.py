@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+# DASH/CMAF video timescale (ticks per second): the transcoder writes tfdt in it and the MPD
+# SegmentTimeline counts in it. 90 kHz matches MPEG-TS PTS and SCTE-35 splice times; every ladder
+# frame rate must be a whole number of ticks (25, 30, 29.97, 50: yes; 23.976 and 59.94: no).
+VIDEO_TIMESCALE = 90_000
+
 # H.264 level limits (ITU-T H.264 Table A-1): (level_idc, max macroblocks/s, max frame size in MBs).
 _H264_LEVELS: tuple[tuple[int, int, int], ...] = (
     (30, 40_500, 1_620),
@@ -59,11 +64,20 @@ class VideoRendition:
 @dataclass(frozen=True)
 class AudioRendition:
     name: str = "audio"
-    bitrate: int = 128_000
+    bitrate: int = 128_000  # what the AAC encoder is set to when audio is re-encoded
     sample_rate: int = 48_000
     channels: int = 2
     codecs: str = "mp4a.40.2"  # AAC-LC
     language: str = "und"
+    # The encoder's AAC-LC is copied, not re-encoded, when its rate and channels match and its bitrate
+    # is at most this (0: always re-encode). Copying is what keeps audio seamless across independently
+    # transcoded chunks at no cost; the bandwidth the manifests advertise covers this ceiling.
+    copy_max_bitrate: int = 256_000
+
+    @property
+    def peak_bitrate(self) -> int:
+        """The most audio bits per second a segment can carry: BANDWIDTH's audio share."""
+        return max(self.bitrate, self.copy_max_bitrate)
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,16 @@ class Ladder:
     segment_duration: float = 2.0  # seconds; every segment starts on a closed-GOP IDR
     container: str = "cmaf"  # "cmaf" (fMP4) or "ts"
     preset: str = "veryfast"
+
+    def __post_init__(self) -> None:
+        ticks = Fraction(VIDEO_TIMESCALE) / self.frame_rate
+        if ticks.denominator != 1:
+            raise ValueError(f"frame rate {self.frame_rate} is not a whole number of 1/{VIDEO_TIMESCALE} s ticks")
+
+    @property
+    def frame_ticks(self) -> int:
+        """One frame in video timescale ticks (3600 at 25 fps, 3003 at 29.97)."""
+        return int(Fraction(VIDEO_TIMESCALE) / self.frame_rate)
 
     @property
     def gop_frames(self) -> int:
@@ -106,13 +130,17 @@ TEST_LADDER = Ladder(
         VideoRendition("360p", 640, 360, 600_000, 660_000),
         VideoRendition("240p", 426, 240, 300_000, 330_000, profile="main"),
     ),
-    audio=AudioRendition(bitrate=64_000),
+    audio=AudioRendition(bitrate=64_000, copy_max_bitrate=128_000),
     frame_rate=Fraction(25),
     preset="ultrafast",
 )
 
-LADDERS: dict[str, Ladder] = {"default": DEFAULT_LADDER, "test": TEST_LADDER}
+# The test ladder at NTSC rate: what a 29.97 fps source is encoded to without frame-rate conversion.
+TEST_NTSC_LADDER = Ladder(
+    video=TEST_LADDER.video,
+    audio=TEST_LADDER.audio,
+    frame_rate=Fraction(30000, 1001),
+    preset="ultrafast",
+)
 
-# DASH/CMAF video timescale (ticks per second): the transcoder writes tfdt in it and the MPD
-# SegmentTimeline counts in it. 90 kHz matches MPEG-TS PTS and SCTE-35 splice times.
-VIDEO_TIMESCALE = 90_000
+LADDERS: dict[str, Ladder] = {"default": DEFAULT_LADDER, "test": TEST_LADDER, "test-ntsc": TEST_NTSC_LADDER}

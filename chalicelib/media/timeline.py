@@ -3,36 +3,108 @@
 Manifests are a pure function of this object (render, never patch text). The pipeline
 builds it from DynamoDB; tests build it by hand.
 
-Time model:
-- `Segment.start` is media time in seconds on the channel's output timeline (the same clock
-  the transcoder writes into tfdt, starting at 0 for the channel's first segment).
-- `Segment.program_date_time` is the wall-clock time of the segment's first frame.
-- `Segment.seq` is the HLS media sequence number: the encoder's chunk number, contiguous.
+Time model (DESIGN "Time, grids and runs"):
+- A channel is a sequence of *runs* (one per start). `Segment.run` names the run; it is part of
+  the segment's URL (`{rendition}/{run}/{seq:08d}.m4s`), so nothing published is ever rewritten
+  by a later run. `Segment.seq` is the encoder's chunk number within its run (the file name).
+- `Segment.msn` is the HLS media sequence number: contiguous across runs, never reused.
+- `Segment.start` is media time in seconds on the run's clock (the clock the transcoder writes
+  into tfdt, starting at 0 for the run's first frame); `v_start`/`v_dur` are the same in exact
+  90 kHz ticks, `a_start`/`a_dur` the audio segment's tfdt and length in samples (audio segments
+  hold whole AAC frames, so they differ from the video's by up to a frame).
+- `Segment.program_date_time` is the wall-clock time of the segment's first frame. Within a
+  stretch (a Period) it is the stretch's anchor plus media time; a new stretch starts where the
+  previous one ended or later, so PDT never goes back.
+- `Period` is one continuous stretch of media: a run, or the part of a run after an encoder clock
+  step. HLS marks its first segment with EXT-X-DISCONTINUITY; DASH gives it its own Period, whose
+  id, start and presentationTimeOffset never change once published.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .ladder import Ladder
+from .ladder import VIDEO_TIMESCALE, Ladder
+
+IFrames = tuple[tuple[int, int, int], ...]  # (byte offset, bytes, duration in ticks) per IDR
 
 
 @dataclass(frozen=True)
 class Segment:
     seq: int
-    start: float  # media seconds
-    duration: float  # seconds
+    start: float  # media seconds (video) on the run's clock
+    duration: float  # seconds (video)
     program_date_time: datetime  # timezone-aware UTC
-    discontinuity: bool = False  # EXT-X-DISCONTINUITY before this segment
-    gap: bool = False  # missing chunk published as EXT-X-GAP
+    discontinuity: bool = False  # EXT-X-DISCONTINUITY before this segment (first of a Period)
+    gap: bool = False  # EXT-X-GAP in HLS (the URL still holds slate, which DASH lists as media)
     # Renditions whose output for this segment exists. A segment is listed in a rendition's
     # playlist only once it exists there (or as a GAP once the deadline has passed).
     renditions: frozenset[str] = frozenset()
+    run: str = ""  # URL folder of the run ("" = no run folder)
+    msn: int | None = None  # HLS media sequence number (None: seq)
+    period: str = ""  # id of the DASH Period it belongs to
+    v_start: int | None = None  # exact video tfdt, 90 kHz (None: round(start * 90000))
+    v_dur: int | None = None
+    a_start: int | None = None  # exact audio tfdt in samples (None: the video's, in samples)
+    a_dur: int | None = None
+    slate: bool = False  # the slate stands in for a missing, late or corrupt chunk
+    iframes: Mapping[str, IFrames] = field(default_factory=dict, compare=False, hash=False)
+    # Audio PDT differs from the video's by the audio's offset inside the segment.
+    audio_pdt: datetime | None = None
 
     @property
     def end(self) -> float:
         return self.start + self.duration
+
+    @property
+    def number(self) -> int:
+        return self.seq if self.msn is None else self.msn
+
+    def video_ticks(self) -> tuple[int, int]:
+        start = self.v_start if self.v_start is not None else round(self.start * VIDEO_TIMESCALE)
+        if self.v_dur is not None:
+            return start, self.v_dur
+        return start, round(self.end * VIDEO_TIMESCALE) - start
+
+    def audio_samples(self, rate: int) -> tuple[int, int]:
+        start = self.a_start if self.a_start is not None else round(self.start * rate)
+        if self.a_dur is not None:
+            return start, self.a_dur
+        return start, round(self.end * rate) - start
+
+    def audio_duration(self, rate: int) -> float:
+        return self.audio_samples(rate)[1] / rate
+
+    def audio_date(self) -> datetime:
+        return self.audio_pdt if self.audio_pdt is not None else self.program_date_time
+
+
+@dataclass(frozen=True)
+class Period:
+    """A continuous stretch: DASH Period, HLS discontinuity domain. Immutable once published."""
+
+    id: str
+    start: float  # seconds from availabilityStartTime (Period@start)
+    run: str = ""
+    v0: int = 0  # presentationTimeOffset, video (90 kHz ticks): the first segment's tfdt
+    a0: int = 0  # presentationTimeOffset, audio (samples): the same instant on the audio clock
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a break was put when its out-point was first published (kept after that segment left)."""
+
+    out_seq: int
+    out_run: str
+    out_pdt: datetime
+    out_media: float
+    out_period: str = ""
+    in_seq: int | None = None
+    in_run: str = ""
+    in_pdt: datetime | None = None
+    in_media: float | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +119,7 @@ class AdBreak:
     source: str = "api"  # "api" or "source" (passed through from the encoder)
     scte35_out: str | None = None  # base64 cue, when passing through a source cue verbatim
     scte35_in: str | None = None
+    placement: Placement | None = None  # as first published (the packager keeps it)
 
 
 @dataclass(frozen=True)
@@ -67,6 +140,13 @@ class Timeline:
     # packager stores it and passes it back so trimming the longest segment out of the stored
     # history cannot make TARGETDURATION shrink mid-event (RFC 8216 6.2.1).
     published_target_duration: int = 0
+    # The channel's fixed EXT-X-TARGETDURATION (0: derive it). RFC 8216 6.2.1: never changes.
+    fixed_target_duration: int = 0
+    periods: tuple[Period, ...] = ()  # the Periods the segments belong to, in order
+    codecs: Mapping[str, str] = field(default_factory=dict)  # rendition -> RFC 6381, from the bitstream
+    # Where the break markers of a future break are first published: with the last segment before
+    # its splice point (RFC 8216bis 4.4.5.1.1).
+    announce_breaks: bool = True
 
 
 # --- window helpers -------------------------------------------------------------------------
@@ -89,7 +169,10 @@ def target_duration(tl: Timeline) -> int:
     (what was already published) is a floor, so trimming old segments cannot lower it.
     Never less than 1.
     """
-    longest = max((s.duration for s in tl.segments), default=0.0)
+    if tl.fixed_target_duration > 0:
+        return tl.fixed_target_duration
+    rate = tl.ladder.audio.sample_rate
+    longest = max((max(s.duration, s.audio_duration(rate)) for s in tl.segments), default=0.0)
     return max(
         1, tl.published_target_duration, round_half_up(tl.ladder.segment_duration), round_half_up(longest)
     )

@@ -25,8 +25,11 @@ from ..errors import TranscodeError
 # Boxes that only hold other boxes (the ones we walk into).
 _CONTAINERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf", b"mvex", b"edts"})
 STYP = b"styp"
-# CMAF media segment brands: msdh/msix (ISO media segment, indexed), cmfs (CMAF segment).
-_STYP_PAYLOAD = b"msdh" + struct.pack(">I", 0) + b"msdh" + b"msix" + b"cmfs"
+# CMAF media segment brands: msdh (ISO media segment) and cmfs (CMAF segment). No msix: that brand
+# promises a sidx index, which these segments do not carry.
+_STYP_PAYLOAD = b"msdh" + struct.pack(">I", 0) + b"msdh" + b"cmfs"
+# CMAF header brands (ISO/IEC 23000-19 7.3.2: a CMAF header's ftyp lists cmfc).
+_FTYP_PAYLOAD = b"iso6" + struct.pack(">I", 0) + b"iso6" + b"cmfc" + b"mp41"
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,9 @@ class FragmentInfo:
     # Earliest composition (presentation) time, track timescale: what a player shows first and
     # what a DASH SegmentTimeline @t must say. Equals decode_time for our output.
     earliest_presentation: int = 0
+    # Bytes from the moof to the end of the first sample: the byte range of an I-frame playlist entry
+    # (moof + mdat header + the IDR, which is the fragment's first sample).
+    first_sample_end: int = 0
 
 
 def _trex_defaults(init: bytes) -> tuple[int, int]:
@@ -233,12 +239,16 @@ def fragments_info(segment: bytes, init: bytes = b"") -> list[FragmentInfo]:
         total = samples = 0
         first_flags: int | None = None
         earliest: int | None = None
+        first_end = 0
+        default_size = _tfhd_default_size(segment, traf)
         for trun in find(segment, (b"traf", b"trun"), moof.body, moof.end):
             signed = segment[trun.body] == 1
             flags = int.from_bytes(segment[trun.body + 1 : trun.body + 4], "big")
             (count,) = struct.unpack_from(">I", segment, trun.body + 4)
             pos = trun.body + 8
+            data_offset = 0
             if flags & 0x001:
+                (data_offset,) = struct.unpack_from(">i", segment, pos)
                 pos += 4
             first_sample_flags = None
             if flags & 0x004:
@@ -249,8 +259,12 @@ def fragments_info(segment: bytes, init: bytes = b"") -> list[FragmentInfo]:
                 if flags & 0x100:
                     (duration,) = struct.unpack_from(">I", segment, pos)
                     pos += 4
+                size = default_size
                 if flags & 0x200:
+                    (size,) = struct.unpack_from(">I", segment, pos)
                     pos += 4
+                if n == 0 and not first_end:
+                    first_end = data_offset + size  # default-base-is-moof: relative to the moof
                 if flags & 0x400:
                     (sflags,) = struct.unpack_from(">I", segment, pos)
                     pos += 4
@@ -278,9 +292,20 @@ def fragments_info(segment: bytes, init: bytes = b"") -> list[FragmentInfo]:
                 size=end - moof.offset,
                 starts_with_sync=sync,
                 earliest_presentation=base + (earliest or 0),
+                first_sample_end=first_end,
             )
         )
     return infos
+
+
+def _tfhd_default_size(buf: bytes | bytearray, traf: Box) -> int:
+    tfhd = find(buf, (b"tfhd",), traf.body, traf.end)
+    if not tfhd:
+        return 0
+    box = tfhd[0]
+    flags = int.from_bytes(buf[box.body + 1 : box.body + 4], "big")
+    pos = box.body + 8 + (8 if flags & 0x01 else 0) + (4 if flags & 0x02 else 0) + (4 if flags & 0x08 else 0)
+    return int(struct.unpack_from(">I", buf, pos)[0]) if flags & 0x10 else 0
 
 
 def _trun_layout(buf: bytes | bytearray, trun: Box) -> tuple[int, int, int, int]:
@@ -354,6 +379,216 @@ def present_at_decode_time(fragments: tuple[bytes, ...], init: bytes = b"") -> t
                 struct.pack_into(">i", buf, pos, cto - shift)
         out.append(bytes(buf))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Sample:
+    duration: int
+    size: int
+    flags: int | None  # None: the fragment's default applies
+    cto: int  # composition offset (0 without one)
+    data: bytes
+
+
+def samples(fragment: bytes, init: bytes = b"") -> list[Sample]:
+    """The samples of a single-traf fragment (moof + mdat), with their bytes."""
+    trex = _trex_defaults(init) if init else (0, 0)
+    traf = find(fragment, (b"moof", b"traf"))[0]
+    default_duration, _default_flags = _tfhd_defaults(fragment, traf, trex)
+    default_size = _tfhd_default_size(fragment, traf)
+    out: list[Sample] = []
+    for trun in find(fragment, (b"trun",), traf.body, traf.end):
+        flags, count, entries, per = _trun_layout(fragment, trun)
+        signed = fragment[trun.body] == 1
+        (data_offset,) = struct.unpack_from(">i", fragment, trun.body + 8) if flags & 0x001 else (0,)
+        first_flags = struct.unpack_from(">I", fragment, trun.body + 12)[0] if flags & 0x004 else None
+        pos = data_offset
+        for n in range(count):
+            at = entries + n * per
+            duration, size, sflags, cto = default_duration, default_size, None, 0
+            if flags & 0x100:
+                (duration,) = struct.unpack_from(">I", fragment, at)
+                at += 4
+            if flags & 0x200:
+                (size,) = struct.unpack_from(">I", fragment, at)
+                at += 4
+            if flags & 0x400:
+                (sflags,) = struct.unpack_from(">I", fragment, at)
+                at += 4
+            elif n == 0 and first_flags is not None:
+                sflags = first_flags
+            if flags & 0x800:
+                (cto,) = struct.unpack_from(">i" if signed else ">I", fragment, at)
+            out.append(Sample(duration, size, sflags, cto, bytes(fragment[pos : pos + size])))
+            pos += size
+    return out
+
+
+def build_fragment(items: list[Sample], decode_time: int, sequence: int, track_id: int = 1) -> bytes:
+    """A moof + mdat from samples: tfhd default-base-is-moof, 64-bit tfdt, a trun with per-sample
+    duration and size (and flags / signed composition offsets where any sample has them)."""
+    if not items:
+        raise TranscodeError("a fragment needs at least one sample")
+    with_flags = any(x.flags is not None for x in items)
+    with_cto = any(x.cto for x in items)
+    tr_flags = 0x001 | 0x100 | 0x200 | (0x400 if with_flags else 0) | (0x800 if with_cto else 0)
+    entries = bytearray()
+    for x in items:
+        entries += struct.pack(">II", x.duration, x.size)
+        if with_flags:
+            entries += struct.pack(">I", x.flags if x.flags is not None else 0)
+        if with_cto:
+            entries += struct.pack(">i", x.cto)
+    mfhd = struct.pack(">I4sII", 16, b"mfhd", 0, sequence & 0xFFFFFFFF)
+    tfhd = struct.pack(">I4sII", 16, b"tfhd", 0x020000, track_id)
+    tfdt = struct.pack(">I4sIQ", 20, b"tfdt", 1 << 24, decode_time)
+    trun_len = 8 + 4 + 4 + 4 + len(entries)
+    traf_len = 8 + len(tfhd) + len(tfdt) + trun_len
+    moof_len = 8 + len(mfhd) + traf_len
+    trun = struct.pack(">I4sIIi", trun_len, b"trun", (1 if with_cto else 0) << 24 | tr_flags, len(items),
+                       moof_len + 8) + bytes(entries)
+    moof = struct.pack(">I4s", moof_len, b"moof") + mfhd + struct.pack(">I4s", traf_len, b"traf") + tfhd + tfdt + trun
+    payload = b"".join(x.data for x in items)
+    return moof + struct.pack(">I4s", 8 + len(payload), b"mdat") + payload
+
+
+def slice_samples(fragment: bytes, start: int, count: int, init: bytes = b"") -> bytes:
+    """Keep samples [start, start + count) of a fragment (same tfdt: the caller rebases it). Used to cut
+    audio to the channel's frame grid: the encoder's priming and pre-roll frames in front, the flush
+    frames at the end."""
+    items = samples(fragment, init)
+    if start < 0 or count <= 0 or start + count > len(items):
+        raise TranscodeError(f"cannot keep samples {start}..{start + count} of an audio fragment with {len(items)}")
+    seq_boxes = find(fragment, (b"moof", b"mfhd"))
+    sequence = struct.unpack_from(">I", fragment, seq_boxes[0].body + 4)[0] if seq_boxes else 1
+    return build_fragment(items[start : start + count], decode_time(fragment), sequence, _track_id(fragment))
+
+
+def _track_id(fragment: bytes) -> int:
+    tfhd = find(fragment, (b"moof", b"traf", b"tfhd"))
+    return int(struct.unpack_from(">I", fragment, tfhd[0].body + 4)[0]) if tfhd else 1
+
+
+def sequential_segment(fragments: tuple[bytes, ...], base: int, first_sequence: int, init: bytes = b"") -> bytes:
+    """One CMAF media segment from fragments that were not cut from one stream (slate GOPs of several
+    lengths): each tfdt is `base` plus the durations of the fragments before it."""
+    if base < 0:
+        raise TranscodeError(f"negative base decode time {base}")
+    out = bytearray(struct.pack(">I4s", 8 + len(_STYP_PAYLOAD), STYP) + _STYP_PAYLOAD)
+    t = base
+    for i, frag in enumerate(fragments):
+        out += _set_sequence(_set_tfdt_v1(frag, t), first_sequence + i)
+        t += sum(x.duration for x in samples(frag, init))
+    return bytes(out)
+
+
+def normalize_init(init: bytes) -> bytes:
+    """The init segment every chunk, slate and retry of a run shares, byte for byte: CMAF brands in
+    ftyp; no bitrate figures (esds/btrt carry the *source* encoder's bitrate when audio is copied;
+    0 means "not given", ISO/IEC 14496-1 7.2.6.6); and an AAC-LC AudioSpecificConfig in its plain
+    2-byte form (ffmpeg's encoder appends an explicit "no SBR" extension, a copied encoder's usually
+    does not), so copied and re-encoded audio of one channel share one header."""
+    buf = bytearray()
+    for b in iter_boxes(init):
+        if b.type == b"ftyp":
+            buf += struct.pack(">I4s", 8 + len(_FTYP_PAYLOAD), b"ftyp") + _FTYP_PAYLOAD
+        else:
+            buf += init[b.offset : b.end]
+    path = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd")
+    for stsd in find(buf, path):
+        for entry in iter_boxes(buf, stsd.body + 8, stsd.end):
+            inner = entry.body + (28 if entry.type == b"mp4a" else 78)
+            for child in iter_boxes(buf, inner, entry.end):
+                if child.type == b"btrt":
+                    buf[child.body + 4 : child.body + 12] = bytes(8)  # max and average bitrate
+                elif child.type == b"esds":
+                    new = _canonical_esds(buf, child)
+                    grow = len(new) - child.size
+                    # Every box enclosing the esds changes size with it (they all start before it).
+                    parents = [find(buf, path[:n])[0] for n in range(1, len(path) + 1)] + [entry]
+                    buf[child.offset : child.end] = new
+                    for box in parents:
+                        struct.pack_into(">I", buf, box.offset, box.size + grow)
+                    break
+            break
+    return bytes(buf)
+
+
+def _canonical_esds(buf: bytes | bytearray, esds: Box) -> bytes:
+    dcd, asc, asc_size = _esds_config(buf, esds)
+    config = bytes(buf[asc : asc + asc_size])
+    aot = config[0] >> 3 if config else 0
+    freq_index = ((config[0] & 0x07) << 1 | config[1] >> 7) if len(config) > 1 else 15
+    if aot == 2 and freq_index != 15 and len(config) > 2:
+        config = config[:2]  # AOT(5) freq(4) channels(4) GASpecificConfig(3): the whole LC config
+    oti, stream = buf[dcd], buf[dcd + 1]
+
+    def desc(tag: int, payload: bytes) -> bytes:
+        n = len(payload)
+        size = [0x80 | (n >> 21) & 0x7F, 0x80 | (n >> 14) & 0x7F, 0x80 | (n >> 7) & 0x7F, n & 0x7F]
+        return bytes([tag, *size]) + payload
+
+    dec = desc(0x04, bytes([oti, stream]) + bytes(11) + desc(0x05, config))
+    es = desc(0x03, struct.pack(">HB", 1, 0) + dec + desc(0x06, b"\x02"))
+    return struct.pack(">I4sI", 12 + len(es), b"esds", 0) + es
+
+
+def _descriptor(buf: bytes | bytearray, pos: int) -> tuple[int, int, int]:
+    """(tag, payload offset, payload size) of an MPEG-4 descriptor (expandable size field)."""
+    tag = buf[pos]
+    pos += 1
+    size = 0
+    for _ in range(4):
+        b = buf[pos]
+        pos += 1
+        size = (size << 7) | (b & 0x7F)
+        if not b & 0x80:
+            break
+    return tag, pos, size
+
+
+def _esds_config(buf: bytes | bytearray, esds: Box) -> tuple[int, int, int]:
+    """(offset of the DecoderConfigDescriptor payload, offset of the AudioSpecificConfig, its size)."""
+    tag, pos, _size = _descriptor(buf, esds.body + 4)  # ES_Descriptor after version/flags
+    if tag != 0x03:
+        raise TranscodeError("esds without an ES_Descriptor")
+    flags = buf[pos + 2]
+    pos += 3 + (2 if flags & 0x80 else 0)
+    if flags & 0x40:
+        pos += 1 + buf[pos]
+    if flags & 0x20:
+        pos += 2
+    tag, dcd, _size = _descriptor(buf, pos)
+    if tag != 0x04:
+        raise TranscodeError("esds without a DecoderConfigDescriptor")
+    tag, asc, asc_size = _descriptor(buf, dcd + 13)
+    if tag != 0x05:
+        raise TranscodeError("esds without a DecoderSpecificInfo")
+    return dcd, asc, asc_size
+
+
+def codecs(init: bytes) -> str:
+    """RFC 6381 codec string of the (single) track, read from the bitstream configuration: avc1.PPCCLL
+    from avcC (profile, constraint flags, level as encoded), mp4a.40.N from the AudioSpecificConfig."""
+    stsd = find(init, (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"))
+    if not stsd:
+        raise TranscodeError("init segment without stsd")
+    for entry in iter_boxes(init, stsd[0].body + 8, stsd[0].end):
+        if entry.type in (b"avc1", b"avc3"):
+            for child in iter_boxes(init, entry.body + 78, entry.end):
+                if child.type == b"avcC":
+                    p, c, lv = init[child.body + 1], init[child.body + 2], init[child.body + 3]
+                    return f"{entry.type.decode()}.{p:02x}{c:02x}{lv:02x}"
+        if entry.type == b"mp4a":
+            for child in iter_boxes(init, entry.body + 28, entry.end):
+                if child.type == b"esds":
+                    dcd, asc, _size = _esds_config(init, child)
+                    oti = init[dcd]
+                    aot = init[asc] >> 3
+                    if aot == 31:  # escape: 6 more bits
+                        aot = 32 + (((init[asc] & 0x07) << 3) | (init[asc + 1] >> 5))
+                    return f"mp4a.{oti:02x}.{aot}"
+    raise TranscodeError("init segment carries neither avcC nor esds")
 
 
 def drop_leading_samples(fragment: bytes, count: int) -> bytes:

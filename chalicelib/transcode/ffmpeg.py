@@ -9,18 +9,24 @@ is what makes segment boundaries line up across renditions and across chunks.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from ..errors import TranscodeError
-from ..media.ladder import VIDEO_TIMESCALE
+from ..media import grid
+from ..media.grid import VideoSpan
+from ..media.ladder import VIDEO_TIMESCALE, Ladder, VideoRendition
 
 if TYPE_CHECKING:
+    from .audio import AudioPlan
     from .job import TranscodeJob
     from .probe import MediaInfo
 
@@ -71,6 +77,17 @@ def find_binary(name: str) -> str:
         except (ImportError, RuntimeError):
             pass
     raise FFmpegNotFoundError(f"{name} not found in ${name.upper()}_PATH, {LAYER_BIN} or PATH: {INSTALL_HINT}")
+
+
+@functools.cache
+def has_filter(ffmpeg: str, name: str) -> bool:
+    """Does this ffmpeg build have filter `name` (drawtext needs libfreetype, not in every build)?"""
+    try:
+        out = subprocess.run([ffmpeg, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())
 
 
 @dataclass(frozen=True)
@@ -130,45 +147,60 @@ def output_path(workdir: str, rendition: str, container: str) -> str:
     return os.path.join(workdir, f"{rendition}.{'ts' if container == 'ts' else 'mp4'}")
 
 
-def ladder_args(job: TranscodeJob, info: MediaInfo, workdir: str = "") -> list[str]:
+def ladder_args(job: TranscodeJob, info: MediaInfo, workdir: str = "", audio: AudioPlan | None = None,
+                video: VideoSpan | None = None) -> list[str]:
     """ffmpeg arguments (without the binary) that encode `job`'s renditions from one decode.
 
-    Timestamps: input timestamps are kept (-copyts) and both streams are shifted by the first
-    video pts, so audio keeps its offset to video; ``aresample`` pads/trims the audio to start
-    at exactly 0 and ``atrim``/``apad`` make it exactly as long as the video. The output starts
-    at 0; chalicelib.transcode.boxes moves it to `job.media_start` (CMAF) while for MPEG-TS
-    ``-output_ts_offset`` does it.
+    Video: the chunk's frames are mapped onto the ladder's frame grid (media.grid): input frames are
+    shifted so that output frame i is grid frame `video.first_frame + i`, ``fps`` picks the source
+    frame for every grid slot (any source rate, VFR included), and exactly `video.frames` frames are
+    kept. Audio follows `audio` (chalicelib.transcode.audio): the encoder's AAC stream-copied, or
+    re-encoded from a sample-exact input window (previous chunk's tail first when pre-rolled), or
+    silence. The CMAF outputs start at 0; chalicelib.transcode.boxes moves them onto the channel
+    clock and cuts audio to the frames the segment holds. MPEG-TS outputs get their clock from
+    ``-output_ts_offset``.
     """
+    from .audio import plan as plan_audio
+
     workdir = workdir or job.output_dir
     ladder = job.ladder
     fps = ladder.frame_rate
     wanted = job.renditions or ladder.names
     videos = [r for r in ladder.video if r.name in wanted]
     want_audio = ladder.audio.name in wanted
-    # Output length in whole ladder frames, so video and audio end at the same instant.
-    frames = max(1, round(info.duration * fps))
-    duration = float(frames / fps)
-    v0 = _num(info.start_time)
+    start_ticks = job.start_ticks if job.start_ticks is not None else round(job.media_start * grid.TICKS)
+    span = video or job.video_span(info)
+    if want_audio and audio is None:
+        audio = plan_audio(ladder, info, start_ticks, span, not_before=job.audio_not_before, mode=job.audio_mode)
     ts = ladder.container == "ts"
+    v0 = Fraction(info.start_ticks, grid.TICKS)  # the chunk's first video pts, source seconds
+    media0 = Fraction(start_ticks, grid.TICKS)  # ... and where that sits on the run's media clock
+    grid0 = Fraction(span.start(fps), grid.TICKS)  # where the chunk's first output frame sits
 
     # One decoder thread and no filter thread pool: a 2 s chunk decodes in a fraction of the
     # encode time, and thread start-up is a measurable share of a chunk's CPU (~6 %).
     args = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "repeat+level+warning", "-y",
             "-filter_complex_threads", "1", "-threads", "1", "-copyts", "-i", job.source_path]
-    silent_input = want_audio and not info.has_audio
-    if silent_input:
-        # A chunk without audio still needs an audio segment, or the audio playlist has a hole.
-        args += ["-f", "lavfi", "-t", _num(duration), "-i",
-                 f"anullsrc=r={ladder.audio.sample_rate}:cl=stereo"]
+    second = ""
+    if want_audio and audio is not None and audio.mode == "silence":
+        args += ["-f", "lavfi", "-t", _num(float(Fraction(audio.input_samples, ladder.audio.sample_rate))),
+                 "-i", f"anullsrc=r={ladder.audio.sample_rate}:cl=stereo"]
+        second = "[1:a:0]"
+    elif want_audio and audio is not None and audio.preroll and job.preroll_path:
+        # `preroll_path` here is the previous chunk joined with this one (job.run prepares it).
+        args += ["-threads", "1", "-copyts", "-i", job.preroll_path]
+        second = "[1:a:0]"
 
     graph: list[str] = []
     if videos:
         split = "".join(f"[s{i}]" for i in range(len(videos)))
-        # tpad clones the last picture twice: the fps filter drops a final frame whose duration
-        # it cannot infer (MP4 chunks), and trim then cuts to exactly `frames` pictures.
+        # Shift so that time 0 is the chunk's first grid frame: the source frame at media time m lands
+        # in output slot round((m - grid0) * fps). tpad clones the last picture twice (the fps filter
+        # drops a final frame whose duration it cannot infer), trim keeps exactly the span's frames.
+        shift = v0 + grid0 - media0
         graph.append(
-            f"[0:v:0]setpts=PTS-{v0}/TB,tpad=stop_mode=clone:stop=2,fps={fps},trim=end_frame={frames},"
-            f"split={len(videos)}{split}"
+            f"[0:v:0]setpts=PTS-{_frac(shift)}/TB,tpad=stop_mode=clone:stop=2,fps={fps}:start_time=0,"
+            f"trim=end_frame={span.frames},setpts=PTS-STARTPTS,split={len(videos)}{split}"
         )
         for i, r in enumerate(videos):
             graph.append(
@@ -178,53 +210,100 @@ def ladder_args(job: TranscodeJob, info: MediaInfo, workdir: str = "") -> list[s
                 "flags=bicubic+accurate_rnd+bitexact,"
                 f"pad={r.width}:{r.height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v{i}]"
             )
-    if want_audio:
-        a = ladder.audio
-        src = "[1:a:0]" if silent_input else f"[0:a:0]asetpts=PTS-{v0}/TB,"
-        graph.append(
-            f"{src}aresample={a.sample_rate}:async=1:first_pts=0,"
-            f"atrim=end={_num(duration)},apad=whole_dur={_num(duration)}[a0]"
-        )
-    args += ["-filter_complex", ";".join(graph)]
+    encode_audio = want_audio and audio is not None and audio.mode != "copy"
+    if encode_audio and audio is not None:
+        graph.append(_audio_graph(ladder, audio, second, v0, media0, ts))
+    if graph:
+        args += ["-filter_complex", ";".join(graph)]
 
-    keyframes = ",".join(["0", *(_num(p) for p in job.splice_points)])
-    gop = str(ladder.gop_frames)
+    # Splice points are seconds from the chunk's media start; keyframes count from its first grid frame.
+    keyframes = ",".join(["0", *(_num(p - float(grid0 - media0)) for p in job.splice_points
+                                 if p - float(grid0 - media0) > 0)])
     for i, r in enumerate(videos):
-        args += [
-            "-map", f"[v{i}]", "-an",
-            "-c:v", "libx264", "-preset", ladder.preset, "-profile:v", r.profile,
-            "-level:v", _level(r.level(fps)), "-pix_fmt", "yuv420p",
-            "-b:v", str(r.bitrate), "-maxrate", str(r.max_bitrate), "-bufsize", str(r.buffer_size),
-            # Closed GOP of one segment, no scene-cut IDRs: identical boundaries in every rendition.
-            "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-flags:v", "+cgop+bitexact",
-            "-forced-idr", "1", "-force_key_frames", keyframes,
-            "-threads:v", str(X264_THREADS), "-x264-params", "sliced-threads=1",
-        ]
-        args += _muxer_args(job, ts, video=True)
+        args += ["-map", f"[v{i}]", "-an", *video_encoder_args(ladder, r, keyframes)]
+        args += _muxer_args(ts, video=True, offset=grid0)
         args.append(output_path(workdir, r.name, ladder.container))
-    if want_audio:
-        a = ladder.audio
-        args += [
-            "-map", "[a0]", "-vn",
-            "-c:a", "aac", "-profile:a", "aac_low", "-b:a", str(a.bitrate),
-            "-ar", str(a.sample_rate), "-ac", str(a.channels), "-flags:a", "+bitexact",
-        ]
-        args += _muxer_args(job, ts, video=False)
-        args.append(output_path(workdir, a.name, ladder.container))
+    if want_audio and audio is not None:
+        if audio.mode == "copy":
+            args += ["-map", "0:a:0", "-vn", "-c:a", "copy"]
+            if not ts:
+                args += ["-bsf:a", "aac_adtstoasc"]  # ADTS (MPEG-TS) -> raw AAC + AudioSpecificConfig
+            # MPEG-TS: the copied packets keep their offset to the chunk's first video pts.
+            args += _muxer_args(ts, video=False, offset=media0, copy=True, v0=v0)
+        else:
+            args += ["-map", "[a0]", "-vn", *audio_encoder_args(ladder)]
+            first = Fraction(audio.input_start, ladder.audio.sample_rate)
+            args += _muxer_args(ts, video=False, offset=first)
+        args.append(output_path(workdir, ladder.audio.name, ladder.container))
     return args
 
 
-def _muxer_args(job: TranscodeJob, ts: bool, *, video: bool) -> list[str]:
+def _audio_graph(ladder: Ladder, audio: AudioPlan, second: str, v0: Fraction, media0: Fraction, ts: bool) -> str:
+    """The encoder's input: exactly `audio.input_samples` samples starting at media sample
+    `audio.input_start` (silence where the source has none), at the ladder's rate and layout."""
+    a = ladder.audio
+    sr = a.sample_rate
+    # Source time of the first input sample, relative to the chunk's first video pts.
+    rel_first = Fraction(audio.input_start, sr) - media0
+    layout = "stereo" if a.channels == 2 else ("mono" if a.channels == 1 else f"{a.channels}c")
+    tail = (f"aformat=sample_fmts=fltp:channel_layouts={layout},asetpts=PTS-STARTPTS,"
+            f"atrim=end_sample={audio.input_samples},apad=whole_len={audio.input_samples}[a0]")
+    if audio.mode == "silence":
+        return f"{second}aresample={sr},{tail}"
+    # With pre-roll the audio comes from the previous chunk and this one joined into one stream (input 1,
+    # see job.run): decoded in one go, so the decoder is never cold at the join either.
+    src = second if audio.preroll and second else "[0:a:0]"
+    # aresample's first_pts pads (cold start) or trims the decoded audio to start exactly at the window.
+    return (f"{src}asetpts=PTS-{_frac(v0)}/TB,aresample={sr}:async=1:first_pts={_round(rel_first * sr)},"
+            f"{tail}")
+
+
+def video_encoder_args(ladder: Ladder, r: VideoRendition, keyframes: str) -> list[str]:
+    """x264 settings of one rendition: the same for every chunk and for the slate (the init segment,
+    SPS/PPS included, must be byte-identical across them)."""
+    fps = ladder.frame_rate
+    gop = str(ladder.gop_frames)
+    return [
+        "-c:v", "libx264", "-preset", ladder.preset, "-profile:v", r.profile,
+        "-level:v", _level(r.level(fps)), "-pix_fmt", "yuv420p",
+        "-b:v", str(r.bitrate), "-maxrate", str(r.max_bitrate), "-bufsize", str(r.buffer_size),
+        # Closed GOP of one segment, no scene-cut IDRs: identical boundaries in every rendition.
+        "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-flags:v", "+cgop+bitexact",
+        "-forced-idr", "1", "-force_key_frames", keyframes,
+        "-threads:v", str(X264_THREADS), "-x264-params", "sliced-threads=1",
+    ]
+
+
+def audio_encoder_args(ladder: Ladder) -> list[str]:
+    a = ladder.audio
+    return ["-c:a", "aac", "-profile:a", "aac_low", "-b:a", str(a.bitrate),
+            "-ar", str(a.sample_rate), "-ac", str(a.channels), "-flags:a", "+bitexact"]
+
+
+def _frac(x: Fraction) -> str:
+    """An exact rational for an ffmpeg expression (setpts evaluates it in double precision)."""
+    return f"({x.numerator}/{x.denominator})" if x.denominator != 1 else str(x.numerator)
+
+
+def _round(x: Fraction) -> int:
+    return math.floor(x + Fraction(1, 2))
+
+
+def _muxer_args(ts: bool, *, video: bool, offset: Fraction = Fraction(0), copy: bool = False,
+                v0: Fraction = Fraction(0)) -> list[str]:
     common = ["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact"]
     if ts:
+        # Copied packets keep their source pts (-copyts): shift them by -v0 onto the media clock.
+        shift = offset - v0 if copy else offset
         return [*common, "-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0",
-                "-output_ts_offset", _num(job.media_start + TS_PTS_OFFSET)]
+                "-output_ts_offset", _num(float(shift) + TS_PTS_OFFSET)]
     # Fragmented MP4 starting at 0. empty_moov keeps sample tables out of the init segment, so
     # it is the same bytes for every chunk; default_base_moof is what CMAF requires. Video is
     # cut into a fragment at every IDR (so a splice point starts a fragment); audio is one
     # fragment per chunk (frag_custom: flushed only at the end) instead of one per AAC frame.
     flags = "+empty_moov+default_base_moof+negative_cts_offsets+skip_trailer"
-    flags += "+frag_keyframe" if video else "+frag_custom"
+    # delay_moov: the AudioSpecificConfig of copied ADTS audio exists only after the first packet.
+    flags += "+frag_keyframe" if video else "+frag_custom+delay_moov"
     args = [*common, "-f", "mp4", "-movflags", flags, "-use_editlist", "0", "-avoid_negative_ts", "disabled"]
     if video:
         args += ["-video_track_timescale", str(VIDEO_TIMESCALE)]

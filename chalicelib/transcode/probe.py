@@ -22,6 +22,7 @@ Every failure is an InvalidMediaError whose message is one line a channel operat
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -52,9 +53,26 @@ _LEVEL_RE = re.compile(r"^(?:\[[^\]]+ @ 0x[0-9a-f]+\] )?\[(panic|fatal|error|war
 
 
 @dataclass(frozen=True)
+class AudioInfo:
+    """The first audio stream, read from its packets (no decode): what the transcoder needs to decide
+    between copying the encoder's AAC and re-encoding, and to place it on the channel's audio grid."""
+
+    codec: str  # ffmpeg's decoder name: "aac", "mp3", "ac3", ...
+    profile: str  # "LC", "HE-AAC", ... ("" when ffmpeg prints none)
+    sample_rate: int
+    channels: int
+    start_ticks: int  # pts of the first packet, 90 kHz ticks on the source clock
+    end_ticks: int  # pts + duration of the last packet, 90 kHz ticks
+    packets: int
+    frame_samples: int  # samples per packet (1024 for AAC-LC; 0 when packets vary)
+    contiguous: bool  # every packet starts where the previous one ended (within 1 tick)
+    bitrate: int = 0  # bits/s from the stream header (0: unknown)
+
+
+@dataclass(frozen=True)
 class MediaInfo:
     container: str  # "mpegts" or "mp4"
-    duration: float  # seconds of decoded video (frames / fps)
+    duration: float  # seconds of source video: end_ticks - start_ticks
     start_time: float  # pts of the first video frame, seconds on the source clock
     width: int
     height: int
@@ -63,9 +81,14 @@ class MediaInfo:
     video_codec: str
     audio_codec: str | None = None
     sample_rate: int | None = None
-    frames: int = 0  # decoded video frames
+    frames: int = 0  # video packets (= frames)
     size: int = 0  # bytes
     cpu_seconds: float = 0.0  # what the probe itself cost (user+system)
+    # Exact source timing in 90 kHz ticks: the first video pts and where the last frame ends (its pts +
+    # duration), so consecutive chunks of one encoder meet exactly: start_ticks[k+1] == end_ticks[k].
+    start_ticks: int = 0
+    end_ticks: int = 0
+    audio: AudioInfo | None = None
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -75,13 +98,12 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 def _run(path: str, name: str, timeout: float, max_pixels: int, max_duration: float, decode: bool
          ) -> tuple[str, int, list[str], float, str]:
-    """One ffmpeg: print the header, then read every packet (decoding them unless `decode` is off).
+    """One ffmpeg: print the header, list every packet of the first video and audio stream
+    (``framecrc`` of a stream copy on stdout: pts, duration, size, flags), and with `decode` also
+    decode both to the null muxer in the same process, so any decoder error shows up in stderr.
 
-    decode: video and audio are decoded to the null muxer; ``showinfo`` lists every frame.
-    Otherwise video packets are stream-copied to ``framecrc`` on stdout (pts per packet, no
-    decode): for a chunk already decode-checked at ingest, the transcode's own decode catches
-    the rest. -max_pixels makes the decoder refuse an absurd picture instead of allocating it,
-    and -t bounds the work on an absurdly long file; the header checks then name the reason.
+    -max_pixels makes the decoder refuse an absurd picture instead of allocating it, and -t bounds
+    the work on an absurdly long file; the header checks then name the reason.
     """
     args = [
         find_binary("ffmpeg"), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "repeat+level+info",
@@ -89,10 +111,9 @@ def _run(path: str, name: str, timeout: float, max_pixels: int, max_duration: fl
         "-copyts", "-i", path,
     ]
     if decode:
-        args += ["-map", "0:v:0", "-map", "0:a:0?", "-vf", "showinfo", "-f", "null", "-"]
-    else:
-        args += ["-map", "0:v:0", "-c", "copy", "-f", "framecrc", "pipe:1"]
-    proc = run_process(args, timeout=timeout, stdout=not decode)
+        args += ["-map", "0:v:0", "-map", "0:a:0?", "-f", "null", "-"]
+    args += ["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", "-f", "framecrc", "pipe:1"]
+    proc = run_process(args, timeout=timeout, stdout=True)
     text = _LEVEL_RE.sub("", proc.stderr)
     if not _INPUT_RE.search(text):
         # ffmpeg could not open it: the last line says why (path prefix removed).
@@ -120,6 +141,13 @@ def _parse_fps(text: str) -> Fraction:
     return value.limit_denominator(1001)
 
 
+_CHANNELS_RE = re.compile(r"\d+ Hz, ([^,]+),")
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.0(side)": 5,
+                    "5.1": 6, "5.1(side)": 6, "6.1": 7, "7.1": 8}
+_KBPS_RE = re.compile(r"(\d+) kb/s")
+_PROFILE_RE = re.compile(r"^\w+ \(([^)]*)\)")
+
+
 def probe(path: str, *, max_duration: float = MAX_DURATION, max_pixels: int = MAX_PIXELS,
           timeout: float = 60.0, decode: bool = True) -> MediaInfo:
     """Validate a source chunk and describe it; raise InvalidMediaError with a one-line reason.
@@ -137,7 +165,7 @@ def probe(path: str, *, max_duration: float = MAX_DURATION, max_pixels: int = MA
 
     header, returncode, errors, cpu, packets = _run(path, name, timeout, max_pixels, max_duration, decode)
     fmt = _INPUT_RE.search(header)
-    assert fmt is not None  # _header guarantees it
+    assert fmt is not None  # _run guarantees it
     container = _CONTAINERS.get(fmt.group(1))
     if container is None:
         raise InvalidMediaError(f"{name}: unsupported container '{fmt.group(1)}'; send MPEG-TS or MP4")
@@ -146,11 +174,11 @@ def probe(path: str, *, max_duration: float = MAX_DURATION, max_pixels: int = MA
             f"{name}: truncated MPEG-TS ({size} bytes is not a whole number of {TS_PACKET}-byte packets)"
         )
 
-    streams = _STREAM_RE.findall(header)
-    video = next((s for s in streams if s[1] == "Video" and "attached pic" not in s[2]), None)
+    inputs = _input_streams(header)
+    video = next((s for s in inputs if s[1] == "Video" and "attached pic" not in s[2]), None)
     if video is None:
         raise InvalidMediaError(f"{name}: no video stream")
-    audio = next((s for s in streams if s[1] == "Audio"), None)
+    audio = next((s for s in inputs if s[1] == "Audio"), None)
     vdesc = video[2]
     dims = _SIZE_RE.search(vdesc)
     if not dims:
@@ -173,58 +201,104 @@ def probe(path: str, *, max_duration: float = MAX_DURATION, max_pixels: int = MA
 
     fps = _parse_fps(vdesc)
     video_codec = vdesc.split()[0].rstrip(",")
-    audio_codec = audio[2].split()[0].rstrip(",") if audio else None
-    hz = _HZ_RE.search(audio[2]) if audio else None
-
-    if decode:
-        first_pts, frames = _decoded(header, returncode, errors, name)
-    else:
-        first_pts, frames = _packets(packets, returncode, errors, name)
+    if errors or returncode != 0:
+        reason = errors[0] if errors else (header.strip().splitlines() or ["ffmpeg failed"])[-1]
+        kind = "decode" if decode else "demux"
+        raise InvalidMediaError(f"{name}: corrupt or truncated media ({kind} error: {_one_line(reason)})")
+    tracks = _framecrc(packets)
+    vpk = tracks.get(0)
+    if not vpk or not vpk.packets:
+        raise InvalidMediaError(f"{name}: no {'decodable ' if decode else ''}video frames")
     if fps <= 0:
         raise InvalidMediaError(f"{name}: video stream without a frame rate")
-    duration = float(frames / fps)
+    frame_ticks = Fraction(TICKS_PER_SECOND) / fps
+    # The last frame's own duration is often missing (0) in a cut chunk: one nominal frame then.
+    start_ticks = vpk.first_pts
+    end_ticks = max(p + (d or round(frame_ticks)) for p, d in zip(vpk.pts, vpk.durations, strict=True))
+    if not 0 < (end_ticks - start_ticks) / TICKS_PER_SECOND <= max_duration:
+        raise InvalidMediaError(f"{name}: absurd duration {(end_ticks - start_ticks) / TICKS_PER_SECOND:.3f} s "
+                                f"(limit {max_duration:g} s)")
+    audio_info = _audio_info(audio[2], tracks.get(1)) if audio else None
     return MediaInfo(
         container=container,
-        duration=duration,
-        start_time=first_pts,
+        duration=(end_ticks - start_ticks) / TICKS_PER_SECOND,
+        start_time=start_ticks / TICKS_PER_SECOND,
         width=width,
         height=height,
         fps=fps,
         has_audio=audio is not None,
         video_codec=video_codec,
-        audio_codec=audio_codec,
-        sample_rate=int(hz.group(1)) if hz else None,
-        frames=frames,
+        audio_codec=audio_info.codec if audio_info else None,
+        sample_rate=audio_info.sample_rate if audio_info else None,
+        frames=vpk.packets,
         size=size,
         cpu_seconds=cpu,
+        start_ticks=start_ticks,
+        end_ticks=end_ticks,
+        audio=audio_info,
     )
 
 
-def _decoded(stderr: str, returncode: int, errors: list[str], name: str) -> tuple[float, int]:
-    """(first video pts in s, decoded video frames); any decoder/demuxer error means corrupt."""
-    if errors or returncode != 0:
-        reason = errors[0] if errors else (stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
-        raise InvalidMediaError(f"{name}: corrupt or truncated media (decode error: {_one_line(reason)})")
-    frames = _PTS_RE.findall(stderr)
-    if not frames:
-        raise InvalidMediaError(f"{name}: no decodable video frames")
-    tb = _TIME_BASE_RE.search(stderr)
-    start = float(int(frames[0][1]) * Fraction(int(tb.group(1)), int(tb.group(2)))) if tb else float(frames[0][2])
-    return start, len(frames)
+def _input_streams(header: str) -> list[tuple[str, str, str]]:
+    """Stream lines of input #0 only (the header also lists the output streams)."""
+    cut = header.find("Output #")
+    part = header if cut < 0 else header[:cut]
+    return _STREAM_RE.findall(part)
 
 
-_FRAMECRC_TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.M)
-_FRAMECRC_RE = re.compile(r"^0,\s*(-?\d+),\s*(-?\d+),", re.M)
+def _audio_info(desc: str, track: _Track | None) -> AudioInfo:
+    codec = desc.split()[0].rstrip(",")
+    prof = _PROFILE_RE.match(desc)
+    hz = _HZ_RE.search(desc)
+    layout = _CHANNELS_RE.search(desc)
+    channels = _LAYOUT_CHANNELS.get(layout.group(1).strip(), 0) if layout else 0
+    if not channels and layout:
+        m = re.match(r"(\d+) channels", layout.group(1).strip())
+        channels = int(m.group(1)) if m else 0
+    kbps = _KBPS_RE.search(desc)
+    rate = int(hz.group(1)) if hz else 0
+    if track is None or not track.packets:
+        return AudioInfo(codec, prof.group(1) if prof else "", rate, channels, 0, 0, 0, 0, False,
+                         int(kbps.group(1)) * 1000 if kbps else 0)
+    durations = set(track.durations)
+    frame_ticks = durations.pop() if len(durations) == 1 else 0
+    samples = round(Fraction(frame_ticks * rate, TICKS_PER_SECOND)) if frame_ticks and rate else 0
+    order = sorted(zip(track.pts, track.durations, strict=True))
+    contiguous = all(abs(b[0] - (a[0] + a[1])) <= 1 for a, b in itertools.pairwise(order))
+    end = max(p + d for p, d in order)
+    return AudioInfo(codec, prof.group(1) if prof else "", rate, channels, order[0][0], end, len(order), samples,
+                     contiguous, int(kbps.group(1)) * 1000 if kbps else 0)
 
 
-def _packets(framecrc: str, returncode: int, errors: list[str], name: str) -> tuple[float, int]:
-    """(earliest video pts in s, video packets) from framecrc lines: `0, dts, pts, dur, size, crc`."""
-    if errors or returncode != 0:
-        reason = errors[0] if errors else "ffmpeg failed"
-        raise InvalidMediaError(f"{name}: corrupt or truncated media (demux error: {_one_line(reason)})")
-    tb = _FRAMECRC_TB_RE.search(framecrc)
-    pts = [int(m.group(2)) for m in _FRAMECRC_RE.finditer(framecrc)]
-    if not tb or not pts:
-        raise InvalidMediaError(f"{name}: no video packets")
-    # With B-frames the first packet in decode order is not the first shown: take the minimum.
-    return float(min(pts) * Fraction(int(tb.group(1)), int(tb.group(2)))), len(pts)
+TICKS_PER_SECOND = 90_000
+_FRAMECRC_TB_RE = re.compile(r"^#tb (\d+): (\d+)/(\d+)", re.M)
+_FRAMECRC_RE = re.compile(r"^(\d+),\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),\s*(\d+),", re.M)
+
+
+@dataclass
+class _Track:
+    pts: list[int]  # 90 kHz ticks, in file (decode) order
+    durations: list[int]  # 90 kHz ticks
+
+    @property
+    def packets(self) -> int:
+        return len(self.pts)
+
+    @property
+    def first_pts(self) -> int:
+        # With B-frames the first packet in decode order is not the first shown: take the minimum.
+        return min(self.pts)
+
+
+def _framecrc(text: str) -> dict[int, _Track]:
+    """Packets per output stream (0 = video, 1 = audio) from framecrc lines
+    `stream, dts, pts, duration, size, crc`, converted from each stream's time base to 90 kHz."""
+    bases = {int(m.group(1)): Fraction(int(m.group(2)), int(m.group(3))) for m in _FRAMECRC_TB_RE.finditer(text)}
+    tracks: dict[int, _Track] = {}
+    for m in _FRAMECRC_RE.finditer(text):
+        idx = int(m.group(1))
+        tb = bases.get(idx, Fraction(1, TICKS_PER_SECOND)) * TICKS_PER_SECOND
+        t = tracks.setdefault(idx, _Track([], []))
+        t.pts.append(round(int(m.group(3)) * tb))
+        t.durations.append(round(int(m.group(4)) * tb))
+    return tracks

@@ -39,7 +39,7 @@ def test_golden_dynamic_mpd_with_break() -> None:
 
 def test_golden_static_mpd_after_the_event() -> None:
     tl = make_timeline(30, breaks=(brk(45.0, 8.0, event_id=500),), ended=True)
-    check_golden("static.mpd", dash.render_mpd(tl, NOW))
+    check_golden("static.mpd", dash.render_mpd(tl, NOW, vod=True))
 
 
 def test_dynamic_mpd_carries_the_live_timing_model() -> None:
@@ -92,11 +92,11 @@ def test_regular_segments_compact_into_one_s_with_r() -> None:
 
 
 def test_given_a_hole_in_media_time_then_the_next_s_restates_t() -> None:
-    segs = list(make_segments(6))
-    segs[3:] = [replace(s, start=s.start + 10.0) for s in segs[3:]]
-    body, first = dash.segment_timeline(tuple(segs), 1000)
+    items = [(0, 2000), (2000, 2000), (4000, 2000), (16000, 2000), (18000, 2000), (20000, 2000)]
+    body, first = dash.segment_timeline(items)
     assert first == 0
     assert body == '<S t="0" d="2000" r="2"/><S t="16000" d="2000" r="2"/>'
+
 
 
 def test_given_the_window_moves_then_period_and_adaptation_set_ids_stay_stable() -> None:
@@ -107,8 +107,8 @@ def test_given_the_window_moves_then_period_and_adaptation_set_ids_stay_stable()
     assert a.availability_start_time == b.availability_start_time
 
 
-def test_given_the_event_ended_then_the_mpd_is_static_with_a_duration() -> None:
-    text = dash.render_mpd(make_timeline(30, dvr_window=40.0, ended=True), NOW)
+def test_given_a_finished_run_then_its_vod_mpd_is_static_with_a_duration() -> None:
+    text = dash.render_mpd(make_timeline(30, dvr_window=40.0, ended=True), NOW, vod=True)
     mpd = MPEGDASHParser.parse(text)
     assert mpd.type == "static" and mpd.minimum_update_period is None
     assert mpd.media_presentation_duration == "PT40S" and mpd.periods[0].duration == "PT40S"
@@ -132,7 +132,7 @@ def test_scte35_event_stream_carries_the_binary_cue() -> None:
 
 def test_given_a_static_mpd_starting_mid_break_then_the_event_keeps_the_remainder() -> None:
     tl = make_timeline(30, breaks=(brk(45.0, 8.0, event_id=500),), ended=True, dvr_window=10.0)
-    root = ET.fromstring(dash.render_mpd(tl, NOW))
+    root = ET.fromstring(dash.render_mpd(tl, NOW, vod=True))
     stream = root.find("d:Period/d:EventStream", NS)
     assert stream is not None and stream.get("presentationTimeOffset") == str(50 * 90_000)
     (event,) = stream.findall("d:Event", NS)
@@ -152,6 +152,20 @@ def test_lagging_rendition_holds_back_the_whole_video_adaptation_set() -> None:
     video, audio = mpd.periods[0].adaptation_sets
     assert len(expand(video.segment_templates[0])) == 29
     assert len(expand(audio.segment_templates[0])) == 30
+
+
+def test_given_the_live_event_ended_then_the_mpd_stays_dynamic_ends_its_period_and_stops_updating() -> None:
+    # DASH-IF live timing: end a live presentation by giving it a duration and dropping
+    # minimumUpdatePeriod; availabilityStartTime, Period@start and PTO stay as they were.
+    live = MPEGDASHParser.parse(dash.render_mpd(make_timeline(30, dvr_window=40.0), NOW))
+    ended = MPEGDASHParser.parse(dash.render_mpd(make_timeline(30, dvr_window=40.0, ended=True), NOW))
+    assert ended.type == "dynamic" and ended.minimum_update_period is None
+    assert ended.media_presentation_duration == "PT60S" and ended.periods[0].duration == "PT60S"
+    assert ended.availability_start_time == live.availability_start_time
+    assert ended.periods[0].start == live.periods[0].start
+    lt = live.periods[0].adaptation_sets[0].segment_templates[0]
+    et = ended.periods[0].adaptation_sets[0].segment_templates[0]
+    assert et.presentation_time_offset == lt.presentation_time_offset and expand(et) == expand(lt)
 
 
 def test_naive_now_is_rejected() -> None:

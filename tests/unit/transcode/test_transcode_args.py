@@ -6,6 +6,7 @@ import os
 import stat
 import sys
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from chalicelib.transcode import FFmpegNotFoundError, MediaInfo, TranscodeJob, f
 from chalicelib.transcode import ffmpeg as ff
 from chalicelib.transcode.job import validate
 from chalicelib.transcode.probe import _parse_fps
+from tests.unit.transcode.conftest import V0, aac
 
 
 def values(args: list[str], flag: str) -> list[str]:
@@ -34,10 +36,55 @@ def test_given_full_ladder_when_args_built_then_source_decoded_once_and_split_pe
     g = graph(args)
     assert "split=2[s0][s1]" in g
     assert "scale=640:360" in g and "scale=426:240" in g
-    # Shifted by the first video pts so audio keeps its offset to video.
-    assert "setpts=PTS-3.421333/TB" in g and "asetpts=PTS-3.421333/TB" in g
+    # Shifted by the first video pts (exact rational: 307920/90000 s) so that output frame 0 is the chunk's
+    # first grid frame; media_start 14.0 is grid frame 350 exactly, so no further shift.
+    assert "setpts=PTS-(1283/375)/TB" in g and "trim=end_frame=50" in g
+    # AAC-LC 48 kHz stereo at 98 kb/s: the encoder's own frames are copied, not re-encoded.
+    assert "[0:a:0]" not in g and values(args, "-c:a") == ["copy"] and values(args, "-bsf:a") == ["aac_adtstoasc"]
     assert args[-1] == "/work/audio.mp4"
     assert [a for a in args if a.startswith("/work/")] == ["/work/360p.mp4", "/work/240p.mp4", "/work/audio.mp4"]
+
+
+def test_given_source_between_grid_frames_when_args_built_then_frames_land_on_the_ladder_grid(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    # 29.97 fps source, 25 fps ladder: chunk 7 starts at 14.014 s of media time, between grid frames 350
+    # (14.00 s) and 351; it rounds to 350, so its frames are shifted 14 ms earlier onto the grid.
+    ntsc = replace(info, fps=Fraction(30000, 1001), end_ticks=V0 + 180_180)
+    args = ladder_args(replace(job, media_start=14.014), ntsc, "/work")
+    assert "setpts=PTS-(5111/1500)/TB" in graph(args)  # 3.421333.. - 0.014 s
+    assert "trim=end_frame=50" in graph(args)  # 2.002 s of source: grid frames 350..399
+
+
+def test_given_audio_the_ladder_cannot_copy_when_args_built_then_reencoded_on_the_sample_grid(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    mono = replace(info, audio=aac(rate=44_100, channels=1, bitrate=64_000))
+    args = ladder_args(job, mono, "/work")
+    g = graph(args)
+    # Source audio 14.005..16.188 s of media time = samples 672256..777035 at 48 kHz: grid frames 655..757
+    # (one kept back at each end), fed from 3 frames earlier (the pre-roll window; silence here, there is no
+    # previous chunk) plus 2 frames of look-ahead.
+    span_start, span_frames = 655 * 1024, 757 - 655
+    assert f"first_pts={(span_start - 3 * 1024) - 14 * 48_000}" in g
+    assert f"atrim=end_sample={(span_frames + 3 + 2) * 1024}" in g and "channel_layouts=stereo" in g
+    assert values(args, "-c:a") == ["aac"] and values(args, "-ar") == ["48000"]
+
+
+def test_given_a_preroll_chunk_when_args_built_then_audio_is_read_from_the_joined_input(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    from chalicelib.transcode import audio as audio_plan
+    from chalicelib.transcode.job import TranscodeJob as Job
+
+    mono = replace(info, audio=aac(rate=44_100, channels=1, bitrate=64_000))
+    prev = aac(start=V0 - 180_000, packets=86, rate=44_100, channels=1, bitrate=64_000)
+    span = Job.video_span(job, mono)
+    plan = audio_plan.plan(TEST_LADDER, mono, 14 * 90_000, span, preroll=replace(prev, end_ticks=mono.audio.start_ticks))
+    assert plan.preroll and not plan.cold and plan.skip == 1 + 3
+    args = ladder_args(replace(job, preroll_path="/work/preroll.ts"), mono, "/work", plan)
+    assert values(args, "-i") == ["/in/7.ts", "/work/preroll.ts"]
+    assert graph(args).count("[1:a:0]asetpts") == 1 and "[0:a:0]" not in graph(args)
 
 
 def test_given_splice_point_when_args_built_then_every_rendition_gets_the_same_closed_gop_and_idr(
@@ -82,7 +129,10 @@ def test_given_one_rendition_job_when_args_built_then_only_that_output(job: Tran
 
 
 def test_given_audio_only_job_when_args_built_then_no_video_decode(job: TranscodeJob, info: MediaInfo) -> None:
-    args = ladder_args(replace(job, renditions=("audio",)), info, "/work")
+    copied = ladder_args(replace(job, renditions=("audio",)), info, "/work")
+    assert "-filter_complex" not in copied and "-c:v" not in copied and values(copied, "-c:a") == ["copy"]
+    mono = replace(info, audio=aac(rate=44_100, channels=1))
+    args = ladder_args(replace(job, renditions=("audio",)), mono, "/work")
     assert "[0:v:0]" not in graph(args) and "-c:v" not in args
     assert values(args, "-ar") == ["48000"]
 
@@ -90,24 +140,27 @@ def test_given_audio_only_job_when_args_built_then_no_video_decode(job: Transcod
 def test_given_chunk_without_audio_when_args_built_then_silence_fills_the_audio_rendition(
     job: TranscodeJob, info: MediaInfo
 ) -> None:
-    args = ladder_args(job, replace(info, has_audio=False), "/work")
+    args = ladder_args(job, replace(info, has_audio=False, audio=None), "/work")
     assert values(args, "-i")[1] == "anullsrc=r=48000:cl=stereo"
     assert "[1:a:0]aresample" in graph(args)
 
 
-def test_given_ragged_chunk_when_args_built_then_video_and_audio_cut_to_whole_frames(
+def test_given_ragged_chunk_when_args_built_then_video_cut_to_whole_grid_frames(
     job: TranscodeJob, info: MediaInfo
 ) -> None:
-    args = ladder_args(job, replace(info, duration=2.03), "/work")
-    assert "trim=end_frame=51" in graph(args)
-    assert "atrim=end=2.04" in graph(args) and "apad=whole_dur=2.04" in graph(args)
+    args = ladder_args(job, replace(info, end_ticks=V0 + round(2.03 * 90_000)), "/work")
+    assert "trim=end_frame=51" in graph(args)  # 14.00 .. 16.03 s: grid frames 350..400
 
 
 def test_given_ts_container_when_args_built_then_offset_by_media_start(job: TranscodeJob, info: MediaInfo) -> None:
     ts_job = replace(job, ladder=replace(TEST_LADDER, container="ts"))
     args = ladder_args(ts_job, info, "/work")
     assert values(args, "-f")[-3:] == ["mpegts"] * 3
-    assert values(args, "-output_ts_offset") == [str(int(14 + ff.TS_PTS_OFFSET))] * 3
+    # Video from the filter starts at 0: offset = its grid start. Copied audio keeps the source clock
+    # (-copyts): offset = media_start - first video pts, so it lands where the video's clock says.
+    offsets = values(args, "-output_ts_offset")
+    assert offsets[:2] == [str(int(14 + ff.TS_PTS_OFFSET))] * 2
+    assert float(offsets[2]) == pytest.approx(14 - V0 / 90_000 + ff.TS_PTS_OFFSET, abs=1e-6)
     assert args[-1] == "/work/audio.ts"
 
 
