@@ -1,10 +1,11 @@
 """The DynamoDB single-table layout shared by the control plane and the pipeline.
 
 One table, pk = "CH#{channel}", sk = one of:
-  "META"                 the channel record (ChannelRecord)
-  "SEG#{seq:012d}"       one source chunk / output segment (owned by chalicelib.pipeline)
-  "BRK#{break_id}"       one ad break (owned by chalicelib.control, read by the packager)
-  "PUB"                  the packager's publish state (owned by chalicelib.pipeline)
+  "META"                        the channel record (ChannelRecord)
+  "RUN#{run:06d}"               one run of the channel (a start): its clock base and facts (pipeline)
+  "SEG#{run:06d}#{seq:012d}"    one source chunk / output segment of a run (owned by chalicelib.pipeline)
+  "BRK#{break_id}"              one ad break (owned by chalicelib.control, read by the packager)
+  "PUB"                         the packager's publish state (owned by chalicelib.pipeline)
 Powertools Idempotency records use pk = "IDEM#...", sk = "IDEM" in the same table.
 
 Channel and break ids are validated here, once, before they reach a key, a path or a URL.
@@ -44,10 +45,33 @@ def channel_pk(channel_id: str) -> str:
     return f"CH#{validate_id(channel_id)}"
 
 
-def segment_sk(seq: int) -> str:
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 10**12:
-        raise ValidationError(f"invalid segment sequence {seq!r}")
-    return f"SEG#{seq:012d}"
+MAX_SEQ = 10**12  # chunk numbers are 0 .. 10^12 - 1 (ingest keys have 8 to 12 digits)
+MAX_RUN = 10**6
+
+
+def check_seq(seq: object) -> int:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < MAX_SEQ:
+        raise ValidationError(f"invalid segment sequence {seq!r}: use 0 .. {MAX_SEQ - 1}")
+    return seq
+
+
+def check_run(run: object) -> int:
+    if not isinstance(run, int) or isinstance(run, bool) or not 0 <= run < MAX_RUN:
+        raise ValidationError(f"invalid run number {run!r}")
+    return run
+
+
+def segment_sk(run: int, seq: int) -> str:
+    return f"SEG#{check_run(run):06d}#{check_seq(seq):012d}"
+
+
+def run_sk(run: int) -> str:
+    return f"RUN#{check_run(run):06d}"
+
+
+def run_name(run: int) -> str:
+    """The run as it appears in segment URLs: r1, r2, ..."""
+    return f"r{check_run(run)}"
 
 
 def break_sk(break_id: str) -> str:
@@ -82,6 +106,12 @@ class ChannelRecord:
     live_window: float = 30.0
     dvr_window: float = 7200.0
     fanout: str = "chunk"  # "chunk" (one job per chunk) | "rendition" (one job per chunk x rendition)
+    # What stands in for a chunk that is missing, late or corrupt: "slate" (real media, in HLS and
+    # DASH) or "gap" (the same slate media, marked EXT-X-GAP in HLS for players that skip it).
+    missing_media: str = "slate"
+    run_no: int = 0  # runs started so far; the current run's number (set by every start)
+    last_run: int = 0  # the run of the newest chunk (last_seq counts within it)
+    late_chunks: int = 0  # chunks dropped because they came after their slot was published
     created_at: str = ""  # ISO-8601 UTC
     updated_at: str = ""
     started_at: str = ""  # when the current run started (RUNNING)

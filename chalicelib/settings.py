@@ -44,6 +44,9 @@ class Settings:
     cloudfront_key_pair_id: str = ""
     cloudfront_private_key_parameter: str = ""
     signed_url_ttl: int = 3600
+    # Seconds a later chunk that is ready waits for a missing one before its slot gets slate
+    # (None: one segment duration).
+    slate_wait: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,4 +75,5 @@ class Settings:
             cloudfront_key_pair_id=env.get("CLOUDFRONT_KEY_PAIR_ID", ""),
             cloudfront_private_key_parameter=env.get("CLOUDFRONT_PRIVATE_KEY_PARAMETER", ""),
             signed_url_ttl=int(_float(env, "SIGNED_URL_TTL", 3600, 60, 7 * 86400)),
+            slate_wait=_float(env, "SLATE_WAIT", 2.0, 0.2, 120.0) if env.get("SLATE_WAIT") else None,
         )

@@ -110,6 +110,11 @@ class LazyPort:
     def finalize(self, channel_id: str) -> None:
         self._fn()(channel_id)
 
+    def end(self, channel_id: str) -> None:
+        import importlib
+
+        importlib.import_module(self._module).end_event(channel_id)
+
 
 class EmfMetrics:
     """CloudWatch metrics via the embedded metric format (stdout), so no client call in the hot path.

@@ -18,6 +18,7 @@ from ..records import (
     DELETED,
     ERROR,
     IDLE,
+    MAX_SEQ,
     RUNNING,
     STARTING,
     STOPPED,
@@ -25,6 +26,7 @@ from ..records import (
     ChannelRecord,
     iso,
     parse_iso,
+    run_name,
     validate_id,
 )
 from .models import ENCODING_FIELDS, CreateChannel, IngestUrlsRequest, PatchChannel
@@ -143,6 +145,11 @@ def delete_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
         now=iso(ctl.clock()),
         return_old=True,
     )
+    try:
+        # The event is over: the live playlists get EXT-X-ENDLIST, the MPD its end.
+        ctl.finalizer.end(channel_id)
+    except Exception:
+        logger.exception("ending the live playlists of deleted channel failed")
     token = str(old.get("task_token", ""))
     if not token and old.get("state") != ERROR:
         # Between writing STOPPED/IDLE and parking: its await_command finds DELETED and ends itself.
@@ -159,21 +166,29 @@ def delete_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
 
 
 def start_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
-    return _command(ctl, channel_id, "start", STARTING, _PARKED)
+    """A start is a new run: its own segment URLs (`{rendition}/r{N}/...`), the same playlist URLs."""
+    validate_id(channel_id)
+    current = ctl.store.get(channel_id)
+    if current.state == STOPPING:
+        raise ConflictError(f"channel {channel_id!r} is still STOPPING (its run is being sealed and published as "
+                            "VOD); start it again once it is STOPPED")
+    return _command(ctl, channel_id, "start", STARTING, _PARKED, counters=("run_no",))
 
 
 def stop_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
     return _command(ctl, channel_id, "stop", STOPPING, (RUNNING,))
 
 
-def _command(ctl: Control, channel_id: str, command: str, to: str, expect: tuple[str, ...]) -> dict[str, Any]:
+def _command(ctl: Control, channel_id: str, command: str, to: str, expect: tuple[str, ...],
+             counters: tuple[str, ...] = ()) -> dict[str, Any]:
     validate_id(channel_id)
     now = iso(ctl.clock())
     # Claim the transition and take the token in ONE conditional write (ALL_OLD returns the
     # token that was stored at that instant): of two concurrent commands exactly one wins here,
     # the other gets 409.
     old = ctl.store.update(
-        channel_id, {"state": to, "task_token": "", "error": ""}, expect_states=expect, now=now, return_old=True
+        channel_id, {"state": to, "task_token": "", "error": ""}, expect_states=expect, now=now, return_old=True,
+        counters=counters,
     )
     previous, token = str(old["state"]), str(old.get("task_token", ""))
     try:
@@ -222,15 +237,20 @@ def status(ctl: Control, channel_id: str) -> dict[str, Any]:
         age = max(0.0, (now - parse_iso(r.last_segment_at)).total_seconds())
     # Rough glass-to-glass estimate for a player holding 3 segments back from the live edge.
     latency = None if age is None else round(age + 3 * r.segment_duration, 3)
+    current = r.last_seq >= 0 and r.last_run == r.run_no  # last_seq of an earlier run is not news
     return {
         "id": r.id,
         "state": r.state,
+        "run": r.run_no or None,
         "last_segment": None
-        if r.last_seq < 0
+        if not current
         else {"seq": r.last_seq, "received_at": r.last_segment_at or None, "age_seconds": age},
-        "latency_seconds": latency,
+        "latency_seconds": latency if current else None,
         "input_lost_since": raw.get("input_lost_at") or None,
         "errors": {"count": r.errors, "last": r.error or None},
+        "late_chunks": {"count": int(raw.get("late_chunks", 0) or 0), "last": raw.get("late_chunks_last") or None},
+        "slate_segments": {"count": int(raw.get("slate_segments", 0) or 0),
+                           "last": raw.get("slate_segments_last") or None},
         "started_at": r.started_at or None,
         "updated_at": r.updated_at,
     }
@@ -242,6 +262,9 @@ def ingest_urls(ctl: Control, channel_id: str, body: IngestUrlsRequest) -> dict[
     if r.state in (STOPPING, ERROR):
         raise ConflictError(f"channel {channel_id!r} is {r.state}; it does not accept uploads now")
     s = ctl.settings
+    if body.first_seq + body.count > MAX_SEQ:
+        raise ValidationError(f"field 'count': seqs {body.first_seq}..{body.first_seq + body.count - 1} reach past "
+                              f"the highest chunk number ingest accepts ({MAX_SEQ - 1})")
     expires = ctl.clock() + timedelta(seconds=s.ingest_url_ttl)
     urls = []
     for seq in range(body.first_seq, body.first_seq + body.count):
@@ -253,9 +276,13 @@ def ingest_urls(ctl: Control, channel_id: str, body: IngestUrlsRequest) -> dict[
 
 def playback(ctl: Control, channel_id: str) -> dict[str, Any]:
     validate_id(channel_id)
-    ctl.store.get(channel_id)
+    record = ctl.store.get(channel_id)
     base = f"{ctl.settings.playback_base_url}/{channel_id}"
     urls = {"hls": f"{base}/master.m3u8", "dash": f"{base}/manifest.mpd", "dvr": f"{base}/dvr.m3u8"}
+    if record.state in (STOPPED, IDLE) and record.run_no > 0:
+        # The last run, published as VOD when it stopped (its own URLs, written once).
+        run = run_name(record.run_no)
+        urls.update({"vod_hls": f"{base}/vod-{run}.m3u8", "vod_dash": f"{base}/vod-{run}.mpd"})
     out: dict[str, Any] = {"channel_id": channel_id, "signed": ctl.signer is not None, **urls}
     if ctl.signer is not None:
         expires = ctl.clock() + timedelta(seconds=ctl.signed_url_ttl)

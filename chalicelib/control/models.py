@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -123,10 +123,29 @@ def parse_body(model: type[M], raw: bytes | str | None) -> M:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
     if not text.strip():
         text = "{}"
+    _no_duplicate_keys(text)
     try:
         return model.model_validate_json(text)
     except PydanticValidationError as e:
         raise ValidationError(describe(e)) from None
+
+
+def _no_duplicate_keys(text: str) -> None:
+    """`{"duration": 30, "duration": 3000}` is ambiguous (parsers disagree on which wins): refuse it."""
+    import json
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for k, v in items:
+            if k in seen:
+                raise ValidationError(f"body: duplicate key {k!r} (each field may appear once)")
+            seen[k] = v
+        return seen
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except ValueError:
+        return  # not JSON at all: pydantic names the problem
 
 
 def describe(e: PydanticValidationError) -> str:

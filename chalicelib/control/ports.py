@@ -42,9 +42,13 @@ class Republisher(Protocol):
 
 
 class Finalizer(Protocol):
-    """Live-to-VOD: ENDLIST HLS + static MPD over the kept segments (chalicelib.pipeline.publish)."""
+    """chalicelib.pipeline.publish: `finalize` seals the current run on stop (its VOD: ENDLIST HLS and
+    a static MPD on their own URLs; the live URLs stay open for the next run); `end` ends the live
+    playlists for good (delete)."""
 
     def finalize(self, channel_id: str) -> None: ...
+
+    def end(self, channel_id: str) -> None: ...
 
 
 class UploadPresigner(Protocol):

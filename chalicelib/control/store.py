@@ -127,9 +127,10 @@ class ChannelStore:
         remove: Iterable[str] = (),
         now: str = "",
         return_old: bool = False,
+        counters: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """Conditionally SET `changes` (and REMOVE `remove`) on META; returns the new item
-        (or, with `return_old`, the item as it was just before this write, atomically).
+        """Conditionally SET `changes` (and REMOVE `remove`, and add 1 to each of `counters`) on META;
+        returns the new item (or, with `return_old`, the item as it was just before this write, atomically).
 
         `expect_states` None means any state except DELETED. A failed condition is reported as
         NotFoundError or StateTransitionError naming the current state.
@@ -146,6 +147,9 @@ class ChannelStore:
             names[f"#f{i}"] = k
             values[f":f{i}"] = v
             sets.append(f"#f{i} = :f{i}")
+        for j, k in enumerate(counters):
+            names[f"#c{j}"] = k
+            sets.append(f"#c{j} = if_not_exists(#c{j}, :zero) + :one")
         expr = "SET " + ", ".join(sets)
         removes = list(remove)
         if removes:

@@ -24,6 +24,7 @@ last segment before its splice point and keeps its position when the splice segm
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,7 +60,7 @@ CONTAINER_OVERHEAD = {"cmaf": 0.03, "ts": 0.10}
 def master_name(window: str = "live") -> str:
     """File name of the master playlist whose variants point at `{rendition}/{window}.m3u8`."""
     _check_window(window)
-    return MASTER if window == "live" else DVR_MASTER
+    return MASTER if window == "live" else DVR_MASTER if window == "dvr" else f"{window}.m3u8"
 
 
 def media_path(rendition: str, window: str = "live") -> str:
@@ -85,7 +86,7 @@ def init_uri(run: str) -> str:
 
 def iframes_path(rendition: str, window: str = "live") -> str:
     _check_window(window)
-    return f"{rendition}/iframes.m3u8" if window == "live" else f"{rendition}/iframes-dvr.m3u8"
+    return f"{rendition}/iframes.m3u8" if window == "live" else f"{rendition}/iframes-{window}.m3u8"
 
 
 def variant_bandwidth(ladder: Ladder, rendition: str) -> tuple[int, int]:
@@ -112,9 +113,17 @@ def codecs_of(tl: Timeline, rendition: str) -> str:
     return tl.ladder.rendition(rendition).codecs(tl.ladder.frame_rate)
 
 
+_VOD_RE = re.compile(r"^vod-r[0-9]{1,6}$")
+
+
+def vod_window(run: str) -> str:
+    """The window name of a finished run's VOD playlists (`vod-r3.m3u8`, `{rendition}/vod-r3.m3u8`)."""
+    return f"vod-{run}"
+
+
 def _check_window(window: str) -> None:
-    if window not in WINDOWS:
-        raise ValidationError(f"unknown playlist window {window!r}; use 'live' or 'dvr'")
+    if window not in WINDOWS and not _VOD_RE.match(window):
+        raise ValidationError(f"unknown playlist window {window!r}; use 'live', 'dvr' or 'vod-r<N>'")
 
 
 def format_pdt(t: datetime) -> str:
@@ -334,7 +343,12 @@ def _prepare(tl: Timeline) -> Prepared:
     )
 
 
-def _head(tl: Timeline, p: Prepared, start: int, count: int, iframes: bool = False) -> tuple[str, int]:
+def _seconds(tl: Timeline, window: str) -> float:
+    return tl.live_window if window == "live" else tl.dvr_window if window == "dvr" else math.inf
+
+
+def _head(tl: Timeline, p: Prepared, start: int, count: int, iframes: bool = False, vod: bool = False
+          ) -> tuple[str, int]:
     if start < count:
         first = p.segments[start]
         first_seq = first.number
@@ -351,8 +365,11 @@ def _head(tl: Timeline, p: Prepared, start: int, count: int, iframes: bool = Fal
         f"#EXT-X-MEDIA-SEQUENCE:{first_seq}",
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",
     ]
-    # No EXT-X-PLAYLIST-TYPE, not even once ended: inserting a tag into a playlist that was live is a
-    # change 6.2.1 does not allow; ENDLIST alone tells players the event is over.
+    # No EXT-X-PLAYLIST-TYPE on the live URLs, not even once ended: inserting a tag into a playlist that
+    # was live is a change 6.2.1 does not allow; ENDLIST alone tells players the event is over. A run's
+    # VOD playlists are new URLs, written once: they say what they are.
+    if vod:
+        head.append("#EXT-X-PLAYLIST-TYPE:VOD")
     if iframes:
         head.append("#EXT-X-I-FRAMES-ONLY")
     else:
@@ -366,9 +383,8 @@ def _media(tl: Timeline, p: Prepared, rendition: str, window: str) -> str:
     count = p.prefix[rendition]
     # Ending only appends EXT-X-ENDLIST (RFC 8216 6.2.1): each playlist keeps its own window, so a
     # player reloading live.m3u8 never sees MEDIA-SEQUENCE go back.
-    seconds = tl.dvr_window if window == "dvr" else tl.live_window
-    start = p.window_start(count, seconds)
-    text, first_seq = _head(tl, p, start, count)
+    start = p.window_start(count, _seconds(tl, window))
+    text, first_seq = _head(tl, p, start, count, vod=window.startswith("vod-"))
     if start < count and p.daterange_out:
         # A break that began before the window but is still running keeps its DATERANGE while any
         # of its dates maps to a listed segment (RFC 8216bis 6.2.1), so a player joining mid-break
@@ -402,8 +418,8 @@ def render_iframes(tl: Timeline, rendition: str, window: str = "live") -> str:
     if rendition not in p.iframe_parts:
         raise ValidationError(f"no I-frame playlist for {rendition!r}; video renditions: {list(p.iframe_parts)}")
     count = p.prefix[rendition]
-    start = p.window_start(count, tl.dvr_window if window == "dvr" else tl.live_window)
-    text, _ = _head(tl, p, start, count, iframes=True)
+    start = p.window_start(count, _seconds(tl, window))
+    text, _ = _head(tl, p, start, count, iframes=True, vod=window.startswith("vod-"))
     text += "".join(p.iframe_parts[rendition][start:count])
     if tl.ended:
         text += "#EXT-X-ENDLIST\n"
@@ -433,6 +449,19 @@ def render_media(tl: Timeline, rendition: str, window: str = "live") -> str:
     if rendition not in tl.ladder.names:
         raise ValidationError(f"unknown rendition {rendition!r}; the ladder has {list(tl.ladder.names)}")
     return _media(tl, prepared(tl), rendition, window)
+
+
+def render_vod(tl: Timeline, run: str) -> dict[str, str]:
+    """A finished run's VOD playlists (`tl` holds that run's segments and `ended`): master, media and
+    I-frame playlists under the window name `vod-{run}`."""
+    window = vod_window(run)
+    p = prepared(tl)
+    out = {master_name(window): render_master(tl, window)}
+    for name in tl.ladder.names:
+        out[media_path(name, window)] = _media(tl, p, name, window)
+    for name in p.iframe_parts:
+        out[iframes_path(name, window)] = render_iframes(tl, name, window)
+    return out
 
 
 def render_all(tl: Timeline) -> dict[str, str]:

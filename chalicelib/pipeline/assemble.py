@@ -1,37 +1,45 @@
-"""Build the channel Timeline from stored chunk state: which segments are published, which wait,
-which become EXT-X-GAP. Pure: no boto3, no clock reads (`now` is an argument).
+"""Build the channel Timeline from stored chunk state: which slots are published, as media or as slate,
+and where the Periods are. Pure: no boto3, no clock reads (`now` is an argument).
 
-Rules (issue #5):
-- The published list is contiguous from the first kept seq: every seq appears, as a real
-  segment or as a GAP, never as a hole (a hole shifts every later media sequence number and
-  breaks players).
-- A chunk that finished before its predecessor waits: the tail stops at the first seq that is
-  neither ready nor overdue.
-- A seq becomes a GAP when its chunk was rejected (invalid media), or when it is overdue:
-  never received while a later chunk arrived more than `gap_deadline` ago, or received but not
-  transcoded PROCESSING_FACTOR x `gap_deadline` after it arrived.
-- Once published, a GAP stays a GAP (PUB.gaps): RFC 8216 6.2.1 lets a live playlist only grow at
-  the end and shrink at the start, so a late chunk cannot rewrite history.
+Rules (issues #15 and #10):
+- Every slot (run, seq) is published exactly once, in order: as media (its chunk is transcoded in every
+  rendition), or as slate. A slot never waits for its own chunk once a *later* chunk has been ready
+  for `slate_wait` (default one segment duration): it is slated, so the playlists advance within
+  1.5 x TARGETDURATION whatever one chunk does (RFC 8216bis 6.2.1). A corrupt chunk is slated at once.
+  Slating takes a claim on the slot (SEG#.fill = "slate", conditional); a chunk whose transcode
+  finishes after that is dropped and counted, never published at the slot's URL.
+- A run's first published slot is a real chunk (there is no clock to place slate on before one); chunks
+  for lower seqs that arrive later are late.
+- Segments tile the grid: a slate starts where the previous segment ends (video and audio), and lasts
+  what its chunk would have (its probed span when it arrived, else up to the next known chunk, else
+  one nominal segment). Where media is not contiguous (a new run, an encoder clock step), a new
+  Period starts: HLS EXT-X-DISCONTINUITY, DASH Period. Its id, start and PTO are stored and never
+  change; its PDT anchor is where the previous Period ended (or, after an outage, the wall clock),
+  so PDT never goes back.
+- The DVR window keeps the newest `dvr_window` seconds of listed media, across runs.
+- Sealing a run (stop) publishes what arrives within a bounded wait, slates the holes up to the last
+  received chunk, then nothing more: a straggler is dropped and counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from fractions import Fraction
 
+from ..media import grid
 from ..media.ladder import Ladder
-from ..media.timeline import AdBreak, Segment, Timeline
+from ..media.timeline import AdBreak, IFrames, Period, Placement, Segment, Timeline, round_half_up
 
 RECEIVED, INVALID = "received", "invalid"
-# Beyond this many seqs past the first kept one, a chunk is ignored (ingest already rejects it):
+MEDIA, SLATE = "media", "slate"
+# Beyond this many seqs past the last published one, a chunk is ignored (ingest already rejects it):
 # protects the loop below from a hostile seq like 999999999999.
 MAX_SPAN = 100_000
-# A chunk that arrived but is still being transcoded is late, not missing: after a burst (an
-# encoder catching up) it sits in the transcode queue, and after a crash it waits for the SQS
-# retry. It becomes a GAP only after this many gap deadlines, so content that exists is not
-# thrown away for a queueing delay, yet a dead transcode cannot hold the live edge forever.
-PROCESSING_FACTOR = 3
+# A media claim older than this without the renditions done means the worker died between claiming and
+# uploading: the packager may take the slot over for slate (every segment write is write-once).
+STALE_CLAIM = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -41,24 +49,80 @@ class ChunkState:
     seq: int
     status: str  # RECEIVED | INVALID
     received_at: datetime
-    media_start: float | None = None
-    duration: float | None = None
+    # Placement on the run's grids (ingest's from the probe; the worker's actual ones once done).
+    v_start: int | None = None  # 90 kHz ticks
+    v_dur: int | None = None
+    a_start: int | None = None  # samples
+    a_dur: int | None = None
     done: frozenset[str] = frozenset()  # renditions whose output exists in the origin
+    done_at: datetime | None = None  # when the last rendition finished
+    fill: str = ""  # "" | MEDIA | SLATE: who owns the slot's URL
+    claimed_at: datetime | None = None
+    late: bool = False  # already counted as late (arrived or finished after its slot was published)
+    iframes: Mapping[str, IFrames] = field(default_factory=dict, compare=False)
+    codecs: Mapping[str, str] = field(default_factory=dict, compare=False)
+    run: int = 0
+
+    @property
+    def media_start(self) -> float | None:
+        return None if self.v_start is None else self.v_start / grid.TICKS
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.v_dur is None else self.v_dur / grid.TICKS
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """RUN# facts (written by ingest when the run's first chunk fixed its clock)."""
+
+    run: int
+    availability_start: datetime  # PDT of the run's media time 0
+    audio_phase: int = 0  # samples: where the run's copied AAC frames sit against 1024 (0 re-encoded)
+    slate_ready: bool = False
+    started_at: datetime | None = None  # when its first chunk arrived
+
+
+@dataclass(frozen=True)
+class PeriodState:
+    id: str
+    run: int
+    first_seq: int
+    start: float  # seconds since the channel's availabilityStartTime
+    v0: int  # ticks
+    a0: int  # samples
+    pdt0: datetime
+    disc: bool = True  # its first segment carries EXT-X-DISCONTINUITY (all but the channel's first Period)
+
+    def period(self, run_name: str) -> Period:
+        return Period(self.id, self.start, run_name, self.v0, self.a0)
+
+
+@dataclass(frozen=True)
+class RunState:
+    run: int
+    msn_base: int  # msn = msn_base + seq
+    first_seq: int  # first seq still kept (the run's first published seq until the DVR window trims it)
+    last_seq: int  # last published seq
+    sealed: bool = False
+    slates: frozenset[int] = frozenset()  # slated seqs still kept
 
 
 @dataclass(frozen=True)
 class PublishState:
     """The PUB item fields the assembly needs (what earlier versions already promised players)."""
 
-    first_seq: int | None = None  # first seq still kept (DVR window start)
-    published_seq: int = -1  # last seq listed in the published playlists
-    gaps: frozenset[int] = frozenset()
-    discontinuities_before: int = 0
-    # How the first kept segment was published while its predecessor was still listed: once that
-    # predecessor has left, a render can no longer derive them, and RFC 8216 6.2.1 forbids changing
-    # a listed segment (its EXT-X-DISCONTINUITY, or a GAP's program date time).
-    first_start: float | None = None
-    first_disc: bool = False
+    ast: datetime | None = None  # the channel's availabilityStartTime (first run's media time 0)
+    target: int = 0  # EXT-X-TARGETDURATION, fixed at the first publish
+    runs: tuple[RunState, ...] = ()
+    periods: tuple[PeriodState, ...] = ()
+    disc_before: int = 0  # EXT-X-DISCONTINUITY tags that left the window
+    placements: Mapping[str, Placement] = field(default_factory=dict)
+    ended: bool = False  # the event ended: ENDLIST on the live playlists, nothing more is added
+    periods_total: int = 0  # Periods ever published (the first one has no DISCONTINUITY)
+
+    def run(self, run: int) -> RunState | None:
+        return next((r for r in self.runs if r.run == run), None)
 
 
 @dataclass(frozen=True)
@@ -68,184 +132,378 @@ class ChannelShape:
     channel_id: str
     ladder: Ladder
     segment_duration: float
-    gap_deadline: float
-    availability_start: datetime
     live_window: float = 30.0
     dvr_window: float = 7200.0
     marker_style: str = "both"
+    slate_wait: float | None = None  # seconds a later ready chunk waits for a missing one (None: one segment)
+    gap_mode: bool = False  # slate is marked EXT-X-GAP in HLS
+    run_names: Mapping[int, str] = field(default_factory=dict)
+
+    def name(self, run: int) -> str:
+        return self.run_names.get(run) or f"r{run}"
+
+
+@dataclass(frozen=True)
+class SlotClaim:
+    """A slot the packager must claim for slate (SEG#.fill = slate) before it can be published."""
+
+    run: int
+    seq: int
+    v_start: int
+    v_dur: int
+    a_start: int
+    a_dur: int
+    reason: str  # "missing" | "late" | "invalid" | "stopped"
 
 
 @dataclass(frozen=True)
 class Plan:
     timeline: Timeline
     state: PublishState  # the PUB fields after publishing this timeline
-    newly_published: tuple[ChunkState, ...]  # real segments listed for the first time
-    new_gaps: tuple[int, ...]
-    recheck_at: datetime | None  # when the waiting tail turns into a GAP (schedule a re-run)
-    changed: bool = field(default=True)
+    claims: tuple[SlotClaim, ...] = ()  # slate claims to take before publishing further
+    newly_published: tuple[ChunkState, ...] = ()  # real segments listed for the first time
+    new_slates: tuple[tuple[int, int], ...] = ()  # (run, seq) published as slate for the first time
+    recheck_at: datetime | None = None  # when a waiting slot turns into slate (schedule a re-run)
+    changed: bool = True
+    late: tuple[tuple[int, int], ...] = ()  # chunks that came for a slot already published
 
 
-def discontinuity_tolerance(segment_duration: float) -> float:
-    """A timestamp jump bigger than this between neighbours is a discontinuity, smaller is jitter."""
-    return max(0.25, segment_duration / 4)
+def slate_wait(shape: ChannelShape) -> timedelta:
+    return timedelta(seconds=shape.slate_wait if shape.slate_wait is not None else shape.segment_duration)
+
+
+def fixed_target(shape: ChannelShape) -> int:
+    return max(1, round_half_up(shape.segment_duration))
+
+
+def _ready(c: ChunkState, renditions: frozenset[str]) -> bool:
+    return (c.status == RECEIVED and c.v_start is not None and c.fill != SLATE and renditions <= c.done
+            and c.a_start is not None)
 
 
 def plan(
     shape: ChannelShape,
-    chunks: Iterable[ChunkState],
+    runs: Mapping[int, RunInfo],
+    chunks: Mapping[int, Mapping[int, ChunkState]],
     pub: PublishState,
     now: datetime,
     ad_breaks: Sequence[AdBreak] = (),
-    final: bool = False,
+    *,
+    current: int | None = None,
+    seal: Iterable[int] = (),
+    seal_grace: float = 6.0,
+    stop_at: Mapping[int, datetime] | None = None,
+    end_event: bool = False,
 ) -> Plan:
-    """The timeline to publish now. `final=True` (live-to-VOD): nothing waits any more; missing
-    chunks before the last ready one become GAPs and the unfinished tail is dropped."""
-    by_seq = {c.seq: c for c in chunks}
+    """The timeline to publish now.
+
+    `current`: the channel's current run (it may not have published anything yet). `seal`: runs being
+    stopped: their tail waits `seal_grace` seconds after `stop_at[run]`, then holes are slated and the
+    run is sealed. `end_event`: the channel is deleted: ENDLIST on the live playlists, for good.
+    """
     renditions = frozenset(shape.ladder.names)
-    deadline = timedelta(seconds=shape.gap_deadline)
-    start_seq = pub.first_seq if pub.first_seq is not None else min(by_seq, default=0)
-    by_seq = {s: c for s, c in by_seq.items() if start_seq <= s < start_seq + MAX_SPAN}
-    last_seq = max(by_seq, default=start_seq - 1)
-    last_ready = max((c.seq for c in by_seq.values() if _ready(c, renditions)), default=-1)
-    if pub.first_seq is None and by_seq and start_seq > 0 and not final:
-        # Nothing published yet and the run does not start at seq 0: a lower seq whose event is
-        # merely late would be cut off for good by publishing now. Give it one chunk duration.
-        first_arrival = min(c.received_at for c in by_seq.values())
-        hold_until = first_arrival + timedelta(seconds=shape.segment_duration)
-        if now < hold_until:
-            empty = Timeline(channel_id=shape.channel_id, ladder=shape.ladder, segments=(),
-                             availability_start=shape.availability_start, live_window=shape.live_window,
-                             dvr_window=shape.dvr_window, marker_style=shape.marker_style)
-            return Plan(empty, pub, (), (), hold_until, changed=False)
+    fps = shape.ladder.frame_rate
+    rate = shape.ladder.audio.sample_rate
+    frame = shape.ladder.frame_ticks
+    nominal = grid.nominal_frames(shape.segment_duration, fps)
+    target = pub.target or fixed_target(shape)
+    # A slate's EXTINF must round to at most TARGETDURATION: strictly under target + 0.5 s.
+    limit = Fraction(target) + Fraction(1, 2)
+    max_frames = max(1, min(int(limit * fps) - (1 if (limit * fps).denominator == 1 else 0), 2 * nominal))
+    wait = slate_wait(shape)
+    seal_set = set(seal)
+    stop_at = stop_at or {}
+    states = {r.run: r for r in pub.runs}
+    order = sorted(set(states) | ({current} if current is not None and current in runs else set()))
+    claims: list[SlotClaim] = []
+    fresh: list[ChunkState] = []
+    new_slates: list[tuple[int, int]] = []
+    late: list[tuple[int, int]] = []
+    recheck: list[datetime] = []
+    periods = list(pub.periods)
+    periods_total = pub.periods_total
+    ast = pub.ast
+    prev_msn = -1
+    listing: list[tuple[int, ChunkState, bool]] = []  # (run, chunk facts, slate) in publish order
+    out_runs: list[RunState] = []
+    for rn in order:
+        info = runs.get(rn)
+        st = states.get(rn)
+        run_chunks = chunks.get(rn, {})
+        if st is None:
+            if info is None or pub.ended:
+                continue
+            first = _first_seq(run_chunks, renditions, now, shape)
+            if first is None:
+                recheck.extend(_hold_until(run_chunks, shape))
+                continue
+            st = RunState(rn, prev_msn + 1 - first, first, first - 1)
+        if ast is None and info is not None:
+            ast = info.availability_start
+        # Already published segments of this run (facts from storage; immutable once published).
+        for seq in range(st.first_seq, st.last_seq + 1):
+            c = run_chunks.get(seq)
+            if c is None:
+                continue  # trimmed facts that are no longer needed (the window logic below drops them)
+            listing.append((rn, c, seq in st.slates))
+        last = st.last_seq
+        slates = set(st.slates)
+        sealed = st.sealed
+        if not sealed and not pub.ended and info is not None:
+            last, blocked = _extend(
+                shape, info, run_chunks, st, renditions, now, wait, nominal, max_frames, frame, rate, fps,
+                claims, fresh, new_slates, late, recheck, slates, listing,
+                sealing=rn in seal_set, seal_deadline=(stop_at.get(rn) or now) + timedelta(seconds=seal_grace),
+            )
+            if rn in seal_set and not blocked and _tail_done(run_chunks, last):
+                sealed = True
+        elif sealed:
+            late.extend((rn, s) for s, c in run_chunks.items() if s > last and c.status == RECEIVED and c.done)
+        if not sealed and rn != current and rn not in seal_set and current is not None and rn < current:
+            sealed = True  # an older run whose stop never finished sealing: nothing more can come for it
+        out_runs.append(replace(st, last_seq=last, slates=frozenset(slates), sealed=sealed))
+        if last >= st.first_seq or st.last_seq >= st.first_seq:
+            prev_msn = out_runs[-1].msn_base + last
 
-    # Earliest arrival among chunks after each seq: a missing seq is overdue once a successor
-    # arrived more than the deadline ago (the encoder has clearly moved on).
-    later_arrival: dict[int, datetime] = {}
-    earliest: datetime | None = None
-    for seq in range(last_seq, start_seq - 1, -1):
-        later_arrival[seq] = earliest if earliest is not None else now
-        c = by_seq.get(seq)
-        if c is not None and (earliest is None or c.received_at < earliest):
-            earliest = c.received_at
+    # Lay out the listed segments: periods, PDT, msn.
+    segs: list[Segment] = []
+    codecs: dict[str, str] = {}
+    msn_base = {r.run: r.msn_base for r in out_runs}
+    period_by_start = {(p.run, p.first_seq): p for p in periods}
+    cur_period: PeriodState | None = None
+    prev_end: tuple[int, int, datetime] | None = None  # v_end, a_end, pdt_end of the previous listed segment
+    prev_run: int | None = None
+    for rn, c, is_slate in listing:
+        info = runs.get(rn)
+        assert c.v_start is not None and c.v_dur is not None and c.a_start is not None and c.a_dur is not None
+        known = period_by_start.get((rn, c.seq))
+        starts = known is not None or prev_run != rn or prev_end is None or \
+            c.v_start != prev_end[0] or c.a_start != prev_end[1]
+        if starts:
+            if known is None:
+                pdt0 = _anchor(info, c, prev_end, shape, now)
+                if ast is None:
+                    ast = pdt0
+                known = PeriodState(f"{shape.name(rn)}-{c.seq}", rn, c.seq,
+                                    round((pdt0 - ast).total_seconds(), 6), c.v_start,
+                                    grid.samples(c.v_start, rate), pdt0, disc=periods_total > 0)
+                periods_total += 1
+                periods.append(known)
+                period_by_start[(rn, c.seq)] = known
+            cur_period = known
+        assert cur_period is not None
+        pdt = cur_period.pdt0 + timedelta(microseconds=round((c.v_start - cur_period.v0) * 1_000_000 / grid.TICKS))
+        apdt = cur_period.pdt0 + timedelta(
+            microseconds=round((Fraction(c.a_start, rate) - Fraction(cur_period.v0, grid.TICKS)) * 1_000_000))
+        segs.append(Segment(
+            seq=c.seq, start=c.v_start / grid.TICKS, duration=c.v_dur / grid.TICKS, program_date_time=pdt,
+            discontinuity=starts and cur_period.disc,
+            gap=is_slate and shape.gap_mode, renditions=renditions, run=shape.name(rn),
+            msn=msn_base[rn] + c.seq, period=cur_period.id, v_start=c.v_start, v_dur=c.v_dur,
+            a_start=c.a_start, a_dur=c.a_dur, slate=is_slate, iframes=c.iframes, audio_pdt=apdt,
+        ))
+        if not is_slate:
+            codecs.update(c.codecs)
+        prev_end = (c.v_start + c.v_dur, c.a_start + c.a_dur,
+                    pdt + timedelta(microseconds=round(c.v_dur * 1_000_000 / grid.TICKS)))
+        prev_run = rn
 
-    out: list[Segment] = []
-    listed: list[ChunkState] = []
-    gaps = set(pub.gaps)
-    new_gaps: list[int] = []
-    recheck_at: datetime | None = None
-    prev_end: float | None = None
-    complete_seq = pub.published_seq  # end of the prefix listed in *every* playlist
-    prefix_open = True
-    tol = discontinuity_tolerance(shape.segment_duration)
-    for seq in range(start_seq, last_seq + 1):
-        c = by_seq.get(seq)
-        if seq == start_seq and pub.first_seq == seq and pub.first_start is not None:
-            prev_end = pub.first_start  # as if the departed predecessor were still there
-        if seq in gaps or (c is not None and c.status == INVALID):
-            seg = _gap(shape, seq, c, prev_end)
-        elif c is not None and _ready(c, renditions):
-            seg = _real(shape, c, prev_end, tol)
-            if prefix_open:
-                listed.append(c)
-        else:
-            if final and seq > last_ready:
-                break
-            if final:
-                due = now
-            elif c is not None:
-                due = c.received_at + deadline * PROCESSING_FACTOR  # here, only slow: wait longer
-            else:
-                due = later_arrival[seq] + deadline
-            if due <= now:
-                # Overdue: a GAP in every rendition (a rendition that finished late would
-                # otherwise hold its playlist back forever).
-                seg = _gap(shape, seq, c, prev_end)
-            elif c is not None and c.done and c.media_start is not None:
-                # Some renditions finished (fan-out per rendition): list it where it exists;
-                # the renderer stops each rendition at its first missing segment.
-                recheck_at = due if recheck_at is None else min(recheck_at, due)
-                seg = _real(shape, c, prev_end, tol)
-                prefix_open = False
-            else:
-                recheck_at = due if recheck_at is None else min(recheck_at, due)
-                break
-        if seq == start_seq and pub.first_seq == seq and pub.first_start is not None:
-            seg = replace(seg, discontinuity=pub.first_disc)
-        if seg.gap and seq not in gaps:
-            gaps.add(seq)
-            new_gaps.append(seq)
-        if prefix_open:
-            complete_seq = max(complete_seq, seq)
-        out.append(seg)
-        prev_end = seg.end
-
-    kept, dropped = _window(out, shape.dvr_window)
-    dropped_disc = sum(1 for s in dropped if s.discontinuity)
-    published_seq = complete_seq
-    first_seq = kept[0].seq if kept else (pub.first_seq if pub.first_seq is not None else None)
-    state = PublishState(
-        first_seq=first_seq,
-        published_seq=published_seq,
-        gaps=frozenset(g for g in gaps if first_seq is None or g >= first_seq),
-        discontinuities_before=pub.discontinuities_before + dropped_disc,
-        first_start=kept[0].start if kept else pub.first_start,
-        first_disc=kept[0].discontinuity if kept else pub.first_disc,
-    )
+    kept, dropped = _window(segs, shape.dvr_window)
+    disc_before = pub.disc_before + sum(1 for s in dropped if s.discontinuity)
+    kept_periods = {s.period for s in kept}
+    first_kept: dict[str, int] = {}
+    for s in kept:
+        first_kept.setdefault(s.run, s.seq)
+    final_runs = []
+    for r in out_runs:
+        name = shape.name(r.run)
+        if name in first_kept:
+            f = first_kept[name]
+            final_runs.append(replace(r, first_seq=f, slates=frozenset(x for x in r.slates if x >= f)))
+        elif r.run == current or r.last_seq < r.first_seq or not r.sealed:
+            final_runs.append(r)  # current run, or nothing listed yet: keep its record
+    live_periods = tuple(p for p in periods if p.id in kept_periods)
+    placements = {k: v for k, v in pub.placements.items() if v.in_seq is None or
+                  not kept or v.in_seq > kept[0].number}
+    state = PublishState(ast, target, tuple(final_runs), live_periods, disc_before, placements,
+                         pub.ended or end_event, periods_total)
+    breaks = tuple(replace(b, placement=placements.get(b.id)) for b in ad_breaks)
     timeline = Timeline(
         channel_id=shape.channel_id,
         ladder=shape.ladder,
         segments=tuple(kept),
-        ad_breaks=tuple(ad_breaks),
-        availability_start=shape.availability_start,
+        ad_breaks=breaks,
+        availability_start=ast,
         live_window=shape.live_window,
         dvr_window=shape.dvr_window,
-        ended=final,
+        ended=state.ended,
         marker_style=shape.marker_style,
-        discontinuities_before=state.discontinuities_before,
+        discontinuities_before=disc_before,
+        fixed_target_duration=target,
+        periods=tuple(p.period(shape.name(p.run)) for p in live_periods),
+        codecs=codecs,
     )
-    fresh = tuple(c for c in listed if c.seq > pub.published_seq)
-    changed = bool(out) and (published_seq != pub.published_seq or final or bool(new_gaps)
-                             or not prefix_open)
-    return Plan(timeline, state, fresh, tuple(new_gaps), recheck_at, changed)
+    changed = bool(fresh) or bool(new_slates) or state.ended != pub.ended or \
+        [r.sealed for r in final_runs] != [r.sealed for r in pub.runs] or (bool(kept) and not pub.runs)
+    return Plan(timeline, state, tuple(claims), tuple(fresh), tuple(new_slates),
+                min(recheck) if recheck else None, changed, tuple(late))
 
 
-def _ready(c: ChunkState, renditions: frozenset[str]) -> bool:
-    return c.status == RECEIVED and c.media_start is not None and renditions <= c.done
+def _first_seq(chunks: Mapping[int, ChunkState], renditions: frozenset[str], now: datetime,
+               shape: ChannelShape) -> int | None:
+    """Where a run starts: its lowest received chunk once it is ready, and for a run that does not start
+    at seq 0 only after a chunk duration (an event for a lower seq may merely be late). A lowest chunk
+    that does not get ready (corrupt, stuck) is given up after that plus the slate wait: the run starts
+    at the lowest ready one, and the others are late."""
+    received = sorted((c for c in chunks.values() if c.fill != SLATE and c.status == RECEIVED), key=lambda c: c.seq)
+    if not received:
+        return None
+    lowest = received[0]
+    hold = min(c.received_at for c in received) + timedelta(seconds=shape.segment_duration)
+    if _ready(lowest, renditions):
+        return lowest.seq if lowest.seq == 0 or now >= hold else None
+    if now >= hold + slate_wait(shape):
+        ready = [c.seq for c in received if _ready(c, renditions)]
+        return ready[0] if ready else None
+    return None
 
 
-def _pdt(shape: ChannelShape, start: float) -> datetime:
-    return shape.availability_start + timedelta(seconds=start)
+def _hold_until(chunks: Mapping[int, ChunkState], shape: ChannelShape) -> list[datetime]:
+    if not chunks:
+        return []
+    first = min(c.received_at for c in chunks.values()) + timedelta(seconds=shape.segment_duration)
+    return [first, first + slate_wait(shape)]
 
 
-def _real(shape: ChannelShape, c: ChunkState, prev_end: float | None, tol: float) -> Segment:
-    start = float(c.media_start if c.media_start is not None else c.seq * shape.segment_duration)
-    duration = float(c.duration or shape.segment_duration)
-    disc = prev_end is not None and abs(start - prev_end) > tol
-    return Segment(
-        seq=c.seq, start=start, duration=duration, program_date_time=_pdt(shape, start),
-        discontinuity=disc, renditions=frozenset(c.done),
-    )
+def _tail_done(chunks: Mapping[int, ChunkState], last: int) -> bool:
+    """Everything received up to the newest chunk is published."""
+    newest = max((s for s, c in chunks.items() if c.fill != SLATE), default=-1)
+    return last >= newest
 
 
-def _gap(shape: ChannelShape, seq: int, c: ChunkState | None, prev_end: float | None) -> Segment:
-    if prev_end is not None:
-        start = prev_end
-    elif c is not None and c.media_start is not None:
-        start = c.media_start
+def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState], st: RunState,
+            renditions: frozenset[str], now: datetime, wait: timedelta, nominal: int, max_frames: int,
+            frame: int, rate: int, fps: Fraction, claims: list[SlotClaim], fresh: list[ChunkState],
+            new_slates: list[tuple[int, int]], late: list[tuple[int, int]], recheck: list[datetime],
+            slates: set[int], listing: list[tuple[int, ChunkState, bool]], *, sealing: bool,
+            seal_deadline: datetime) -> tuple[int, bool]:
+    """Publish forward from the run's last published seq; returns (new last seq, blocked)."""
+    rn = st.run
+    last = st.last_seq
+    prev = chunks.get(last) if last >= st.first_seq else None
+    if prev is None and last >= st.first_seq:
+        return last, True  # facts of the last published segment are missing: wait for the store
+    newest = max(chunks, default=last)
+    ready_at = sorted((s, c.done_at or c.received_at) for s, c in chunks.items() if s > last and _ready(c, renditions))
+    late.extend((rn, s) for s, c in chunks.items()
+                if s < st.first_seq and c.fill != SLATE and c.status == RECEIVED and not c.late)
+    seq = last + 1
+    while seq <= min(newest, last + MAX_SPAN):
+        c = chunks.get(seq)
+        if c is not None and c.fill == SLATE and c.v_start is not None and c.a_start is not None:
+            # Claimed for slate (this round or an earlier one that did not commit): publish it.
+            listing.append((rn, c, True))
+            slates.add(seq)
+            new_slates.append((rn, seq))
+            last, prev, seq = seq, c, seq + 1
+            continue
+        if c is not None and _ready(c, renditions):
+            listing.append((rn, c, False))
+            fresh.append(c)
+            last, prev, seq = seq, c, seq + 1
+            continue
+        # Not ready: slate it, or wait.
+        later = [(s, t) for s, t in ready_at if s > seq]
+        reason = ""
+        due: datetime | None = None
+        if c is not None and c.status == INVALID:
+            reason, due = "invalid", now
+        elif later:
+            due = min(t for _, t in later) + wait
+            if due <= now:
+                reason = "missing" if c is None else "late"
+        if not reason and sealing:
+            if now >= seal_deadline and seq <= newest:
+                reason = "stopped"
+            else:
+                recheck.append(seal_deadline)
+        if c is not None and c.fill == MEDIA and reason and reason != "invalid":
+            # A worker is uploading it right now (it claimed the slot after its transcode): give it the
+            # few seconds that takes, unless the claim is stale (the worker died after claiming).
+            stale = c.claimed_at is not None and now - c.claimed_at >= STALE_CLAIM
+            if not stale:
+                recheck.append((c.claimed_at or now) + STALE_CLAIM)
+                return last, True
+        if not reason:
+            if due is not None:
+                recheck.append(due)
+            return last, True
+        if not info.slate_ready:
+            # The run's slate is still being rendered (its job was queued with the first chunk): a
+            # slot cannot be filled with anything a DASH player can play until it exists.
+            recheck.append(now + timedelta(seconds=1))
+            return last, True
+        assert prev is not None
+        claims.append(_slot(rn, seq, prev, c, chunks.get(seq + 1), nominal, max_frames, frame, rate, fps, reason))
+        return last, True
+    return last, False
+
+
+def _slot(run: int, seq: int, prev: ChunkState, c: ChunkState | None, nxt: ChunkState | None, nominal: int,
+          max_frames: int, frame: int, rate: int, fps: Fraction, reason: str) -> SlotClaim:
+    """Where a slate goes: right after the previous segment, as long as its chunk would have lasted."""
+    assert prev.v_start is not None and prev.v_dur is not None and prev.a_start is not None and prev.a_dur is not None
+    v_start = prev.v_start + prev.v_dur
+    a_start = prev.a_start + prev.a_dur
+    frames = nominal
+    if c is not None and c.v_dur:
+        frames = round(c.v_dur / frame)
+    elif nxt is not None and nxt.v_start is not None and nxt.v_start > v_start:
+        frames = round((nxt.v_start - v_start) / frame)
+    frames = max(1, min(frames, max_frames))
+    v_dur = frames * frame
+    end_samples = grid.samples(v_start + v_dur, rate)
+    a_end: int | None = None
+    if c is not None and c.a_start is not None and c.a_dur:
+        a_end = c.a_start + c.a_dur
+    elif nxt is not None and nxt.a_start is not None:
+        a_end = nxt.a_start
+    if a_end is None or not 0 < a_end - a_start <= grid.samples(max_frames * frame, rate) + grid.AAC_FRAME \
+            or abs(a_end - end_samples) > 2 * grid.AAC_FRAME:
+        # The run's audio grid (phase) at the slot's video end.
+        k = max(1, round((end_samples - a_start) / grid.AAC_FRAME))
+        a_end = a_start + k * grid.AAC_FRAME
+    a_frames = max(1, (a_end - a_start) // grid.AAC_FRAME)
+    return SlotClaim(run, seq, v_start, v_dur, a_start, a_frames * grid.AAC_FRAME, reason)
+
+
+def _anchor(info: RunInfo | None, c: ChunkState, prev_end: tuple[int, int, datetime] | None,
+            shape: ChannelShape, now: datetime) -> datetime:
+    """PDT of a new Period's first segment: the run's wall clock for its media time, never before the
+    previous Period's end. Within a run (a clock step) the wall clock says where the media would be if
+    the step were real: an outage moves PDT on; a glitch keeps it where the previous segment ended."""
+    if info is None:
+        base = prev_end[2] if prev_end is not None else now
     else:
-        start = seq * shape.segment_duration
-    # A GAP stands in for one chunk: nominal duration keeps EXTINF within TARGETDURATION.
-    seg = Segment(seq=seq, start=start, duration=shape.segment_duration,
-                  program_date_time=_pdt(shape, start), gap=True)
-    return replace(seg, renditions=frozenset())
+        base = info.availability_start + timedelta(microseconds=round((c.v_start or 0) * 1_000_000 / grid.TICKS))
+    if prev_end is None:
+        return base
+    if base < prev_end[2]:
+        return prev_end[2]
+    # A step within a run: trust the arrival time over the encoder's clock.
+    arrival = c.received_at - timedelta(seconds=(c.v_dur or 0) / grid.TICKS)
+    if arrival - prev_end[2] < timedelta(seconds=2 * shape.segment_duration):
+        return prev_end[2]
+    return max(prev_end[2], min(base, arrival))
 
 
 def _window(segments: list[Segment], dvr_window: float) -> tuple[list[Segment], list[Segment]]:
-    """Keep the segments whose end lies within the DVR window of the newest end."""
+    """Keep the segments whose end lies within the DVR window of listed media before the newest end."""
     if not segments:
         return [], []
-    horizon = segments[-1].end - dvr_window
-    cut = 0
-    while cut < len(segments) - 1 and segments[cut].end <= horizon:
-        cut += 1
+    total = 0.0
+    cut = len(segments)
+    while cut > 0 and total < dvr_window - 1e-9:
+        cut -= 1
+        total += segments[cut].duration
     return segments[cut:], segments[:cut]

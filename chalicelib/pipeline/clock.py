@@ -22,6 +22,8 @@ import math
 from ..errors import InvalidMediaError
 
 PTS_WRAP = 2**33 / 90_000  # seconds: 95443.717...
+WRAP_TICKS = 2**33
+TICKS = 90_000
 
 
 def base_for(start_time: float, seq: int, segment_duration: float) -> float:
@@ -49,3 +51,20 @@ def clock_reset_tolerance(segment_duration: float) -> float:
     """How far a chunk's clock may stray from its sequence position before it counts as a reset:
     a few chunks of encoder jitter, at least a minute."""
     return max(60.0, 30 * segment_duration)
+
+
+def base_ticks(start_ticks: int, seq: int, segment_duration: float) -> int:
+    """The run's clock base (source ticks at media time 0) from its first-arriving valid chunk."""
+    return start_ticks - round(seq * segment_duration * TICKS)
+
+
+def media_ticks(start_ticks: int, base: int, seq: int, segment_duration: float) -> int:
+    """Where a chunk's first frame sits on the run's media clock, in 90 kHz ticks (exact; see media_start
+    for the wrap and clock-reset rules)."""
+    raw = start_ticks - base
+    expected = round(seq * segment_duration * TICKS)
+    k = round((expected - raw) / WRAP_TICKS)
+    value = raw + k * WRAP_TICKS
+    if abs(value - expected) > clock_reset_tolerance(segment_duration) * TICKS:
+        value = expected
+    return max(0, value)

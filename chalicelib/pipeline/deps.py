@@ -44,6 +44,12 @@ def _transcode(job: Any) -> Any:
     return run(job)
 
 
+def _slate(ladder: Ladder, output_dir: str, title: str, timeout: float) -> Any:
+    from ..transcode.slate import render
+
+    return render(ladder, output_dir, title, timeout)
+
+
 def _breaks(items: Iterable[Mapping[str, Any]]) -> tuple[AdBreak, ...]:
     from ..control.adbreaks import to_timeline_breaks
 
@@ -59,6 +65,7 @@ class Deps:
     cdn: Cdn | None
     probe: Prober = _probe
     transcode: Transcoder = _transcode
+    render_slate: Callable[[Ladder, str, str, float], Any] = _slate  # -> transcode.slate.Templates
     render: Renderer = render_manifests
     ad_breaks: BreakReader = _breaks
     now: Callable[[], datetime] = utcnow

@@ -36,6 +36,7 @@ class Upload:
     etag: str
     size: int
     event_time: datetime | None = None  # when S3 finished the upload (latency starts here)
+    version_id: str = ""  # the object version this event is about (versioned ingest bucket)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ def _time(value: object) -> datetime | None:
         return None
 
 
-def make_upload(bucket: str, key: str, etag: str, size: int, event_time: object = None
-                ) -> Upload | Rejection:
+def make_upload(bucket: str, key: str, etag: str, size: int, event_time: object = None,
+                version_id: str = "") -> Upload | Rejection:
     try:
         channel, seq, ext = parse_key(key)
     except ValidationError as e:
@@ -71,7 +72,8 @@ def make_upload(bucket: str, key: str, etag: str, size: int, event_time: object 
     if not etag:
         return Rejection(key, f"ingest event for {key!r} carries no ETag")
     # S3 notifications quote nothing, HeadObject quotes the ETag: compare unquoted everywhere.
-    return Upload(bucket, key, channel, seq, ext, etag.strip('"'), int(size or 0), _time(event_time))
+    return Upload(bucket, key, channel, seq, ext, etag.strip('"'), int(size or 0), _time(event_time),
+                  str(version_id or ""))
 
 
 def from_s3_notification(event: Mapping[str, Any]) -> list[Upload | Rejection]:
@@ -86,7 +88,7 @@ def from_s3_notification(event: Mapping[str, Any]) -> list[Upload | Rejection]:
         key = unquote_plus(str(obj.get("key", "")))
         out.append(make_upload(str((s3.get("bucket") or {}).get("name", "")), key,
                                str(obj.get("eTag") or obj.get("etag") or ""), int(obj.get("size") or 0),
-                               rec.get("eventTime")))
+                               rec.get("eventTime"), str(obj.get("versionId") or "")))
     return out
 
 
@@ -97,7 +99,8 @@ def from_eventbridge(event: Mapping[str, Any]) -> list[Upload | Rejection]:
     detail = event.get("detail") or {}
     obj = detail.get("object") or {}
     return [make_upload(str((detail.get("bucket") or {}).get("name", "")), str(obj.get("key", "")),
-                        str(obj.get("etag") or ""), int(obj.get("size") or 0), event.get("time"))]
+                        str(obj.get("etag") or ""), int(obj.get("size") or 0), event.get("time"),
+                        str(obj.get("version-id") or ""))]
 
 
 def from_sqs_bodies(bodies: Iterable[str]) -> list[Upload | Rejection]:

@@ -1,19 +1,24 @@
 """Use case `on_segment_uploaded`: a chunk landed in the ingest bucket.
 
-validate key + channel -> probe -> place on the output clock -> record (conditional) -> fan out
+validate key + channel -> probe -> place on the run's grids -> record (conditional) -> fan out
 transcode jobs. At-least-once delivery is handled twice over:
-1. Powertools Idempotency keyed on (channel, seq, etag) short-circuits redeliveries of an event
+1. Powertools Idempotency keyed on (channel, seq, etag, run) short-circuits redeliveries of an event
    that already completed (its stored result is returned, nothing runs);
 2. the SEG# item's conditional put is the ground truth even after idempotency records expire:
-   same ETag = duplicate, other ETag = conflict (logged, counted, not processed).
+   same ETag = duplicate, other ETag = conflict (logged, counted, not processed), a slot already
+   published as slate = late (counted, dropped).
 A chunk is recorded before its jobs are sent and flagged `queued` after, so a crash in between
 re-sends the jobs on redelivery instead of dropping them (workers are idempotent).
+
+What is recorded is exactly what was accepted: the object's version (or, unversioned, its ETag),
+which the worker then downloads by, so a conflicting re-upload never reaches the output.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 import warnings
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -21,17 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, InvalidMediaError, NotFoundError
+from ..media import grid
 from ..media.timeline import round_half_up
 from ..records import INGEST_STATES, ChannelRecord, iso
+from ..transcode import audio as audio_plan
 from .assemble import INVALID, RECEIVED
-from .clock import base_for, media_start
+from .clock import base_ticks, media_ticks
 from .deps import Deps
 from .events import Rejection, Upload
 from .obs import MetricUnit, bind, logger, metrics
 from .queues import PackageMessage, TranscodeMessage
 
 # An upload this far beyond the newest seq is hostile or a misconfigured encoder: accepting it
-# would make every chunk in between a GAP.
+# would make every chunk in between a slate.
 MAX_AHEAD = 900
 MAX_EVENT_SKEW = 300.0  # seconds
 
@@ -62,7 +69,7 @@ def idempotent_upload(u: Upload, deps: Deps) -> str:
         return on_upload(u, deps, meta)
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-    run = meta.started_at if meta is not None else ""
+    run = meta.run_no if meta is not None else 0
     config = IdempotencyConfig(event_key_jmespath="[channel, seq, etag, run]", expires_after_seconds=24 * 3600,
                                raise_on_no_idempotency_key=True)
     context = deps.extra.get("lambda_context")
@@ -84,13 +91,18 @@ def idempotency_layer(table_name: str) -> Any:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     return DynamoDBPersistenceLayer(table_name=table_name, key_attr="pk", sort_key_attr="sk",
-                                    static_pk_value="IDEM#ingest")
+                                    static_pk_value="IDEM#ingest", expiry_attr="expires_at")
 
 
 def on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
     """`meta`: the channel's record as read for this upload (None: unknown channel)."""
-    with bind(channel=u.channel, seq=u.seq):
+    with bind(channel=u.channel, seq=u.seq, correlation_id=_correlation(u)):
         return _on_upload(u, deps, meta)
+
+
+def _correlation(u: Upload) -> str:
+    """A stable id for everything this upload causes: the same for every redelivery of its event."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"s3://{u.bucket}/{u.key}#{u.etag}").hex[:16]
 
 
 def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
@@ -99,64 +111,106 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         return _reject(deps, u, "unknown channel", count_on_channel=False)
     if meta.state not in INGEST_STATES:
         return _reject(deps, u, f"channel is {meta.state}, not accepting chunks")
-    if meta.last_seq >= 0 and u.seq > meta.last_seq + MAX_AHEAD:
+    run = max(1, meta.run_no)
+    if meta.last_seq >= 0 and meta.last_run == run and u.seq > meta.last_seq + MAX_AHEAD:
         return _reject(deps, u, f"seq {u.seq} is more than {MAX_AHEAD} ahead of the newest ({meta.last_seq})")
-    run = meta.started_at or ""
     received = _arrival(u, deps)
     segdur = float(meta.segment_duration or st.segment_duration)
 
-    existing = store.chunk(u.channel, u.seq)
-    if existing and existing.get("run", "") == run:
+    existing = store.chunk(u.channel, run, u.seq)
+    if existing is not None:
+        if existing.get("fill") == "slate" and not existing.get("etag"):
+            return _late(deps, u, run, "its slot was already published as slate")
         if existing.get("etag") != u.etag:
             return _reject(deps, u, f"seq {u.seq} already received with another ETag")
         if existing.get("queued") or existing.get("status") == INVALID:
             logger.info("duplicate upload event ignored")
             metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
             return "duplicate"
-        _fan_out(u, deps, meta)  # recorded, but the jobs may not have left
+        _fan_out(u, deps, meta, run, str(existing.get("version_id", "")))  # recorded, but the jobs may not have left
         return "requeued"
 
     base_item: dict[str, Any] = {
-        "etag": u.etag, "bucket": u.bucket, "source_key": u.key, "ext": u.ext, "size": u.size,
-        "received_at": iso(received), "run": run,
-        # DynamoDB TTL attribute (enable TTL on "expires_at"): a chunk outlives the DVR window by a day.
+        "etag": u.etag, "version_id": u.version_id, "bucket": u.bucket, "source_key": u.key, "ext": u.ext,
+        "size": u.size, "received_at": iso(received),
+        # DynamoDB TTL attribute (the table's TTL is on "expires_at"): a chunk outlives the DVR window by a day.
         "expires_at": int(received.timestamp() + float(meta.dvr_window or st.dvr_window) + 86400),
     }
+    ladder = deps.ladder(meta)
     try:
         info = _probe(u, deps)
-        _check_duration(float(info.duration), segdur)
+        facts, run_item = _place(u, deps, meta, run, info, received, segdur)
+        _check_duration(facts, segdur, ladder.audio.sample_rate)
     except InvalidMediaError as e:
-        return _invalid(u, deps, base_item, str(e))
-
-    base, _avail = store.fix_base(
-        u.channel, run, base_for(info.start_time, u.seq, segdur),
-        received - timedelta(seconds=u.seq * segdur + float(info.duration)),
-    )
-    start = media_start(float(info.start_time), base, u.seq, segdur)
-    item = {**base_item, "status": RECEIVED, "duration": float(info.duration),
-            "source_start": float(info.start_time), "media_start": start}
+        return _invalid(u, deps, run, base_item, str(e))
+    item = {**base_item, "status": RECEIVED, **facts}
     try:
-        status = store.put_chunk(u.channel, u.seq, item)
+        status = store.put_chunk(u.channel, run, u.seq, item)
     except ConflictError as e:
+        if "late" in str(e):
+            return _late(deps, u, run, "its slot was already published as slate")
         return _reject(deps, u, str(e))
     if status == "duplicate":
         return "duplicate"
-    store.note_arrival(u.channel, u.seq, received)
-    _fan_out(u, deps, meta)
-    logger.info("chunk accepted", extra={"media_start": start, "duration": float(info.duration)})
+    store.note_arrival(u.channel, run, u.seq, received)
+    if run_item.get("created"):
+        _request_slate(u, deps, run)
+    _fan_out(u, deps, meta, run, u.version_id)
+    logger.info("chunk accepted", extra={"run": run, "v_start": facts["v_start"], "frames": facts["frames"],
+                                         "audio": facts["a_mode"]})
     metrics.add_metric(name="AcceptedChunks", unit=MetricUnit.Count, value=1)
     return "accepted"
 
 
-def _check_duration(duration: float, segment_duration: float) -> None:
+def _place(u: Upload, deps: Deps, meta: ChannelRecord, run: int, info: Any, received: datetime,
+           segdur: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Where the chunk goes on the run's clocks: the run's base (fixed by its first valid chunk), then
+    the chunk's grid frames and the audio frames the transcode will produce for it."""
+    ladder = deps.ladder(meta)
+    rate = ladder.audio.sample_rate
+    cache = deps.extra.setdefault("runs", {})
+    run_item = cache.get((u.channel, run))
+    if run_item is None:
+        run_item = deps.store.run(u.channel, run)
+    created = False
+    if run_item is None:
+        base = base_ticks(info.start_ticks, u.seq, segdur)
+        start = media_ticks(info.start_ticks, base, u.seq, segdur)
+        avail = received - timedelta(seconds=(start + info.end_ticks - info.start_ticks) / grid.TICKS)
+        phase = 0
+        if audio_plan.can_copy(info.audio, ladder):
+            phase = grid.samples(start + info.audio.start_ticks - info.start_ticks, rate) % grid.AAC_FRAME
+        run_item, created = deps.store.fix_run(u.channel, run, {
+            "base": base, "availability_start": iso(avail), "audio_phase": phase, "started_at": iso(received)})
+    cache[(u.channel, run)] = {k: v for k, v in run_item.items() if k != "created"}
+    base = int(run_item["base"])
+    start = media_ticks(info.start_ticks, base, u.seq, segdur)
+    span = grid.video_span(start, start + info.end_ticks - info.start_ticks, ladder.frame_rate)
+    plan = audio_plan.plan(ladder, info, start, span)
+    facts: dict[str, Any] = {
+        "src_start": info.start_ticks, "src_end": info.end_ticks, "start_ticks": start,
+        "first_frame": span.first_frame, "frames": span.frames,
+        "v_start": span.start(ladder.frame_rate), "v_dur": span.duration(ladder.frame_rate),
+        "a_start": plan.span.start, "a_dur": plan.span.duration, "a_mode": plan.mode,
+        "duration": span.duration(ladder.frame_rate) / grid.TICKS, "media_start": start / grid.TICKS,
+    }
+    if info.audio is not None:
+        facts.update({"a_src_start": info.audio.start_ticks, "a_src_end": info.audio.end_ticks,
+                      "a_codec": info.audio.codec, "a_rate": info.audio.sample_rate,
+                      "a_channels": info.audio.channels})
+    return facts, {**run_item, "created": created}
+
+
+def _check_duration(facts: dict[str, Any], segment_duration: float, rate: int) -> None:
     """EXT-X-TARGETDURATION is fixed for the event (RFC 8216 6.2.1) and every EXTINF must round to at
-    most it, so a chunk that rounds above the channel's segment duration cannot be listed: it is
-    refused (and published as a GAP) with the encoder setting to fix, instead of breaking players."""
-    # The same rounding the renderer applies (media.timeline.round_half_up): at `limit` EXTINF rounds up.
+    most it, so a chunk whose video or audio rounds above the channel's segment duration cannot be
+    listed: it is refused (its slot gets slate) with the encoder setting to fix, instead of breaking
+    players."""
     limit = round_half_up(segment_duration) + 0.5
-    if duration >= limit:
+    longest = max(facts["v_dur"] / grid.TICKS, facts["a_dur"] / rate)
+    if longest >= limit:
         raise InvalidMediaError(
-            f"chunk is {duration:.2f} s, longer than the channel's {segment_duration:g} s segments allow "
+            f"chunk is {longest:.2f} s, longer than the channel's {segment_duration:g} s segments allow "
             f"(< {limit:g} s): cut the source every {segment_duration:g} s with a keyframe at each cut"
         )
 
@@ -164,7 +218,7 @@ def _check_duration(duration: float, segment_duration: float) -> None:
 def _arrival(u: Upload, deps: Deps) -> datetime:
     """When the upload completed: S3's eventTime (latency is measured from there), unless it is
     implausibly far from our clock (a replayed or synthetic event, clock skew), which would turn
-    the chunk's gap deadline into nonsense."""
+    the chunk's slate deadline into nonsense."""
     now = deps.now()
     if u.event_time is not None and abs((now - u.event_time).total_seconds()) <= MAX_EVENT_SKEW:
         return u.event_time
@@ -176,39 +230,54 @@ def _probe(u: Upload, deps: Deps) -> Any:
     os.close(fd)
     try:
         try:
-            deps.objects.download(u.bucket, u.key, Path(path))
+            deps.objects.download(u.bucket, u.key, Path(path), version_id=u.version_id, etag=u.etag)
         except NotFoundError as e:
-            raise InvalidMediaError(f"chunk vanished before it could be read: {e}") from e
+            raise InvalidMediaError(f"chunk vanished or was replaced before it could be read: {e}") from e
         return deps.probe(path)
     finally:
         Path(path).unlink(missing_ok=True)
 
 
-def _fan_out(u: Upload, deps: Deps, meta: ChannelRecord) -> None:
+def _fan_out(u: Upload, deps: Deps, meta: ChannelRecord, run: int, version_id: str) -> None:
     """One job per chunk (one decode feeds every rendition: least CPU), or one per chunk x
     rendition when the channel asks for it (lowest latency for big ladders: parallel Lambdas)."""
     ladder = deps.ladder(meta)
     groups: list[tuple[str, ...]] = [(r,) for r in ladder.names] if meta.fanout == "rendition" else [()]
     for g in groups:
-        deps.queue.send(deps.settings.transcode_queue_url, TranscodeMessage(u.channel, u.seq, u.etag, g).body())
-    deps.store.update_chunk(u.channel, u.seq, u.etag, {"queued": True})
+        msg = TranscodeMessage(u.channel, u.seq, u.etag, g, run, "chunk", version_id, _correlation(u))
+        deps.queue.send(deps.settings.transcode_queue_url, msg.body())
+    deps.store.update_chunk(u.channel, run, u.seq, u.etag, {"queued": True})
 
 
-def _invalid(u: Upload, deps: Deps, item: dict[str, Any], error: str) -> str:
-    """A corrupt chunk: recorded as invalid (the packager lists it as a GAP), counted, and the
-    packager is woken so the GAP appears now rather than at the deadline."""
+def _request_slate(u: Upload, deps: Deps, run: int) -> None:
+    """The run's first valid chunk: render its slate now, so a missing chunk later never has to wait."""
+    msg = TranscodeMessage(u.channel, 0, "", (), run, "slate", "", _correlation(u))
+    deps.queue.send(deps.settings.transcode_queue_url, msg.body())
+
+
+def _invalid(u: Upload, deps: Deps, run: int, item: dict[str, Any], error: str) -> str:
+    """A corrupt chunk: recorded as invalid (the packager slates its slot), counted, and the
+    packager is woken so the slate appears now rather than at the deadline."""
     logger.warning("chunk rejected as invalid media", extra={"error": error})
     metrics.add_metric(name="InvalidChunks", unit=MetricUnit.Count, value=1)
     try:
-        status = deps.store.put_chunk(u.channel, u.seq, {**item, "status": INVALID, "error": error[:500]})
+        status = deps.store.put_chunk(u.channel, run, u.seq, {**item, "status": INVALID, "error": error[:500]})
     except ConflictError as e:
         return _reject(deps, u, str(e))
     if status == "new":
         deps.store.count_error(u.channel, f"chunk {u.seq}: {error}")
-        deps.store.note_arrival(u.channel, u.seq, _arrival(u, deps))
+        deps.store.note_arrival(u.channel, run, u.seq, _arrival(u, deps))
         if deps.settings.package_queue_url:
-            deps.queue.send(deps.settings.package_queue_url, PackageMessage(u.channel, u.seq).body())
+            deps.queue.send(deps.settings.package_queue_url,
+                            PackageMessage(u.channel, u.seq, correlation_id=_correlation(u)).body())
     return "invalid"
+
+
+def _late(deps: Deps, u: Upload, run: int, why: str) -> str:
+    logger.warning("late chunk dropped", extra={"run": run, "why": why})
+    metrics.add_metric(name="LateChunks", unit=MetricUnit.Count, value=1)
+    deps.store.count(u.channel, "late_chunks", f"chunk {u.seq} of run {run}: {why}")
+    return f"late: {why}"
 
 
 def _reject(deps: Deps, u: Upload, reason: str, count_on_channel: bool = True) -> str:

@@ -32,9 +32,13 @@ def content_type(key: str, rendition: str = "", audio_name: str = "audio") -> st
 
 
 class ObjectStore(Protocol):
-    def download(self, bucket: str, key: str, path: Path) -> None: ...
+    def download(self, bucket: str, key: str, path: Path, *, version_id: str = "", etag: str = "") -> None: ...
+
+    def get(self, bucket: str, key: str) -> bytes | None: ...
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> None: ...
+
+    def put_new(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> bool: ...
 
     def etag(self, bucket: str, key: str) -> str | None: ...
 
@@ -43,14 +47,47 @@ class S3ObjectStore:
     def __init__(self, client: Any) -> None:
         self._s3 = client
 
-    def download(self, bucket: str, key: str, path: Path) -> None:
+    def download(self, bucket: str, key: str, path: Path, *, version_id: str = "", etag: str = "") -> None:
+        """Exactly the bytes ingest accepted: that object version (a versioned ingest bucket), or the
+        object only while its ETag is still the accepted one (IfMatch). A conflicting re-upload can
+        then neither be transcoded in its place nor poison a retry or a DLQ replay."""
+        extra: dict[str, Any] = {}
+        if version_id and version_id != "null":
+            extra["VersionId"] = version_id
+        elif etag:
+            extra["IfMatch"] = f'"{etag}"'
         try:
-            self._s3.download_file(bucket, key, str(path))
+            resp = self._s3.get_object(Bucket=bucket, Key=key, **extra)
+            with open(path, "wb") as f:
+                for part in iter(lambda: resp["Body"].read(1 << 20), b""):
+                    f.write(part)
         except ClientError as e:
             code = aws_error_code(e)
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
                 raise NotFoundError(f"s3://{bucket}/{key} does not exist") from e
+            if code in ("412", "PreconditionFailed"):
+                raise NotFoundError(f"s3://{bucket}/{key} was replaced after it was accepted (ETag {etag})") from e
             raise StoreError(f"download of s3://{bucket}/{key} failed: {e}") from e
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        try:
+            return bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except ClientError as e:
+            if aws_error_code(e) in ("404", "403", "NoSuchKey", "NotFound", "Forbidden"):
+                return None
+            raise StoreError(f"read of s3://{bucket}/{key} failed: {e}") from e
+
+    def put_new(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> bool:
+        """Write-once (If-None-Match: *): segments and init segments are immutable for 14 days, so the
+        first writer wins and nothing ever replaces them. False: the object already existed."""
+        try:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                                CacheControl=cache_control, IfNoneMatch="*")
+            return True
+        except ClientError as e:
+            if aws_error_code(e) in ("412", "PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise StoreError(f"upload of s3://{bucket}/{key} failed: {e}") from e
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> None:
         try:

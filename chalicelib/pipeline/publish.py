@@ -1,48 +1,59 @@
-"""The packager: render a channel's manifests from its stored state and publish them.
+"""The packager: decide every slot (media or slate), render a channel's manifests from its stored state
+and publish them.
 
 Concurrency (several packager Lambdas, at-least-once messages):
 - a channel is rendered by one packager at a time: a short DynamoDB lease on PUB;
 - every request first bumps PUB.work; the lease holder releases only if `work` is unchanged
   since it read the state, else it renders again -- so a request that arrives while another
   packager renders is never lost, and a request that finds the lease taken can return at once;
-- PUB.version is bumped conditionally (still our lease, version as read) before any object is
-  written, so a packager whose lease expired mid-render cannot overwrite a newer publish.
+- PUB.version is bumped conditionally (still our lease, version as read) before any manifest is
+  written, so a packager whose lease expired mid-render cannot overwrite a newer publish;
+- a slot becomes slate only through its conditional claim (SEG#.fill), and slate segments are
+  written once (If-None-Match), so nothing served as immutable is ever rewritten.
 Manifests are a pure function of the state (chalicelib.media), so rendering twice is harmless.
 
-`republish` (ad break changed) and `finalize_vod` (stop) are the control plane's entry points.
+`republish` (ad break changed), `finalize_vod` (stop: seal the run, write its VOD) and `end_event`
+(delete: ENDLIST on the live playlists) are the control plane's entry points.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from ..errors import ConcurrentUpdateError
+from ..media import adbreaks as media_breaks
+from ..media import dash, hls
 from ..media.ladder import Ladder
-from ..records import ChannelRecord, iso, parse_iso
+from ..media.timeline import Placement, Timeline
+from ..records import STOPPING, ChannelRecord, iso, parse_iso, run_name
 from . import assemble, cdn
-from .assemble import ChannelShape, Plan, PublishState
+from .assemble import SLATE, ChannelShape, ChunkState, Plan, PublishState, RunInfo, SlotClaim
 from .deps import Deps
-from .objects import content_type, playlist_cache_control
+from .objects import IMMUTABLE, content_type, playlist_cache_control
 from .obs import MetricUnit, bind, logger, metrics
 from .queues import PackageMessage
-from .store import Lease
+from .store import Lease, publish_state
 
 MAX_ROUNDS = 5  # renders per lease before handing the rest to a fresh message
+MAX_CLAIMS = 30  # slate claims per render (a long outage catches up over a few renders)
 FLUSH_DELAY = 30  # seconds before retrying parked invalidations (CloudFront takes ~1 min)
+SEAL_GRACE = 6.0  # seconds a stopping run waits for chunks still in flight
 
 
 @dataclass(frozen=True)
 class Outcome:
     channel: str
-    status: str  # "published" | "unchanged" | "deferred" | "empty" | "unknown"
+    status: str  # "published" | "unchanged" | "deferred" | "empty" | "unknown" | "ended"
     published_seq: int = -1
     version: int = 0
+    sealed: bool = False
 
 
 def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Outcome]:
@@ -55,10 +66,8 @@ def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Out
     out = []
     failed: list[Exception] = []
     for channel, rs in reasons.items():
-        final = "final" in rs
-        rs = [r for r in rs if r != "final"]
         try:
-            out.append(package(channel, deps, reasons=rs, final=final, force=final))
+            out.append(package(channel, deps, reasons=[r for r in rs if r != "final"]))
         except Exception as e:  # render the other channels, then fail the batch (retried)
             logger.exception("packaging failed", extra={"channel": channel})
             failed.append(e)
@@ -67,10 +76,9 @@ def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Out
     return out
 
 
-def package(channel: str, deps: Deps, *, reasons: Iterable[str] = (), final: bool = False,
-            force: bool = False) -> Outcome:
+def package(channel: str, deps: Deps, *, reasons: Iterable[str] = (), force: bool = False) -> Outcome:
     with bind(channel=channel):
-        return _package(channel, deps, list(reasons), final, force)
+        return _package(channel, deps, list(reasons), force)
 
 
 def republish(channel_id: str, reason: str) -> None:
@@ -81,14 +89,39 @@ def republish(channel_id: str, reason: str) -> None:
     package(channel_id, deps_mod.default(), reasons=[reason or "adbreak"], force=True)
 
 
-def finalize_vod(channel_id: str) -> None:
-    """Live-to-VOD on stop: ENDLIST playlists and a static MPD over the kept segments."""
+def finalize_vod(channel_id: str, deps: Deps | None = None, timeout: float = 30.0) -> bool:
+    """Stop: seal the channel's current run (what is in flight gets SEAL_GRACE seconds, holes up to the
+    last received chunk become slate, a straggler after that is dropped and counted) and write the
+    run's VOD playlists and static MPD, once. The live playlists stay open: a later start continues
+    them (EXT-X-DISCONTINUITY, a new DASH Period). True once the run is sealed."""
     from . import deps as deps_mod
 
-    package(channel_id, deps_mod.default(), reasons=["stop"], final=True, force=True)
+    d = deps or deps_mod.default()
+    meta = d.store.channel(channel_id)
+    if meta is None or meta.run_no <= 0:
+        return True
+    d.store.request_seal(channel_id, meta.run_no, d.now())
+    deadline = time.monotonic() + timeout
+    while True:
+        out = package(channel_id, d, reasons=["stop"], force=True)
+        if out.sealed or out.status in ("empty", "unknown", "ended"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
 
 
-def _package(channel: str, deps: Deps, reasons: list[str], final: bool, force: bool) -> Outcome:
+def end_event(channel_id: str, deps: Deps | None = None) -> None:
+    """Delete: the event is over for good. The live playlists get EXT-X-ENDLIST and the live MPD its
+    end (a duration, no more updates); nothing is published for this channel afterwards."""
+    from . import deps as deps_mod
+
+    d = deps or deps_mod.default()
+    d.store.request_end(channel_id)
+    package(channel_id, d, reasons=["stop"], force=True)
+
+
+def _package(channel: str, deps: Deps, reasons: list[str], force: bool) -> Outcome:
     store = deps.store
     store.request_work(channel)
     owner = uuid.uuid4().hex
@@ -97,16 +130,11 @@ def _package(channel: str, deps: Deps, reasons: list[str], final: bool, force: b
         # The holder will see our `work` bump and render again; it also sends parked paths.
         if reasons and deps.cdn is not None:
             store.park_paths(channel, _paths(channel, deps, reasons))
-        if final:
-            # The holder's next round reads PUB.ended and finalizes; the delayed message is the
-            # safety net should the holder die first.
-            store.mark_ended(channel)
-            _send(deps, PackageMessage(channel, reason="final"), delay=int(deps.lease_seconds))
         return Outcome(channel, "deferred")
     outcome = Outcome(channel, "unknown")
     try:
         for rounds in range(1, MAX_ROUNDS + 1):
-            outcome = _render_once(channel, deps, lease, reasons, final, force)
+            outcome = _render_once(channel, deps, lease, reasons, force)
             reasons, force = [], False  # only the first round carries the request's extras
             if store.release(channel, lease, lease.work):
                 return outcome
@@ -128,96 +156,265 @@ def _package(channel: str, deps: Deps, reasons: list[str], final: bool, force: b
         raise
 
 
-def _shape(channel: str, meta: ChannelRecord, pub: dict[str, Any], ladder: Ladder, deps: Deps) -> ChannelShape:
+def _shape(channel: str, meta: ChannelRecord, ladder: Ladder, deps: Deps, runs: Iterable[int]) -> ChannelShape:
     st = deps.settings
-    avail = meta.availability_start or str(pub.get("availability_start", ""))
     return ChannelShape(
         channel_id=channel,
         ladder=ladder,
         segment_duration=float(meta.segment_duration or st.segment_duration),
-        gap_deadline=st.gap_deadline,
-        availability_start=parse_iso(avail),
         live_window=float(meta.live_window or st.live_window),
         dvr_window=float(meta.dvr_window or st.dvr_window),
         marker_style=meta.marker_style,
+        slate_wait=st.slate_wait,
+        gap_mode=meta.missing_media == "gap",
+        run_names={r: run_name(r) for r in runs},
     )
 
 
-def _pub_state(pub: dict[str, Any]) -> PublishState:
-    return PublishState(
-        first_seq=int(pub["first_seq"]) if pub.get("first_seq") is not None else None,
-        published_seq=int(pub.get("published_seq", -1)),
-        gaps=frozenset(int(g) for g in pub.get("gaps") or ()),
-        discontinuities_before=int(pub.get("discontinuities_before", 0)),
-        first_start=float(pub["first_start"]) if pub.get("first_start") is not None else None,
-        first_disc=bool(pub.get("first_disc", False)),
-    )
+# --- what the packager remembers between invocations (a warm Lambda renders a channel every chunk) ---
+# Published chunk facts never change, so they are kept per (channel, run) and only the unpublished
+# tail is read again: one SEG# query per render instead of the whole DVR window. RUN# facts change once
+# (slate ready), and a run that is not ready is read again.
+_CHUNKS: dict[tuple[str, int], dict[int, ChunkState]] = {}
+_RUNS: dict[str, dict[int, RunInfo]] = {}
+_WRITTEN: dict[str, str] = {}  # origin key -> sha of the manifest text last written there
+_SLATES: dict[tuple[str, int, str], bytes] = {}  # (channel, run, rendition) -> slate template
 
 
-def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], final: bool,
-                 force: bool) -> Outcome:
+def _runs(channel: str, deps: Deps, current: int) -> dict[int, RunInfo]:
+    known = _RUNS.get(channel)
+    if known is None or current not in known or not known[current].slate_ready:
+        known = deps.store.runs(channel)
+        _RUNS[channel] = known
+    return known
+
+
+def _chunks(channel: str, deps: Deps, prev: PublishState, current: int) -> dict[int, dict[int, ChunkState]]:
+    out: dict[int, dict[int, ChunkState]] = {}
+    states = {r.run: r for r in prev.runs}
+    for rn in sorted(set(states) | {current}):
+        st = states.get(rn)
+        cached = _CHUNKS.get((channel, rn), {})
+        if st is not None:
+            lo = st.first_seq
+            have = all(s in cached for s in range(lo, st.last_seq + 1))
+            if have and st.sealed:
+                out[rn] = {s: c for s, c in cached.items() if s >= lo}
+                continue
+            if have:
+                fresh = deps.store.chunks(channel, rn, st.last_seq + 1)
+                merged = {s: c for s, c in cached.items() if lo <= s <= st.last_seq}
+                merged.update(fresh)
+                out[rn] = merged
+                continue
+            out[rn] = deps.store.chunks(channel, rn, lo)
+        else:
+            out[rn] = deps.store.chunks(channel, rn, 0)
+    return out
+
+
+def _remember(channel: str, state: PublishState, chunks: Mapping[int, Mapping[int, ChunkState]]) -> None:
+    for r in state.runs:
+        _CHUNKS[(channel, r.run)] = {s: c for s, c in chunks.get(r.run, {}).items() if r.first_seq <= s <= r.last_seq}
+    live = {r.run for r in state.runs}
+    for key in [k for k in _CHUNKS if k[0] == channel and k[1] not in live]:
+        del _CHUNKS[key]
+
+
+def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], force: bool) -> Outcome:
     store, now = deps.store, deps.now()
     meta = store.channel(channel)
     pub = lease.pub
     if meta is None:
         return Outcome(channel, "unknown")
-    final = final or bool(pub.get("ended"))  # once ended, late messages must not reopen it
-    if pub.get("base") is None or not (meta.availability_start or pub.get("availability_start")):
-        return Outcome(channel, "empty")  # no valid chunk yet this run: nothing to list
+    prev = publish_state(pub)
+    if prev.ended:
+        return Outcome(channel, "ended", sealed=True)
+    current = meta.run_no
+    runs = _runs(channel, deps, current)
+    if current not in runs and not prev.runs:
+        return Outcome(channel, "empty")  # no valid chunk yet in any run: nothing to list
     ladder = deps.ladder(meta)
-    shape = _shape(channel, meta, pub, ladder, deps)
-    prev = _pub_state(pub)
-    chunks = store.chunks(channel, prev.first_seq or 0, str(pub.get("run", "")))
+    shape = _shape(channel, meta, ladder, deps, set(runs) | {r.run for r in prev.runs})
+    chunks = _chunks(channel, deps, prev, current)
     try:
         breaks = deps.ad_breaks(store.ad_break_items(channel))
     except ImportError:
         logger.warning("ad break reader unavailable; publishing without markers")
         breaks = ()
-    p = assemble.plan(shape, chunks, prev, now, breaks, final=final)
+    seal_run = int(pub["seal_run"]) if pub.get("seal_run") is not None else None
+    if seal_run is None and meta.state == STOPPING:
+        seal_run = current
+    stop_at = {seal_run: parse_iso(str(pub["seal_at"]))} if seal_run is not None and pub.get("seal_at") else {}
+    end = bool(pub.get("end_requested"))
+    kwargs: dict[str, Any] = {"current": current if current in runs else None,
+                              "seal": [seal_run] if seal_run is not None else [],
+                              "seal_grace": SEAL_GRACE, "stop_at": stop_at, "end_event": end}
+    p = assemble.plan(shape, runs, chunks, prev, now, breaks, **kwargs)
+    claimed = 0
+    while p.claims and claimed < MAX_CLAIMS:
+        progressed = False
+        for claim in p.claims:
+            if _slate_slot(channel, deps, ladder, shape, claim, now, chunks):
+                claimed += 1
+                progressed = True
+        if not progressed:
+            break
+        p = assemble.plan(shape, runs, chunks, prev, now, breaks, **kwargs)
+    for rn, seq in p.late:
+        if store.mark_late(channel, rn, seq):
+            metrics.add_metric(name="LateChunks", unit=MetricUnit.Count, value=1)
+            store.count(channel, "late_chunks", f"chunk {seq} of run {rn} came after its slot was published")
     version = int(pub.get("version", 0))
-    if p.changed or force:
+    was_sealed = {r.run for r in prev.runs if r.sealed}
+    sealed_now = [r.run for r in p.state.runs if r.sealed and r.run not in was_sealed]
+    changed = p.changed or force
+    if changed:
         t0 = time.perf_counter()
-        files = deps.render(p.timeline, now)
+        tl = p.timeline
+        placed = hls.prepared(tl).breaks  # shared with the render below (same timeline object)
+        state = replace(p.state, placements=_placements(p.state, placed, tl))
+        files = deps.render(tl, now)
         t1 = time.perf_counter()
-        extra: dict[str, Any] = {"published_at": iso(now)}
-        if final:
-            extra["ended"] = True
-        version = store.commit(channel, lease, p.state, extra)
-        _write(channel, deps, files, shape.segment_duration)
+        version = store.commit(channel, lease, state, {"published_at": iso(now)})
+        written = _write(channel, deps, files, shape.segment_duration)
+        for rn in sealed_now:
+            _write_vod(channel, deps, tl, shape, rn, now)
         timing = {"render_ms": round((t1 - t0) * 1000, 1), "write_ms": round((time.perf_counter() - t1) * 1000, 1),
-                  "segments": len(p.timeline.segments)}
+                  "segments": len(tl.segments), "objects": written}
         _observe(channel, p, deps.now(), timing)
-    _invalidate(channel, deps, pub, reasons, final)
-    if p.recheck_at is not None and not final:
-        # Nothing else may arrive to wake us when the tail waits for a missing chunk (the encoder
-        # stopped, or the chunk is lost): come back when it turns into a GAP. One timer per
-        # deadline, not one per packager run.
+        _remember(channel, state, chunks)
+    if seal_run is not None and any(r.run == seal_run and r.sealed for r in p.state.runs):
+        store.clear_seal(channel, seal_run)
+    _invalidate(channel, deps, pub, reasons)
+    if p.recheck_at is not None:
+        # Nothing else may arrive to wake us when a slot waits (the encoder stopped, a chunk is lost,
+        # the slate is still rendering): come back when it can be decided. One timer per deadline.
         _schedule(channel, deps, pub, "recheck_at", p.recheck_at.timestamp(), now.timestamp())
-    status = "published" if (p.changed or force) else "unchanged"
-    return Outcome(channel, status, p.state.published_seq, version)
+    last = max((r.msn_base + r.last_seq for r in p.state.runs), default=-1)
+    sealed = seal_run is not None and any(r.run == seal_run and r.sealed for r in p.state.runs)
+    return Outcome(channel, "published" if changed else "unchanged", last, version, sealed or p.state.ended)
 
 
-def _write(channel: str, deps: Deps, files: dict[str, str], segment_duration: float) -> None:
+def _slate_slot(channel: str, deps: Deps, ladder: Ladder, shape: ChannelShape, claim: SlotClaim, now: datetime,
+                chunks: dict[int, dict[int, ChunkState]]) -> bool:
+    """Claim one slot for slate, write its slate segment in every rendition, and record it in `chunks`
+    so the next plan publishes it. False: a worker owns the slot (its media is on the way)."""
+    from ..transcode import slate
+
+    store = deps.store
+    if not store.claim_slate(channel, claim, now, now - assemble.STALE_CLAIM):
+        item = store.chunk(channel, claim.run, claim.seq)
+        if item is not None:
+            from .store import chunk_state
+
+            chunks.setdefault(claim.run, {})[claim.seq] = chunk_state(item)
+        return False
+    run = shape.name(claim.run)
+    bucket = deps.settings.origin_bucket
+    iframes: dict[str, list[list[int]]] = {}
+    sequence = claim.seq * 64 + 1
+    for name in ladder.names:
+        template = _slate_template(channel, deps, claim.run, run, name)
+        if name == ladder.audio.name:
+            body = slate.compose_audio(template, claim.a_dur // 1024, claim.a_start, sequence)
+        else:
+            frames = claim.v_dur // ladder.frame_ticks
+            body, ranges = slate.compose_video(template, frames, claim.v_start, sequence)
+            iframes[name] = [list(r) for r in ranges]
+        key = f"{channel}/{name}/{run}/{claim.seq:08d}.m4s"
+        # Write-once: if a worker whose claim went stale managed to upload after all, its media stays.
+        deps.objects.put_new(bucket, key, body, content_type(key, name, ladder.audio.name), IMMUTABLE)
+    store.record_slate(channel, claim.run, claim.seq, iframes)
+    existing = chunks.setdefault(claim.run, {}).get(claim.seq)
+    received = existing.received_at if existing is not None else now
+    chunks[claim.run][claim.seq] = ChunkState(
+        seq=claim.seq, status=existing.status if existing else assemble.RECEIVED, received_at=received,
+        v_start=claim.v_start, v_dur=claim.v_dur, a_start=claim.a_start, a_dur=claim.a_dur, fill=SLATE,
+        claimed_at=now, iframes={k: tuple((x[0], x[1], x[2]) for x in v) for k, v in iframes.items()}, run=claim.run,
+        done=existing.done if existing else frozenset(), late=existing.late if existing else False)
+    metrics.add_metric(name="SlateSegments", unit=MetricUnit.Count, value=1)
+    store.count(channel, "slate_segments", f"chunk {claim.seq} of run {claim.run}: {claim.reason}")
+    logger.warning("slot published as slate", extra={"run": claim.run, "seq": claim.seq, "reason": claim.reason})
+    return True
+
+
+def _slate_template(channel: str, deps: Deps, run_no: int, run: str, rendition: str) -> bytes:
+    key = (channel, run_no, rendition)
+    data = _SLATES.get(key)
+    if data is None:
+        from .worker import SLATE_PREFIX
+
+        got = deps.objects.get(deps.settings.origin_bucket, f"{channel}/{SLATE_PREFIX}/{run}/{rendition}.mp4")
+        if got is None:
+            raise ConcurrentUpdateError(f"slate template of {channel} {run} {rendition} is missing")
+        data = _SLATES[key] = got
+    return data
+
+
+def _placements(state: PublishState, placed: list[media_breaks.PlacedBreak], tl: Timeline) -> dict[str, Placement]:
+    """Keep where each break was first published, so it still renders after its out segment left."""
+    out = dict(state.placements)
+    runs = {s.number: s.run for s in tl.segments}
+    for b in placed:
+        if b.announced:
+            continue
+        old = out.get(b.id)
+        if old is None or (old.in_seq is None and b.in_seq is not None):
+            out[b.id] = b.placement(runs.get(b.out_seq, old.out_run if old else ""),
+                                    runs.get(b.in_seq, "") if b.in_seq is not None else "")
+    return out
+
+
+def _write(channel: str, deps: Deps, files: Mapping[str, str], segment_duration: float) -> int:
     """Media playlists first, masters and MPD last: a player that sees a new master never finds
-    a variant playlist older than it."""
+    a variant playlist older than it. Objects whose text did not change are not written again."""
     cache = playlist_cache_control(segment_duration)
     bucket = deps.settings.origin_bucket
     order = sorted(files, key=lambda k: ("/" not in k, k))
+    written = 0
     for rel in order:
         key = f"{channel}/{rel}"
-        deps.objects.put(bucket, key, files[rel].encode(), content_type(key), cache)
+        body = files[rel].encode()
+        digest = hashlib.sha256(body).hexdigest()
+        if _WRITTEN.get(key) == digest:
+            continue
+        deps.objects.put(bucket, key, body, content_type(key), cache)
+        _WRITTEN[key] = digest
+        written += 1
+    return written
+
+
+def _write_vod(channel: str, deps: Deps, tl: Timeline, shape: ChannelShape, rn: int, now: datetime) -> None:
+    """A sealed run's VOD: HLS with EXT-X-PLAYLIST-TYPE:VOD and ENDLIST, a static MPD; new URLs,
+    written once (If-None-Match), so a retry or a straggler can never change them."""
+    run = shape.name(rn)
+    segs = tuple(s for s in tl.segments if s.run == run)
+    if not segs:
+        return
+    periods = tuple(p for p in tl.periods if p.run == run)
+    vod = replace(tl, segments=segs, periods=periods, ended=True, live_window=math.inf, dvr_window=math.inf,
+                  discontinuities_before=0, announce_breaks=False)
+    first = segs[0]
+    if first.discontinuity:
+        vod = replace(vod, segments=(replace(first, discontinuity=False), *segs[1:]))
+    files = hls.render_vod(vod, run)
+    files[f"vod-{run}.mpd"] = dash.render_mpd(vod, now, vod=True)
+    bucket = deps.settings.origin_bucket
+    for rel in sorted(files, key=lambda k: ("/" not in k, k)):
+        key = f"{channel}/{rel}"
+        deps.objects.put_new(bucket, key, files[rel].encode(), content_type(key), IMMUTABLE)
+    logger.info("run published as VOD", extra={"run": run, "segments": len(segs)})
 
 
 def _observe(channel: str, p: Plan, now: datetime, timing: dict[str, Any]) -> None:
     for c in p.newly_published:
         latency = (now - c.received_at).total_seconds()
         metrics.add_metric(name="SegmentLatency", unit=MetricUnit.Seconds, value=max(0.0, latency))
-    if p.new_gaps:
-        metrics.add_metric(name="GapSegments", unit=MetricUnit.Count, value=len(p.new_gaps))
-        logger.warning("published GAP segments", extra={"gaps": list(p.new_gaps)})
-    if p.newly_published:
-        logger.info("published", extra={"published_seq": p.state.published_seq,
-                                        "new": [c.seq for c in p.newly_published], **timing})
+    if p.new_slates:
+        logger.warning("published slate segments", extra={"slates": [list(x) for x in p.new_slates]})
+    if p.newly_published or p.new_slates:
+        logger.info("published", extra={"new": [c.seq for c in p.newly_published], **timing})
 
 
 def _paths(channel: str, deps: Deps, reasons: Iterable[str]) -> list[str]:
@@ -239,7 +436,7 @@ def _reason_kind(reason: str) -> str:
     return "adbreak"
 
 
-def _invalidate(channel: str, deps: Deps, pub: dict[str, Any], reasons: list[str], final: bool) -> None:
+def _invalidate(channel: str, deps: Deps, pub: dict[str, Any], reasons: list[str]) -> None:
     if deps.cdn is None:
         return  # no distribution on this stage
     requested = _paths(channel, deps, reasons) if reasons else []
@@ -278,4 +475,5 @@ def _send(deps: Deps, msg: PackageMessage, delay: int = 0) -> None:
         logger.warning("no PACKAGE_QUEUE_URL: cannot schedule a packager re-run", extra={"delay": delay})
 
 
-__all__ = ["ConcurrentUpdateError", "Outcome", "finalize_vod", "package", "package_channels", "republish"]
+__all__ = ["ConcurrentUpdateError", "Outcome", "end_event", "finalize_vod", "package", "package_channels",
+           "republish"]

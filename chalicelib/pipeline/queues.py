@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from ..errors import StoreError, ValidationError
-from ..records import segment_sk, validate_id
+from ..records import check_run, check_seq, validate_id
 
 MAX_DELAY = 900  # SQS DelaySeconds limit
 
@@ -38,6 +38,10 @@ class TranscodeMessage:
     seq: int
     etag: str
     renditions: tuple[str, ...] = ()  # empty: every rendition of the ladder in one job
+    run: int = 0
+    kind: str = "chunk"  # "chunk" | "slate" (render the run's slate templates)
+    version_id: str = ""  # the accepted object version (versioned ingest bucket)
+    correlation_id: str = ""  # follows the chunk from its S3 event to the packager's log lines
 
     def body(self) -> dict[str, Any]:
         d = asdict(self)
@@ -49,10 +53,14 @@ class TranscodeMessage:
         doc = _json(body)
         try:
             channel = validate_id(doc["channel"])
-            seq = doc["seq"]
-            segment_sk(seq)  # validates the range
+            seq = check_seq(doc["seq"])
+            run = check_run(doc.get("run", 0))
+            kind = str(doc.get("kind", "chunk"))
+            if kind not in ("chunk", "slate"):
+                raise ValidationError(f"transcode message kind {kind!r}: use 'chunk' or 'slate'")
             renditions = tuple(str(r) for r in doc.get("renditions") or ())
-            return cls(channel, int(seq), str(doc["etag"]), renditions)
+            return cls(channel, int(seq), str(doc.get("etag", "")), renditions, run, kind,
+                       str(doc.get("version_id", "")), str(doc.get("correlation_id", ""))[:100])
         except KeyError as e:
             raise ValidationError(f"transcode message lacks {e}") from None
 
@@ -62,6 +70,7 @@ class PackageMessage:
     channel: str
     seq: int = -1  # the chunk that triggered it (logging only)
     reason: str = ""  # non-empty: invalidate manifests for this reason
+    correlation_id: str = ""
 
     def body(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +80,8 @@ class PackageMessage:
         doc = _json(body)
         if "channel" not in doc:
             raise ValidationError("package message lacks 'channel'")
-        return cls(validate_id(doc["channel"]), int(doc.get("seq", -1)), str(doc.get("reason", "")))
+        return cls(validate_id(doc["channel"]), int(doc.get("seq", -1)), str(doc.get("reason", "")),
+                   str(doc.get("correlation_id", ""))[:100])
 
 
 def _json(body: str) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""DynamoDB adapter for the pipeline's items (SEG#, PUB, and the fields of META it maintains).
+"""DynamoDB adapter for the pipeline's items (RUN#, SEG#, PUB, and the fields of META it maintains).
 
 Every write that can race is conditional:
-- SEG# put: `attribute_not_exists(sk) OR run <> :run` -- the first event for (channel, seq) in a
-  run wins; a redelivery with the same ETag is a duplicate, another ETag is a conflict.
+- RUN# put: `attribute_not_exists(sk)` -- the first valid chunk of a run fixes its clock base.
+- SEG# put: `attribute_not_exists(sk)` -- the first event for (run, seq) wins; a redelivery with the same
+  ETag is a duplicate, another ETag a conflict, and a slot the packager already slated (its placeholder
+  item has no ETag) refuses the chunk as late.
+- SEG# claim: `fill` is set once, to "media" by the worker that is about to upload, or to "slate" by the
+  packager; the loser never writes the slot's URL.
 - SEG# done: `etag = :etag` -- a transcode of a superseded chunk cannot mark the new one done.
-- PUB base: `attribute_not_exists(base) OR run <> :run` -- one base per run.
 - PUB lease: `lease_until < :now OR attribute_not_exists(lease_until) OR owner = :me` -- one
   packager per channel; `work` counts requests so a lease holder sees work that arrived while it
   rendered and renders again (no update is ever lost).
@@ -14,17 +17,29 @@ Items come back with Decimals; they are converted here, at the edge.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ..errors import ConcurrentUpdateError, ConflictError, StoreError, aws_error_code
-from ..records import META, PUB, ChannelRecord, channel_pk, iso, parse_iso, segment_sk
-from .assemble import INVALID, RECEIVED, ChunkState, PublishState
+from ..media.timeline import Placement
+from ..records import META, PUB, ChannelRecord, channel_pk, iso, parse_iso, run_sk, segment_sk
+from .assemble import (
+    INVALID,
+    MEDIA,
+    RECEIVED,
+    SLATE,
+    ChunkState,
+    PeriodState,
+    PublishState,
+    RunInfo,
+    RunState,
+    SlotClaim,
+)
 
 
 def _dec(x: float) -> Decimal:
@@ -33,6 +48,11 @@ def _dec(x: float) -> Decimal:
 
 def _failed_condition(e: ClientError) -> bool:
     return aws_error_code(e) == "ConditionalCheckFailedException"
+
+
+def iso_us(t: datetime) -> str:
+    """ISO-8601 UTC with microseconds: Period anchors must round-trip exactly."""
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -52,14 +72,15 @@ class PipelineStore:
         item = self._get(channel_id, META)
         return ChannelRecord.from_item(item) if item else None
 
-    def note_arrival(self, channel_id: str, seq: int, at: datetime) -> None:
-        """Watchdog input: newest arrival time, highest seq (only ever grows)."""
+    def note_arrival(self, channel_id: str, run: int, seq: int, at: datetime) -> None:
+        """Watchdog input: newest arrival time, highest seq of the current run (only ever grows)."""
         key = self._key(channel_id, META)
         try:
             self._update_raw(
-                Key=key, UpdateExpression="SET #last_segment_at = :at, #last_seq = :seq",
-                ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#last_seq) OR #last_seq < :seq)",
-                ExpressionAttributeValues={":at": iso(at), ":seq": seq},
+                Key=key, UpdateExpression="SET #last_segment_at = :at, #last_seq = :seq, #last_run = :run",
+                ConditionExpression="attribute_exists(#pk) AND (attribute_not_exists(#last_run) OR #last_run < :run "
+                                    "OR #last_seq < :seq)",
+                ExpressionAttributeValues={":at": iso(at), ":seq": seq, ":run": run},
             )
         except ClientError as e:
             if not _failed_condition(e):
@@ -72,20 +93,58 @@ class PipelineStore:
                      {":one": 1, ":msg": message[:500]}, "attribute_exists(#pk)", names={"#e": "error"},
                      quiet=True)
 
-    # ---- SEG# ----
-    def put_chunk(self, channel_id: str, seq: int, item: dict[str, Any]) -> str:
-        """Record a chunk. Returns "new" or "duplicate"; raises ConflictError on another ETag."""
-        full = {**self._key(channel_id, segment_sk(seq)), "seq": seq, **_to_dynamo(item)}
+    def count(self, channel_id: str, counter: str, message: str = "") -> None:
+        """ADD 1 to a META counter (late_chunks, slate_segments, ...), remembering the last message."""
+        expr = f"ADD #{counter} :one" + (f" SET #{counter}_last = :msg" if message else "")
+        values: dict[str, Any] = {":one": 1}
+        if message:
+            values[":msg"] = message[:300]
+        self._update(self._key(channel_id, META), expr, values, "attribute_exists(#pk)", quiet=True)
+
+    # ---- RUN# ----
+    def run(self, channel_id: str, run: int) -> dict[str, Any] | None:
+        return self._get(channel_id, run_sk(run))
+
+    def fix_run(self, channel_id: str, run: int, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """The run's clock facts: ours if we are the first valid chunk, else the stored ones."""
+        full = {**self._key(channel_id, run_sk(run)), "run": run, **_to_dynamo(item)}
         try:
-            self._t.put_item(Item=full,
-                             ConditionExpression="attribute_not_exists(#sk) OR #run <> :run",
-                             ExpressionAttributeNames={"#sk": "sk", "#run": "run"},
-                             ExpressionAttributeValues={":run": full.get("run", "")})
+            self._t.put_item(Item=full, ConditionExpression="attribute_not_exists(#sk)",
+                             ExpressionAttributeNames={"#sk": "sk"})
+            return dict(full), True
+        except ClientError as e:
+            if not _failed_condition(e):
+                raise StoreError(f"RUN put failed: {e}") from e
+        stored = self.run(channel_id, run)
+        if stored is None:  # pragma: no cover - deleted between the two calls
+            raise ConcurrentUpdateError(f"run {run} of {channel_id} vanished")
+        return stored, False
+
+    def runs(self, channel_id: str) -> dict[int, RunInfo]:
+        out: dict[int, RunInfo] = {}
+        for it in self._query(channel_id, "RUN#", "RUN#~"):
+            out[int(it["run"])] = run_info(it)
+        return out
+
+    def set_slate_ready(self, channel_id: str, run: int) -> None:
+        self._update(self._key(channel_id, run_sk(run)), "SET #slate_ready = :t", {":t": True},
+                     "attribute_exists(#sk)", quiet=True)
+
+    # ---- SEG# ----
+    def put_chunk(self, channel_id: str, run: int, seq: int, item: dict[str, Any]) -> str:
+        """Record a chunk. Returns "new" or "duplicate"; raises ConflictError on another ETag or a slot
+        that was already published as slate."""
+        full = {**self._key(channel_id, segment_sk(run, seq)), "run": run, "seq": seq, **_to_dynamo(item)}
+        try:
+            self._t.put_item(Item=full, ConditionExpression="attribute_not_exists(#sk)",
+                             ExpressionAttributeNames={"#sk": "sk"})
             return "new"
         except ClientError as e:
             if not _failed_condition(e):
                 raise StoreError(f"segment put failed: {e}") from e
-        existing = self._get(channel_id, segment_sk(seq)) or {}
+        existing = self._get(channel_id, segment_sk(run, seq)) or {}
+        if existing.get("fill") == SLATE and not existing.get("etag"):
+            raise ConflictError(f"chunk {seq} came after its slot was published as slate (late)")
         if existing.get("etag") == item.get("etag"):
             return "duplicate"
         raise ConflictError(
@@ -93,40 +152,92 @@ class PipelineStore:
             f"ignoring the upload with ETag {item.get('etag')!r}"
         )
 
-    def update_chunk(self, channel_id: str, seq: int, etag: str, fields: dict[str, Any]) -> None:
+    def update_chunk(self, channel_id: str, run: int, seq: int, etag: str, fields: dict[str, Any]) -> None:
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         names = {f"#f{i}": k for i, k in enumerate(fields)}
         values = {f":v{i}": v for i, v in enumerate(_to_dynamo(fields).values())}
-        self._update(self._key(channel_id, segment_sk(seq)), f"SET {sets}", {**values, ":etag": etag},
+        self._update(self._key(channel_id, segment_sk(run, seq)), f"SET {sets}", {**values, ":etag": etag},
                      "#etag = :etag", names=names)
 
-    def chunk(self, channel_id: str, seq: int) -> dict[str, Any] | None:
-        return self._get(channel_id, segment_sk(seq))
+    def chunk(self, channel_id: str, run: int, seq: int) -> dict[str, Any] | None:
+        return self._get(channel_id, segment_sk(run, seq))
 
-    def mark_done(self, channel_id: str, seq: int, etag: str, renditions: Iterable[str],
-                  transcode_seconds: float) -> None:
-        self._update(self._key(channel_id, segment_sk(seq)),
-                     "ADD #done :r, #transcode_seconds :s", {":r": set(renditions), ":s": _dec(transcode_seconds),
-                                                          ":etag": etag}, "#etag = :etag")
+    def neighbours(self, channel_id: str, run: int, seq: int) -> dict[int, dict[str, Any]]:
+        """The items of seq - 1, seq and seq + 1 in one query (what a transcode needs to place its audio)."""
+        lo, hi = max(0, seq - 1), seq + 1
+        items = self._query(channel_id, segment_sk(run, lo), segment_sk(run, hi))
+        return {int(it["seq"]): it for it in items}
 
-    def chunks(self, channel_id: str, from_seq: int, run: str) -> list[ChunkState]:
-        items = self._query(channel_id, segment_sk(max(0, from_seq)), "SEG#~")
-        out = []
-        for it in items:
-            if it.get("run", "") != run:
-                continue
-            out.append(ChunkState(
-                seq=int(it["seq"]),
-                status=INVALID if it.get("status") == INVALID else RECEIVED,
-                received_at=parse_iso(str(it["received_at"])),
-                media_start=float(it["media_start"]) if it.get("media_start") is not None else None,
-                duration=float(it["duration"]) if it.get("duration") is not None else None,
-                done=frozenset(it.get("done") or ()),
-            ))
-        return out
+    def claim_media(self, channel_id: str, run: int, seq: int, etag: str, now: datetime) -> bool:
+        """Take the slot's URL for this chunk's media (the worker, right before uploading). False: the
+        packager has published the slot as slate already."""
+        try:
+            self._update_raw(
+                Key=self._key(channel_id, segment_sk(run, seq)),
+                UpdateExpression="SET #fill = :media, #claimed_at = if_not_exists(#claimed_at, :now)",
+                ConditionExpression="#etag = :etag AND (attribute_not_exists(#fill) OR #fill = :media)",
+                ExpressionAttributeValues={":media": MEDIA, ":now": iso(now), ":etag": etag},
+            )
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"media claim failed: {e}") from e
 
-    def received_at(self, channel_id: str, seqs: Iterable[int]) -> dict[int, str]:
-        return {s: str(it["received_at"]) for s in seqs if (it := self.chunk(channel_id, s))}
+    def claim_slate(self, channel_id: str, claim: SlotClaim, now: datetime, stale_before: datetime) -> bool:
+        """Take the slot for slate (the packager). Creates the item when the chunk never arrived. Also
+        takes over a media claim older than `stale_before` whose renditions never got done."""
+        facts = {":slate": SLATE, ":now": iso(now), ":vs": claim.v_start, ":vd": claim.v_dur, ":as": claim.a_start,
+                 ":ad": claim.a_dur, ":why": claim.reason, ":run": claim.run, ":seq": claim.seq,
+                 ":media": MEDIA, ":stale": iso(stale_before)}
+        try:
+            self._update_raw(
+                Key=self._key(channel_id, segment_sk(claim.run, claim.seq)),
+                UpdateExpression="SET #fill = :slate, #claimed_at = :now, #slate_v_start = :vs, #slate_v_dur = :vd, "
+                                 "#slate_a_start = :as, #slate_a_dur = :ad, #slate_reason = :why, #run = :run, "
+                                 "#seq = :seq, #received_at = if_not_exists(#received_at, :now)",
+                ConditionExpression="attribute_not_exists(#fill) OR #fill = :slate OR "
+                                    "(#fill = :media AND #claimed_at < :stale)",
+                ExpressionAttributeValues=facts,
+            )
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"slate claim failed: {e}") from e
+
+    def record_slate(self, channel_id: str, run: int, seq: int, iframes: Mapping[str, Iterable[Iterable[int]]]) -> None:
+        self._update(self._key(channel_id, segment_sk(run, seq)), "SET #slate_iframes = :i",
+                     {":i": {k: [list(map(int, x)) for x in v] for k, v in iframes.items()}, ":slate": SLATE},
+                     "#fill = :slate")
+
+    def mark_late(self, channel_id: str, run: int, seq: int) -> bool:
+        """Flag a chunk as late once; True the first time (so it is counted once)."""
+        try:
+            self._update_raw(Key=self._key(channel_id, segment_sk(run, seq)), UpdateExpression="SET #late = :t",
+                             ConditionExpression="attribute_exists(#sk) AND attribute_not_exists(#late)",
+                             ExpressionAttributeValues={":t": True})
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"late mark failed: {e}") from e
+
+    def mark_done(self, channel_id: str, run: int, seq: int, etag: str, renditions: Iterable[str],
+                  transcode_seconds: float, facts: Mapping[str, Any], now: datetime) -> None:
+        """Renditions finished (a set: a retry after a crash is harmless) plus what they really hold."""
+        values: dict[str, Any] = {":r": set(renditions), ":s": _dec(transcode_seconds), ":etag": etag,
+                                  ":now": iso(now)}
+        sets = ["#done_at = :now"]
+        for i, (k, v) in enumerate(_to_dynamo(dict(facts)).items()):
+            values[f":x{i}"] = v
+            sets.append(f"#{k} = :x{i}")
+        self._update(self._key(channel_id, segment_sk(run, seq)),
+                     "ADD #done :r, #transcode_seconds :s SET " + ", ".join(sets), values, "#etag = :etag")
+
+    def chunks(self, channel_id: str, run: int, from_seq: int = 0) -> dict[int, ChunkState]:
+        items = self._query(channel_id, segment_sk(run, max(0, from_seq)), f"SEG#{run:06d}#~")
+        return {int(it["seq"]): chunk_state(it) for it in items}
 
     def ad_break_items(self, channel_id: str) -> list[dict[str, Any]]:
         return self._query(channel_id, "BRK#", "BRK#~")
@@ -134,25 +245,6 @@ class PipelineStore:
     # ---- PUB ----
     def pub(self, channel_id: str) -> dict[str, Any]:
         return self._get(channel_id, PUB) or {}
-
-    def fix_base(self, channel_id: str, run: str, base: float, availability_start: datetime
-                 ) -> tuple[float, datetime]:
-        """The run's (base, availability_start): ours if we are first, else the stored one."""
-        try:
-            self._update_raw(
-                Key=self._key(channel_id, PUB),
-                UpdateExpression="SET #base = :b, #run = :run, #availability_start = :a "
-                                 "REMOVE #first_seq, #published_seq, #gaps, #discontinuities_before, #ended, "
-                                 "#first_start, #first_disc",
-                ConditionExpression="attribute_not_exists(#base) OR #run <> :run",
-                ExpressionAttributeValues={":b": _dec(base), ":run": run, ":a": iso(availability_start)},
-            )
-            return base, availability_start
-        except ClientError as e:
-            if not _failed_condition(e):
-                raise StoreError(f"PUB base write failed: {e}") from e
-        item = self.pub(channel_id)
-        return float(item["base"]), parse_iso(str(item["availability_start"]))
 
     def request_work(self, channel_id: str) -> None:
         self._update(self._key(channel_id, PUB), "ADD #work :one", {":one": 1})
@@ -175,32 +267,17 @@ class PipelineStore:
 
     def commit(self, channel_id: str, lease: Lease, state: PublishState, extra: dict[str, Any]) -> int:
         """Record what was published; only while we still hold the lease. Returns the new version."""
-        values: dict[str, Any] = {
-            ":me": lease.owner, ":v": lease.version, ":v1": lease.version + 1,
-            ":ps": state.published_seq, ":db": state.discontinuities_before,
-        }
-        sets = ["#version = :v1", "#published_seq = :ps", "#discontinuities_before = :db"]
-        removes = []
-        if state.first_seq is not None:
-            sets.append("#first_seq = :fs")
-            values[":fs"] = state.first_seq
-        if state.first_start is not None:
-            sets += ["#first_start = :fst", "#first_disc = :fd"]
-            values[":fst"], values[":fd"] = _dec(state.first_start), state.first_disc
-        if state.gaps:
-            sets.append("#gaps = :g")
-            values[":g"] = set(state.gaps)
-        else:
-            removes.append("#gaps")
+        values: dict[str, Any] = {":me": lease.owner, ":v": lease.version, ":v1": lease.version + 1,
+                                  **{f":s{i}": v for i, v in enumerate(publish_item(state).values())}}
+        sets = ["#version = :v1", *(f"#{k} = :s{i}" for i, k in enumerate(publish_item(state)))]
         for i, (k, v) in enumerate(_to_dynamo(extra).items()):
             sets.append(f"#{k} = :x{i}")
             values[f":x{i}"] = v
-        expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            self._update_raw(Key=self._key(channel_id, PUB), UpdateExpression=expr,
-                                ConditionExpression="#lease_owner = :me AND (attribute_not_exists(#version) "
-                                                    "OR #version = :v)",
-                                ExpressionAttributeValues=values)
+            self._update_raw(Key=self._key(channel_id, PUB), UpdateExpression="SET " + ", ".join(sets),
+                             ConditionExpression="#lease_owner = :me AND (attribute_not_exists(#version) "
+                                                 "OR #version = :v)",
+                             ExpressionAttributeValues=values)
         except ClientError as e:
             if _failed_condition(e):
                 raise ConcurrentUpdateError(f"lost the packaging lease of {channel_id}") from e
@@ -229,8 +306,17 @@ class PipelineStore:
         """Remember when a delayed packager run is due (dedups timers across packager runs)."""
         self._update(self._key(channel_id, PUB), f"SET #{attr} = :w", {":w": _dec(when)})
 
-    def mark_ended(self, channel_id: str) -> None:
-        self._update(self._key(channel_id, PUB), "SET #ended = :t", {":t": True})
+    def request_seal(self, channel_id: str, run: int, at: datetime) -> None:
+        """Stop: the packager seals `run` (publishes what arrives in a bounded wait, slates the holes)."""
+        self._update(self._key(channel_id, PUB), "SET #seal_run = :r, #seal_at = if_not_exists(#seal_at, :at)",
+                     {":r": run, ":at": iso_us(at)})
+
+    def clear_seal(self, channel_id: str, run: int) -> None:
+        self._update(self._key(channel_id, PUB), "REMOVE #seal_run, #seal_at", {":r": run},
+                     "#seal_run = :r", quiet=True)
+
+    def request_end(self, channel_id: str) -> None:
+        self._update(self._key(channel_id, PUB), "SET #end_requested = :t", {":t": True})
 
     def park_paths(self, channel_id: str, paths: Iterable[str]) -> None:
         ps = set(paths)
@@ -302,5 +388,105 @@ class PipelineStore:
 
 
 def _to_dynamo(d: dict[str, Any]) -> dict[str, Any]:
-    """Floats become Decimals (the resource API refuses floats)."""
-    return {k: _dec(v) if isinstance(v, float) else v for k, v in d.items()}
+    """Floats become Decimals (the resource API refuses floats), also inside lists and maps."""
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, float):
+            return _dec(v)
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return {k: conv(v) for k, v in d.items()}
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _time(v: Any) -> datetime | None:
+    return parse_iso(str(v)) if v else None
+
+
+def run_info(it: Mapping[str, Any]) -> RunInfo:
+    return RunInfo(run=int(it["run"]), availability_start=parse_iso(str(it["availability_start"])),
+                   audio_phase=int(it.get("audio_phase", 0)), slate_ready=bool(it.get("slate_ready")),
+                   started_at=_time(it.get("started_at")))
+
+
+def chunk_state(it: Mapping[str, Any]) -> ChunkState:
+    """A SEG# item as the planner sees it: a slate claim's slot facts, else the worker's actual spans once
+    done, else ingest's (what the transcode will produce)."""
+    fill = str(it.get("fill") or "")
+    if fill == SLATE:
+        v_start, v_dur = _int(it.get("slate_v_start")), _int(it.get("slate_v_dur"))
+        a_start, a_dur = _int(it.get("slate_a_start")), _int(it.get("slate_a_dur"))
+        iframes = it.get("slate_iframes") or {}
+    else:
+        v_start, v_dur = _int(it.get("v_start")), _int(it.get("v_dur"))
+        a_start, a_dur = _int(it.get("a_start")), _int(it.get("a_dur"))
+        iframes = {k[4:]: v for k, v in it.items() if k.startswith("ifr_")}
+    return ChunkState(
+        seq=int(it["seq"]),
+        status=INVALID if it.get("status") == INVALID else RECEIVED,
+        received_at=parse_iso(str(it["received_at"])),
+        v_start=v_start, v_dur=v_dur, a_start=a_start, a_dur=a_dur,
+        done=frozenset(it.get("done") or ()),
+        done_at=_time(it.get("done_at")),
+        fill=fill,
+        claimed_at=_time(it.get("claimed_at")),
+        iframes={str(k): tuple((int(r[0]), int(r[1]), int(r[2])) for r in v) for k, v in iframes.items()},
+        codecs={k[6:]: str(v) for k, v in it.items() if k.startswith("codec_")},
+        run=int(it.get("run", 0)),
+        late=bool(it.get("late")),
+    )
+
+
+def publish_item(state: PublishState) -> dict[str, Any]:
+    """PublishState -> PUB attributes."""
+    return {
+        "ast": iso_us(state.ast) if state.ast else "",
+        "target": state.target,
+        "runs": [{"run": r.run, "msn_base": r.msn_base, "first_seq": r.first_seq, "last_seq": r.last_seq,
+                  "sealed": r.sealed, "slates": sorted(r.slates)} for r in state.runs],
+        "periods": [{"id": p.id, "run": p.run, "first_seq": p.first_seq, "start": _dec(p.start), "v0": p.v0,
+                     "a0": p.a0, "pdt0": iso_us(p.pdt0), "disc": p.disc} for p in state.periods],
+        "disc_before": state.disc_before,
+        "placements": {k: _placement_item(v) for k, v in state.placements.items()},
+        "ended": state.ended,
+        "periods_total": state.periods_total,
+    }
+
+
+def _placement_item(p: Placement) -> dict[str, Any]:
+    out: dict[str, Any] = {"out_seq": p.out_seq, "out_run": p.out_run, "out_pdt": iso_us(p.out_pdt),
+                           "out_media": _dec(p.out_media), "out_period": p.out_period}
+    if p.in_seq is not None and p.in_pdt is not None and p.in_media is not None:
+        out.update({"in_seq": p.in_seq, "in_run": p.in_run, "in_pdt": iso_us(p.in_pdt), "in_media": _dec(p.in_media)})
+    return out
+
+
+def publish_state(pub: Mapping[str, Any]) -> PublishState:
+    """PUB attributes -> PublishState."""
+    placements = {}
+    for k, v in (pub.get("placements") or {}).items():
+        placements[str(k)] = Placement(
+            int(v["out_seq"]), str(v.get("out_run", "")), parse_iso(str(v["out_pdt"])), float(v["out_media"]),
+            str(v.get("out_period", "")), _int(v.get("in_seq")), str(v.get("in_run", "")), _time(v.get("in_pdt")),
+            float(v["in_media"]) if v.get("in_media") is not None else None)
+    return PublishState(
+        ast=_time(pub.get("ast")),
+        target=int(pub.get("target", 0)),
+        runs=tuple(RunState(int(r["run"]), int(r["msn_base"]), int(r["first_seq"]), int(r["last_seq"]),
+                            bool(r.get("sealed")), frozenset(int(x) for x in r.get("slates") or ()))
+                   for r in pub.get("runs") or ()),
+        periods=tuple(PeriodState(str(p["id"]), int(p["run"]), int(p["first_seq"]), float(p["start"]), int(p["v0"]),
+                                  int(p["a0"]), parse_iso(str(p["pdt0"])), bool(p.get("disc", True)))
+                      for p in pub.get("periods") or ()),
+        disc_before=int(pub.get("disc_before", 0)),
+        placements=placements,
+        ended=bool(pub.get("ended")),
+        periods_total=int(pub.get("periods_total", 0)),
+    )

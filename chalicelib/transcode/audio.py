@@ -64,10 +64,34 @@ def can_copy(audio: AudioInfo | None, ladder: Ladder) -> bool:
 
 
 def plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSpan, *,
-         not_before: int | None = None, preroll: AudioInfo | None = None, mode: str = "auto") -> AudioPlan:
+         not_before: int | None = None, not_after: int | None = None, preroll: AudioInfo | None = None,
+         mode: str = "auto") -> AudioPlan:
     """The audio of one chunk. `start_ticks`: the chunk's first video frame on the run's media clock
-    (source-derived, before snapping to the grid); `not_before`: samples the previous segment's audio
-    already covers; `preroll`: the previous chunk's audio, when it continues into this one."""
+    (source-derived, before snapping to the grid); `not_before` / `not_after`: samples where the
+    previous segment's audio ends and the next one's starts, when they are already fixed (published
+    or transcoded): frames that would overlap them are left out; `preroll`: the previous chunk's
+    audio, when it continues into this one."""
+    p = _plan(ladder, info, start_ticks, video, not_before=not_before, preroll=preroll, mode=mode)
+    return _bounded(p, not_before, not_after)
+
+
+def _bounded(p: AudioPlan, not_before: int | None, not_after: int | None) -> AudioPlan:
+    span, skip = p.span, p.skip
+    if not_before is not None and span.start < not_before and p.mode != "copy":
+        drop = min(span.frames - 1, -(-(not_before - span.start) // span.frame_samples))
+        if drop > 0:
+            span = grid.AudioSpan(span.start + drop * span.frame_samples, span.frames - drop, span.frame_samples)
+            skip += drop
+    if not_after is not None and span.end > not_after:
+        keep = max(1, (not_after - span.start) // span.frame_samples)
+        span = grid.AudioSpan(span.start, min(span.frames, keep), span.frame_samples)
+    if span == p.span:
+        return p
+    return AudioPlan(p.mode, span, skip, p.input_start, p.input_samples, p.preroll, p.cold)
+
+
+def _plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSpan, *,
+          not_before: int | None, preroll: AudioInfo | None, mode: str) -> AudioPlan:
     sr = ladder.audio.sample_rate
     if mode not in ("auto", "copy", "encode"):
         raise ValueError(f"unknown audio mode {mode!r}")

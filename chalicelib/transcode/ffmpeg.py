@@ -171,7 +171,8 @@ def ladder_args(job: TranscodeJob, info: MediaInfo, workdir: str = "", audio: Au
     start_ticks = job.start_ticks if job.start_ticks is not None else round(job.media_start * grid.TICKS)
     span = video or job.video_span(info)
     if want_audio and audio is None:
-        audio = plan_audio(ladder, info, start_ticks, span, not_before=job.audio_not_before, mode=job.audio_mode)
+        audio = plan_audio(ladder, info, start_ticks, span, not_before=job.audio_not_before,
+                           not_after=job.audio_not_after, mode=job.audio_mode)
     ts = ladder.container == "ts"
     v0 = Fraction(info.start_ticks, grid.TICKS)  # the chunk's first video pts, source seconds
     media0 = Fraction(start_ticks, grid.TICKS)  # ... and where that sits on the run's media clock

@@ -77,6 +77,7 @@ class TranscodeJob:
     frames: int | None = None  # output frames
     audio_mode: str = "auto"  # "auto" (copy when the source allows) | "copy" | "encode"
     audio_not_before: int | None = None  # samples the previous segment's audio already covers
+    audio_not_after: int | None = None  # where the next segment's audio starts, when that is fixed
     preroll_path: str = ""  # the previous chunk's source: its audio tail primes a re-encode
 
     def video_span(self, info: MediaInfo) -> grid.VideoSpan:
@@ -290,7 +291,7 @@ def run(job: TranscodeJob) -> TranscodeResult:
             except InvalidMediaError:
                 preroll_info = None  # a bad predecessor cannot prime the encoder: start cold
         plan = audio_plan.plan(job.ladder, info, start_ticks, video, not_before=job.audio_not_before,
-                               preroll=preroll_info, mode=job.audio_mode)
+                               not_after=job.audio_not_after, preroll=preroll_info, mode=job.audio_mode)
     with tempfile.TemporaryDirectory(prefix=f"slipstream-{job.channel_id}-{job.seq}-") as workdir:
         joined = ""
         if plan is not None and plan.preroll:

@@ -190,12 +190,15 @@ class _Deployer:
         return self._clients[service]
 
     # -- stateful resources -----------------------------------------------------------------------
-    def bucket(self, name: str) -> None:
+    def bucket(self, name: str, versioned: bool = False) -> None:
         s3 = self.client("s3")
         try:
             s3.head_bucket(Bucket=name)
         except ClientError:
             s3.create_bucket(Bucket=name)
+        if versioned:
+            # Ingest pins the exact object version it accepted (a re-upload cannot replace it).
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
 
     def table(self, name: str) -> None:
         ddb = self.client("dynamodb")
@@ -391,7 +394,7 @@ def deploy(
     fn_arns = {n: f"arn:aws:lambda:{region}:{account}:function:{fn}" for n, fn in fn_names.items()}
 
     # Stateful resources first: functions' env vars and state machines reference them.
-    d.bucket(ingest)
+    d.bucket(ingest, versioned=True)
     d.bucket(origin)
     d.client("s3").put_bucket_cors(Bucket=origin, CORSConfiguration={"CORSRules": [
         {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 60}]})
