@@ -192,11 +192,11 @@ def published(tl: Timeline, renditions: tuple[str, ...] | None = None) -> tuple[
     out = 0
     prev: int | None = None
     for s in segs:
-        if prev is not None and s.seq != prev + 1:
+        if prev is not None and s.number != prev + 1:
             break
         if not (s.gap or names <= s.renditions):
             break
-        prev = s.seq
+        prev = s.number
         out += 1
     return segs[:out]
 
@@ -211,11 +211,11 @@ def published_counts(tl: Timeline) -> dict[str, int]:
     everyone = frozenset(names)
     segs = tl.segments
     n = len(segs)
-    first = segs[0].seq if segs else 0
+    first = segs[0].number if segs else 0
     i = 0
     while i < n:
         s = segs[i]
-        if s.seq != first + i or not (s.gap or everyone <= s.renditions):
+        if s.number != first + i or not (s.gap or everyone <= s.renditions):
             break
         i += 1
     counts: dict[str, int] = {}
@@ -223,7 +223,7 @@ def published_counts(tl: Timeline) -> dict[str, int]:
         j = i
         while j < n:
             s = segs[j]
-            if s.seq != first + j or not (s.gap or name in s.renditions):
+            if s.number != first + j or not (s.gap or name in s.renditions):
                 break
             j += 1
         counts[name] = j
@@ -255,7 +255,7 @@ def discontinuity_sequence(tl: Timeline, first_seq: int) -> int:
     """EXT-X-DISCONTINUITY-SEQUENCE: discontinuities attached to segments that left the window."""
     n = tl.discontinuities_before
     for s in tl.segments:
-        if s.seq >= first_seq:
+        if s.number >= first_seq:
             break
         if s.discontinuity:
             n += 1

@@ -177,8 +177,15 @@ def _shape(channel: str, meta: ChannelRecord, ladder: Ladder, deps: Deps, runs: 
 # (slate ready), and a run that is not ready is read again.
 _CHUNKS: dict[tuple[str, int], dict[int, ChunkState]] = {}
 _RUNS: dict[str, dict[int, RunInfo]] = {}
-_WRITTEN: dict[str, str] = {}  # origin key -> sha of the manifest text last written there
+_WRITTEN: dict[str, str] = {}  # origin key -> sha of the manifest text this process last wrote there
+_VERSIONS: dict[str, int] = {}  # channel -> PUB version this process last committed
 _SLATES: dict[tuple[str, int, str], bytes] = {}  # (channel, run, rendition) -> slate template
+
+
+def reset_caches() -> None:
+    """Forget everything remembered between invocations (tests; a process that must start afresh)."""
+    for cache in (_CHUNKS, _RUNS, _WRITTEN, _VERSIONS, _SLATES):
+        cache.clear()
 
 
 def _runs(channel: str, deps: Deps, current: int) -> dict[int, RunInfo]:
@@ -277,7 +284,11 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
         files = deps.render(tl, now)
         t1 = time.perf_counter()
         version = store.commit(channel, lease, state, {"published_at": iso(now)})
-        written = _write(channel, deps, files, shape.segment_duration)
+        # Unchanged manifests are skipped only if nobody else published since our last commit (then what
+        # this process wrote last is what the origin holds).
+        ours = _VERSIONS.get(channel) == lease.version
+        written = _write(channel, deps, files, shape.segment_duration, skip_unchanged=ours)
+        _VERSIONS[channel] = version
         for rn in sealed_now:
             _write_vod(channel, deps, tl, shape, rn, now)
         timing = {"render_ms": round((t1 - t0) * 1000, 1), "write_ms": round((time.perf_counter() - t1) * 1000, 1),
@@ -366,7 +377,8 @@ def _placements(state: PublishState, placed: list[media_breaks.PlacedBreak], tl:
     return out
 
 
-def _write(channel: str, deps: Deps, files: Mapping[str, str], segment_duration: float) -> int:
+def _write(channel: str, deps: Deps, files: Mapping[str, str], segment_duration: float,
+           skip_unchanged: bool = True) -> int:
     """Media playlists first, masters and MPD last: a player that sees a new master never finds
     a variant playlist older than it. Objects whose text did not change are not written again."""
     cache = playlist_cache_control(segment_duration)
@@ -377,7 +389,7 @@ def _write(channel: str, deps: Deps, files: Mapping[str, str], segment_duration:
         key = f"{channel}/{rel}"
         body = files[rel].encode()
         digest = hashlib.sha256(body).hexdigest()
-        if _WRITTEN.get(key) == digest:
+        if skip_unchanged and _WRITTEN.get(key) == digest:
             continue
         deps.objects.put(bucket, key, body, content_type(key), cache)
         _WRITTEN[key] = digest

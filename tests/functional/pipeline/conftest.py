@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from moto import mock_aws
-from pipeline_harness import ENV, T0, Clock, FakeCdn, FakeTranscoder, Pipeline, fake_probe, make_aws
+from pipeline_harness import ENV, T0, Clock, FakeCdn, FakeTranscoder, Pipeline, fake_probe, fake_render_slate, make_aws
 
 from chalicelib import root
+from chalicelib.pipeline import publish, worker
 from chalicelib.pipeline.deps import Deps
 from chalicelib.pipeline.ingest import idempotency_layer
 from chalicelib.pipeline.objects import S3ObjectStore
@@ -28,10 +29,14 @@ def pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
         deps = Deps(
             settings=Settings.from_env(), store=PipelineStore(table), objects=S3ObjectStore(boto3.client("s3")),
             queue=SqsQueue(boto3.client("sqs")), cdn=None, probe=fake_probe, transcode=transcoder, now=clock,
+            render_slate=fake_render_slate,
         )
+        publish.reset_caches()
+        worker._INITS.clear()
         deps.extra["idempotency"] = idempotency_layer(ENV["TABLE_NAME"])
         yield Pipeline(deps, boto3.client("s3"), boto3.client("sqs"), table, clock, transcoder, urls)
         root.reset()
+        publish.reset_caches()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """A pipeline on moto (in-process): real DynamoDB/S3/SQS adapters, fake media tools, a fake clock.
 
 The fake probe reads a chunk's JSON body ({"start": s, "duration": d}) or rejects bodies that
-start with b"CORRUPT"; the fake transcoder writes small placeholder outputs and can be told to
-crash. The pump plays SQS -> Lambda: receive, run the use case, delete on success or make the
+start with b"CORRUPT"; the fake transcoder places its outputs exactly where the real one would and
+can be told to crash; slate templates are real CMAF built in the box layer (tests/support/fake_media).
+The pump plays SQS -> Lambda: receive, run the use case, delete on success or make the
 message visible again on failure (as the visibility timeout would), so redrive to the DLQ after
 maxReceiveCount is SQS's own (moto) behaviour.
 """
@@ -21,11 +22,13 @@ import boto3
 import pytest
 
 from chalicelib import records, root
-from chalicelib.errors import InvalidMediaError, TranscodeError
 from chalicelib.pipeline import events, ingest, publish, worker
 from chalicelib.pipeline.deps import Deps
 from chalicelib.pipeline.queues import PackageMessage, TranscodeMessage
 from tests.support.clock import T0, Clock
+from tests.support.fake_media import FakeTranscoder, fake_probe, fake_render_slate
+
+__all__ = ["ENV", "TS_START", "FakeCdn", "FakeTranscoder", "Pipeline", "fake_probe", "fake_render_slate", "make_aws"]
 
 ENV = {
     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -49,6 +52,7 @@ def make_aws(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] = ENV) -> dict
     s3 = boto3.client("s3")
     for b in (env["INGEST_BUCKET"], env["ORIGIN_BUCKET"]):
         s3.create_bucket(Bucket=b)
+    s3.put_bucket_versioning(Bucket=env["INGEST_BUCKET"], VersioningConfiguration={"Status": "Enabled"})
     sqs = boto3.client("sqs")
     urls: dict[str, str] = {}
     for name in ("transcode", "package", "ingest-events"):
@@ -64,38 +68,6 @@ def make_aws(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] = ENV) -> dict
 
 
 TS_START = 1.4  # where an MPEG-TS muxer starts its clock
-
-
-
-
-def fake_probe(path: str) -> Any:
-    body = Path(path).read_bytes()
-    if body.startswith(b"CORRUPT"):
-        raise InvalidMediaError("truncated MPEG-TS: 1000 bytes is not a whole number of 188-byte packets")
-    doc = json.loads(body)
-    return SimpleNamespace(start_time=float(doc["start"]), duration=float(doc.get("duration", 2.0)))
-
-
-@dataclass
-class FakeTranscoder:
-    crashes: dict[int, int] = field(default_factory=dict)  # seq -> crashes left
-    jobs: list[Any] = field(default_factory=list)
-
-    def __call__(self, job: Any) -> Any:
-        self.jobs.append(job)
-        if self.crashes.get(job.seq, 0) > 0:
-            self.crashes[job.seq] -= 1
-            raise TranscodeError(f"ffmpeg killed (simulated) on chunk {job.seq}")
-        outs = []
-        for name in job.renditions or job.ladder.names:
-            folder = Path(job.output_dir) / name
-            folder.mkdir(parents=True, exist_ok=True)
-            init, seg = folder / "init.mp4", folder / f"{job.seq:08d}.m4s"
-            init.write_bytes(f"init-{name}".encode())
-            seg.write_bytes(f"{name}-{job.seq}-{job.media_start}".encode())
-            outs.append(SimpleNamespace(rendition=name, init_path=str(init), segment_path=str(seg),
-                                        duration=2.0, size=seg.stat().st_size))
-        return SimpleNamespace(outputs=tuple(outs), cpu_seconds=0.01, wall_seconds=0.01)
 
 
 @dataclass
@@ -128,6 +100,7 @@ class Pipeline:
 
     # ---- channel setup ----
     def channel(self, cid: str, state: str = records.RUNNING, **fields: Any) -> None:
+        fields.setdefault("run_no", 1)
         rec = records.ChannelRecord(id=cid, state=state, ladder="test", started_at=records.iso(T0), **fields)
         item = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in rec.to_item().items()}
         self.table.put_item(Item=item)
@@ -143,10 +116,11 @@ class Pipeline:
         if body is None:
             body = json.dumps({"start": TS_START + seq * 2.0 if start is None else start, "duration": 2.0}).encode()
         bucket = self.deps.settings.ingest_bucket
-        etag = self.s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]
+        put = self.s3.put_object(Bucket=bucket, Key=key, Body=body)
         return {"Records": [{
             "eventName": "ObjectCreated:Put", "eventTime": records.iso(self.clock()),
-            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": etag.strip('"'), "size": len(body)}},
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": put["ETag"].strip('"'), "size": len(body),
+                                                          "versionId": put.get("VersionId", "")}},
         }]}
 
     def ingest(self, event: dict[str, Any]) -> list[str]:
@@ -185,6 +159,23 @@ class Pipeline:
             if held and len(held) == len(msgs):
                 return out
 
+    def take(self, queue: str, predicate: Callable[[TranscodeMessage], bool]) -> list[TranscodeMessage]:
+        """Receive matching messages and keep them in flight (a worker that has not finished yet)."""
+        taken, others = [], []
+        for m in self.receive(queue):
+            msg = TranscodeMessage.parse(m["Body"])
+            if predicate(msg):
+                taken.append(msg)
+                self.sqs.delete_message(QueueUrl=self.queues[queue], ReceiptHandle=m["ReceiptHandle"])
+            else:
+                others.append(m)
+        for m in others:
+            self._release(m, queue)
+        return taken
+
+    def run_taken(self, msg: TranscodeMessage) -> str:
+        return worker.transcode_chunk(msg, self.deps)
+
     def pump_package(self) -> list[publish.Outcome]:
         out: list[publish.Outcome] = []
         while msgs := self.receive("package"):
@@ -214,7 +205,7 @@ class Pipeline:
         return dict(self.s3.head_object(Bucket=self.deps.settings.origin_bucket, Key=key))
 
     def listed(self, cid: str, rendition: str = "360p", window: str = "live") -> list[str]:
-        """Segment URIs of a media playlist, with 'GAP:' before the ones published as EXT-X-GAP."""
+        """Segment URIs of a media playlist (`r1/00000003.m4s`), with 'GAP:' before EXT-X-GAP ones."""
         out, gap = [], False
         for line in self.origin(f"{cid}/{rendition}/{window}.m3u8").splitlines():
             if line == "#EXT-X-GAP":
@@ -224,6 +215,9 @@ class Pipeline:
                 gap = False
         return out
 
-    def chunk_item(self, cid: str, seq: int) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": f"CH#{cid}", "sk": records.segment_sk(seq)}).get("Item")
+    def chunk_item(self, cid: str, seq: int, run: int = 1) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": f"CH#{cid}", "sk": records.segment_sk(run, seq)}).get("Item")
         return dict(item) if item else None
+
+    def origin_bytes(self, key: str) -> bytes:
+        return bytes(self.s3.get_object(Bucket=self.deps.settings.origin_bucket, Key=key)["Body"].read())
