@@ -106,7 +106,7 @@ def control() -> Any:
     """The control plane's ports. Pipeline functions are resolved on first use (lazy import), so
     the API runs (and is testable) without the pipeline package being importable."""
     from .control.adapters import (
-        CloudFrontUrlSigner,
+        CloudFrontPolicySigner,
         EmfMetrics,
         LazyPort,
         S3UploadPresigner,
@@ -119,7 +119,7 @@ def control() -> Any:
     signer = None
     if s.cloudfront_key_pair_id and s.cloudfront_private_key_parameter:
         param = client("ssm").get_parameter(Name=s.cloudfront_private_key_parameter, WithDecryption=True)
-        signer = CloudFrontUrlSigner(s.cloudfront_key_pair_id, param["Parameter"]["Value"])
+        signer = CloudFrontPolicySigner(s.cloudfront_key_pair_id, param["Parameter"]["Value"])
     return Control(
         settings=s,
         store=ChannelStore(client("dynamodb"), s.table_name),

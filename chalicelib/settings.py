@@ -44,6 +44,9 @@ class Settings:
     cloudfront_key_pair_id: str = ""
     cloudfront_private_key_parameter: str = ""
     signed_url_ttl: int = 3600
+    # Domain attribute of the signed cookies: the parent domain shared by the API (or player page)
+    # and the CDN hostname, e.g. example.com for api.example.com + video.example.com. Empty: host-only.
+    playback_cookie_domain: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,4 +75,5 @@ class Settings:
             cloudfront_key_pair_id=env.get("CLOUDFRONT_KEY_PAIR_ID", ""),
             cloudfront_private_key_parameter=env.get("CLOUDFRONT_PRIVATE_KEY_PARAMETER", ""),
             signed_url_ttl=int(_float(env, "SIGNED_URL_TTL", 3600, 60, 7 * 86400)),
+            playback_cookie_domain=env.get("PLAYBACK_COOKIE_DOMAIN", ""),
         )
