@@ -184,7 +184,7 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
     script = (
         "import sys\n"
         "from devtools import demo\n"
-        "def fake_start(channel_id, port, push):\n"
+        "def fake_start(channel_id, port, push, **options):\n"
         "    c = demo.Children()\n"
         "    p = c.start('sleeper', ['sleep', '300'], {})\n"
         "    print('sleeper', p.pid, file=sys.stderr, flush=True)\n"
