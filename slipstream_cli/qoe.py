@@ -127,6 +127,7 @@ class Session:
     video_ms: float = 0.0
     rebuffers: int = 0
     startup_requests: int = 0
+    _starved: bool = False
     _weighted_br: float = 0.0
     bitrates: list[float] = field(default_factory=list)  # br of each video object, in request order
     buffers: list[float] = field(default_factory=list)
@@ -147,9 +148,14 @@ class Session:
         kind = str(r.get("cmcd-object-type", "-"))
         startup = _flag(r, "cmcd-startup")
         self.startup_requests += startup
-        # Count starvation once per episode: on video objects when the player sends types, else on any.
-        if _flag(r, "cmcd-buffer-starvation") and (kind in VIDEO_TYPES or kind == "-"):
-            self.rebuffers += 1
+        # Count starvation once per episode: on video objects when the player sends types, else on
+        # any; players keep setting bs on every request while they stay starved (shaka does), so a
+        # run of consecutive bs requests is one episode.
+        if kind in VIDEO_TYPES or kind == "-":
+            starved = _flag(r, "cmcd-buffer-starvation")
+            if starved and not self._starved:
+                self.rebuffers += 1
+            self._starved = starved
         pr = _num(r, "cmcd-playback-rate")
         if pr is not None:
             self.rates.add(pr)

@@ -72,12 +72,14 @@ const state = {
   totalFrames: 0,
   playbackRate: 1,
   breakStatus: "",
+  timelineRange: null, // the seek bar's window: the live window, or the DVR window
   adBreaks: [],
   cmcdSession: "",
   currentTime: () => video.currentTime,
   breaks: () => breaks.summary(),
   breakAt: () => { const p = breaks.at(video.currentTime); return p && { key: p.brk.key, elapsed: p.elapsed, duration: p.duration }; },
   chartSamples: () => charts.filled(),
+  chartHistory: () => charts.history,
   engineConfig: () => (player ? player.config() : null),
   seekRange: () => (player ? player.seekRange() : null),
   insertAdBreak: (duration) => insertAdBreak(duration),
@@ -240,7 +242,6 @@ async function resolveSource() {
 
 function engineContext(gen) {
   const live = (fn) => (...args) => { if (gen === generation) fn(...args); };
-  state.cmcdSession = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
   return {
     video: video,
     timeUrl: timeUrl,
@@ -260,6 +261,10 @@ function engineContext(gen) {
       retryTimer = setTimeout(() => start(generation), 2000);
     }),
   };
+}
+
+function newCmcdSession() {
+  state.cmcdSession = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
 }
 
 function teardown() {
@@ -313,6 +318,8 @@ async function switchTo(change) {
     return;
   }
   generation += 1;
+  // One CMCD session per engine and format: a DVR reload or a retry continues the viewer's session.
+  if (engine !== state.engine || format !== state.format) newCmcdSession();
   Object.assign(state, { engine: engine, format: format, dvr: dvr, stalls: 0, stallEvents: 0, progressedSeconds: 0 });
   sourceFailures = 0;
   lastTime = -1;
@@ -335,6 +342,8 @@ video.addEventListener("pause", () => { state.playing = false; });
 
 function liveWindow(range) {
   if (!range) return null;
+  // shaka's seek range ends at the edge minus the presentation delay: keep the playhead on the bar.
+  range = { start: Math.min(range.start, video.currentTime), end: Math.max(range.end, video.currentTime) };
   if (state.dvr || state.format !== "dash") return range;
   const live = (state.status && state.status.live_window) || 30;
   return { start: Math.max(range.start, range.end - live), end: range.end };
@@ -377,7 +386,8 @@ function tick() {
   $("rate").textContent = state.playbackRate.toFixed(2) + "x";
   $("position").textContent = t.toFixed(1) + " s (played " + state.progressedSeconds.toFixed(1) + " s)";
   $("stalls").textContent = String(state.stalls);
-  timeline.render(liveWindow(player.seekRange()), breaks.breaks);
+  state.timelineRange = liveWindow(player.seekRange());
+  timeline.render(state.timelineRange, breaks.breaks);
   if (state.ready && now - lastSample >= 1000) {
     lastSample = now;
     const r = state.rendition;
@@ -437,6 +447,7 @@ if (!channel) {
   pollStatus();
   setInterval(pollStatus, 2000);
   syncToolbar();
+  newCmcdSession();
   generation += 1;
   start(generation);
 }

@@ -41,6 +41,9 @@ def log_file(tmp_path: Path) -> Path:
     # Viewer B (DASH) on the same channel, one failed request, no starvation.
     _request(log, "/origin/news/720p/9.m4s", 'br=1600,bl=4000,cid="news",d=2000,ot=v,sf=d,sid="b"', status=404)
     _request(log, "/origin/news/720p/9.m4s", 'br=1600,bl=4000,cid="news",d=2000,ot=v,sf=d,sid="b"')
+    # Viewer C starves twice; the player flags every request of the first episode (one episode).
+    for seq, flag in enumerate(["", ",bs", ",bs", ",bs", "", ",bs", ""]):
+        _request(log, f"/origin/news/720p/{seq}.m4s", f'br=1600,bl=3000,cid="news",d=2000,ot=v,sf=d,sid="c"{flag}')
     # Another channel, and a request without CMCD: neither counts for viewer A or B.
     _request(log, "/origin/sports/720p/9.m4s", 'br=1600,cid="sports",d=2000,ot=v,sf=d,sid="c"')
     log.write(method="GET", host="h", path="/origin/news/360p/5.m4s", query="", status=200, size=1, seconds=0.0,
@@ -52,8 +55,9 @@ def test_given_two_viewers_when_summarised_then_rebuffers_and_bitrate_are_per_se
     from slipstream_cli.qoe import read_records, summarise
 
     report = summarise("news", read_records([str(log_file)]))
-    a, b = report["sessions"]
-    assert (a["session_id"], b["session_id"]) == ("a", "b")
+    a, b, c = report["sessions"]
+    assert (a["session_id"], b["session_id"], c["session_id"]) == ("a", "b", "c")
+    assert c["rebuffers"] == 2
     assert a["formats"] == ["h"] and b["formats"] == ["d"]
     # One starvation episode, reported on both the video and the audio request: counted once.
     assert a["rebuffers"] == 1 and b["rebuffers"] == 0
@@ -65,20 +69,20 @@ def test_given_two_viewers_when_summarised_then_rebuffers_and_bitrate_are_per_se
     assert a["throughput_kbps_median"] == 8000.0 and a["playback_rates"] == [1.05]
     # The 404 is an error and is not media the viewer got.
     assert (b["requests"], b["errors"], b["video_seconds"]) == (2, 1, 2.0)
-    assert report["total"] == {"sessions": 2, "requests": 9, "errors": 1, "video_seconds": 10.0, "rebuffers": 1}
+    assert report["total"] == {"sessions": 3, "requests": 16, "errors": 1, "video_seconds": 24.0, "rebuffers": 3}
     assert report["requests_without_cmcd"] == 1
 
 
 def test_the_cli_prints_one_row_per_session_or_json(log_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["qoe", "news", "--log", str(log_file)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "channel news: 2 session(s), 9 requests (1 errors), 10.0 s of video, 1 rebuffer(s)"
+    assert out[0] == "channel news: 3 session(s), 16 requests (1 errors), 24.0 s of video, 3 rebuffer(s)"
     header = next(i for i, line in enumerate(out) if line.startswith("SESSION"))
     rows = [line.split() for line in out[header + 1:]]
-    assert [r[0] for r in rows] == ["a", "b"]
+    assert [r[0] for r in rows] == ["a", "b", "c"]
     assert rows[0][5] == "1" and rows[0][7] == "2600"
     assert main(["--json", "qoe", "news", "--log", str(log_file)]) == 0
-    assert json.loads(capsys.readouterr().out)["total"]["rebuffers"] == 1
+    assert json.loads(capsys.readouterr().out)["total"]["rebuffers"] == 3
 
 
 def test_a_missing_or_broken_log_says_which(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

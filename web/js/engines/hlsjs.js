@@ -119,9 +119,13 @@ export function create(ctx) {
       return { wallclock: pd ? (Date.now() - pd.getTime()) / 1000 : null,
         edge: Number.isFinite(h.latency) ? h.latency : null, target: h.targetLatency };
     },
+    // The playlist's window, not video.seekable: without liveDurationInfinity hls.js sets the
+    // MediaSource duration to the playlist end, so seekable starts at 0 whatever left the window.
     seekRange() {
-      const b = ctx.video.seekable;
-      return b.length ? { start: b.start(0), end: b.end(b.length - 1) } : null;
+      const level = h.levels[h.currentLevel >= 0 ? h.currentLevel : h.loadLevel];
+      const d = h.latestLevelDetails || (level && level.details);
+      if (!d || !d.fragments || !d.fragments.length) return null;
+      return { start: d.fragments[0].start, end: d.edge };
     },
     liveEdge() { return h.liveSyncPosition; },
     config() {

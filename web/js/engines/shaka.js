@@ -38,7 +38,9 @@ export function create(ctx) {
   player.configure({
     abr: { enabled: ctx.abr },
     cmcd: { enabled: true, useHeaders: false, sessionId: ctx.cmcd.sessionId, contentId: ctx.cmcd.contentId },
-    manifest: { dash: { clockSyncUri: ctx.timeUrl } },
+    // Without suggestedPresentationDelay shaka sits ~1.5 x minBufferTime behind the edge, closer
+    // than a segment-publishing origin can keep up with: hold three 2 s segments back like the others.
+    manifest: { defaultPresentationDelay: 6, dash: { clockSyncUri: ctx.timeUrl } },
     streaming: { retryParameters: { maxAttempts: 8, baseDelay: 500, backoffFactor: 1.5, fuzzFactor: 0.2 } },
   });
   player.getNetworkingEngine().registerRequestFilter((_type, request) => {
