@@ -3,7 +3,8 @@
 export const SERIES = [
   { key: "buffer", title: "Buffer level", unit: "s", lines: [["buffer", "buffer ahead", "#3fa7ff"]] },
   { key: "dropped", title: "Dropped frames", unit: "frames", lines: [["dropped", "dropped (total)", "#ff6b6b"]] },
-  { key: "bitrate", title: "Bitrate", unit: "kb/s", lines: [["bitrate", "playing", "#7bd88f"], ["bandwidth", "estimate", "#8a94a3"]] },
+  // The bandwidth estimate is often 100x the rendition's bitrate on a fast link: its own axis (right).
+  { key: "bitrate", title: "Bitrate", unit: "kb/s", lines: [["bitrate", "playing", "#7bd88f"], ["bandwidth", "estimate (right)", "#8a94a3", "bw"]] },
   { key: "latency", title: "Latency", unit: "s", lines: [["latency", "glass-to-glass", "#ffb547"], ["edge", "behind live edge", "#c792ea"]] },
   { key: "rate", title: "Playback rate", unit: "x", lines: [["rate", "rate", "#e6e9ee"]] },
 ];
@@ -30,9 +31,11 @@ export class Charts {
         legend: { show: true, live: false },
         cursor: { show: false },
         axes: [{ stroke: "#8a94a3", grid: { stroke: "#2f3742" }, size: 28 },
-          { stroke: "#8a94a3", grid: { stroke: "#2f3742" }, size: 48 }],
+          { stroke: "#8a94a3", grid: { stroke: "#2f3742" }, size: 60 }].concat(
+          s.lines.some((l) => l[3]) ? [{ scale: "bw", side: 1, stroke: "#8a94a3", grid: { show: false }, size: 60 }] : []),
         scales: { x: { time: true } },
-        series: [{}].concat(s.lines.map(([, label, color]) => ({ label: label, stroke: color, width: 1.5, spanGaps: false }))),
+        series: [{}].concat(s.lines.map(([, label, color, scale]) => Object.assign(
+          { label: label, stroke: color, width: 1.5, spanGaps: false }, scale ? { scale: scale } : {}))),
       };
       const plot = new window.uPlot(opts, [[]].concat(s.lines.map(() => [])), box);
       this.plots.push({ spec: s, plot: plot });

@@ -419,38 +419,72 @@ def test_given_a_signed_live_origin_when_an_engineer_works_the_page_then_every_t
 # --------------------------------------------------------------------------- the whole demo stack
 @pytest.fixture(scope="module")
 def demo_stack(browser_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[demo.DemoStack]:
-    """One demo stack for both players (start-up is most of the cost); each test inserts its own break."""
+    """One signed demo stack for every engine (start-up is most of the cost); each test inserts its own break."""
     work = tmp_path_factory.mktemp("demo")
-    stack = demo.start_demo(channel_id=CHANNEL, work_dir=work, startup_timeout=240)
+    stack = demo.start_demo(channel_id=CHANNEL, work_dir=work, startup_timeout=240, signed=True)
     try:
         yield stack
     finally:
         stack.stop()
 
 
-@pytest.mark.xdist_group("browser-demo-stack")  # --dist loadgroup: both players share one stack
-@pytest.mark.parametrize("fmt", ["hls", "dash"])
+def test_given_signed_make_demo_then_an_unsigned_fetch_is_refused_and_the_apis_grant_opens_the_channel(
+    demo_stack: demo.DemoStack,
+) -> None:
+    """The API signs with the key in (emulated) SSM; the origin checks with the key group's public key."""
+    origin = f"{demo_stack.base_url}/origin/{CHANNEL}"
+    status, body = fetch(f"{origin}/master.m3u8")
+    assert status == 403 and json.loads(body)["message"] == "Missing Key-Pair-Id query parameter or cookie value"
+    grant = demo.call_api(demo_stack.api_url, "GET", f"/channels/{CHANNEL}/playback?mode=query")[1]
+    assert grant["signed"] is True and grant["resource"] == f"{origin}/*"
+    status, master = fetch(grant["hls"])
+    assert status == 200, master
+    # A variant playlist and a segment the packager wrote, whatever their URL shape: one grant each.
+    variant = next(line for line in master.decode().splitlines() if line and not line.startswith("#"))
+    status, playlist = fetch(f"{origin}/{variant}?{grant['query']}")
+    assert status == 200
+    segment = next(line for line in playlist.decode().splitlines() if line.endswith(".m4s"))
+    segment_url = f"{origin}/{variant.rsplit('/', 1)[0]}/{segment}" if "/" in variant else f"{origin}/{segment}"
+    assert fetch(segment_url)[0] == 403
+    assert fetch(f"{segment_url}?{grant['query']}")[0] == 200
+    # The cookie carrier: the same grant as CloudFront-* cookies.
+    cookies = demo.call_api(demo_stack.api_url, "GET", f"/channels/{CHANNEL}/playback")[1]["cookies"]
+    assert fetch(segment_url, "; ".join(f"{k}={v}" for k, v in cookies.items()))[0] == 200
+
+
+@pytest.mark.xdist_group("browser-demo-stack")  # --dist loadgroup: every engine shares one stack
+@pytest.mark.parametrize(("engine", "fmt", "signing"), [
+    ("hlsjs", "hls", "cookie"), ("dashjs", "dash", "query"), ("shaka", "dash", "cookie")])
 def test_given_make_demo_when_a_viewer_watches_and_inserts_an_ad_break_then_playback_is_smooth_and_marked(
-    demo_stack: demo.DemoStack, run_player: Any, tmp_path: Path, fmt: str
+    demo_stack: demo.DemoStack, run_player: Any, engine: str, fmt: str, signing: str
 ) -> None:
     # An 8 s break: over before the next test's click (the API refuses overlapping breaks with 409).
-    report = run_player(demo_stack.url + "&adDuration=8", play=20, ad_break=True, fmt=fmt, start_timeout=120,
-                        marker_timeout=90, screenshot=tmp_path / f"demo-{fmt}.png")
+    shot = Path(__file__).resolve().parents[3] / ".demo" / "screenshots" / f"demo-{engine}-{fmt}.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    report = run_player(demo_stack.url + "&adDuration=8", play=20, ad_break=True, fmt=fmt, engine=engine,
+                        signing=signing, start_timeout=120, marker_timeout=90, screenshot=shot)
     print("player report:", json.dumps({k: report.get(k) for k in (
         "startupSeconds", "progressed", "wallSeconds", "stalls", "stallEvents", "latency", "edgeLatency",
-        "rendition", "marker", "markerSeenAfter", "screenshot")}))
+        "rendition", "marker", "markerSeenAfter", "playback", "breaks", "screenshot")}))
     assert report["ok"], {k: report.get(k) for k in ("failures", "errors", "log", "markers", "console")}
     assert report["stalls"] == 0
     assert report["progressed"] >= 0.85 * report["wallSeconds"]
     assert report["channelState"] == "RUNNING"
-    assert report["format"] == fmt
+    assert (report["engine"], report["format"]) == (engine, fmt)
+    # A signed viewer: the real API's grant, through the enforcing origin, in the asked carrier.
+    assert report["playback"] == {"signed": True, "mode": signing}
     # The marker is the break the button created (DATERANGE/CUE for HLS, EventStream for DASH).
     created = report["adBreakResponse"]
     assert report["marker"]["kind"] == "out"
     assert report["marker"]["duration"] == pytest.approx(created["duration"])
     if fmt == "dash":
-        assert report["marker"]["id"] == str(created["splice_event_id"])
-    elif report["marker"]["source"] == "daterange":
-        assert created["id"] in report["marker"]["id"]
+        assert report["marker"]["eventId"] == str(created["splice_event_id"])
+    else:
+        [brk] = [b for b in report["breaks"] if b["eventId"] == str(created["splice_event_id"])]
+        assert brk["sources"] == ["cue", "daterange"]  # the channel's marker_style "both": one break
     # Glass-to-glass latency (PROGRAM-DATE-TIME / MPD clock vs now): positive and bounded.
     assert report["latency"] is not None and 0 < report["latency"] < 30
+    # Every origin request of this viewer is in the CDN log with its CMCD session.
+    records = [json.loads(line) for line in demo_stack.realtime_log.read_text().splitlines()]  # type: ignore[union-attr]
+    mine = [r for r in records if r["cmcd-session-id"] == report["cmcdSession"]]
+    assert mine and {r["x-slipstream-grant"] for r in mine if r["sc-status"] == "200"} == {signing}
