@@ -283,7 +283,7 @@ async function start(gen) {
   const url = await resolveSource();
   if (gen !== generation) return;
   state.source = url;
-  $("source-url").textContent = url.replace(/([?&]Signature=)[^&]+/, "$1…");
+  $("source-url").textContent = url.replace(/([?&](?:Policy|Signature)=)[^&]+/g, "$1…");
   $("source-url").href = url;
   const engine = ENGINES[state.engine];
   log("loading " + state.format.toUpperCase() + " with " + engine.label + (state.dvr ? " (DVR)" : "") + ": " + url.split("?")[0]);
