@@ -19,7 +19,9 @@ from chalicelib.control import lifecycle as _lifecycle
 from chalicelib.control import models as _m
 from chalicelib.control.auth import route_authorizer
 from chalicelib.control.http import endpoint as _endpoint
+from chalicelib.control.http import query_param as _query
 from chalicelib.control.http import request_body as _body
+from chalicelib.control.http import with_cookies as _with_cookies
 from chalicelib.control.openapi import document as _openapi
 from chalicelib.obs import logger, metrics, tracer
 from chalicelib.pipeline import handlers as pipeline
@@ -125,7 +127,7 @@ def issue_ingest_urls(channel_id: str) -> Any:
 @app.route("/channels/{channel_id}/playback", methods=["GET"], authorizer=_AUTH)
 @_endpoint(app, _cfg)
 def get_playback(channel_id: str) -> Any:
-    return _channels.playback(_ctl(), channel_id)
+    return _with_cookies(_channels.playback(_ctl(), channel_id, _query(app, "mode")))
 
 
 @app.route("/channels/{channel_id}/status", methods=["GET"], authorizer=_AUTH)

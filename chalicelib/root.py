@@ -107,7 +107,7 @@ def control() -> Any:
     the API runs (and is testable) without the pipeline package being importable."""
     from . import obs
     from .control.adapters import (
-        CloudFrontUrlSigner,
+        CloudFrontPolicySigner,
         EmfMetrics,
         LazyPort,
         S3UploadPresigner,
@@ -120,7 +120,7 @@ def control() -> Any:
     signer = None
     if s.cloudfront_key_pair_id and s.cloudfront_private_key_parameter:
         param = client("ssm").get_parameter(Name=s.cloudfront_private_key_parameter, WithDecryption=True)
-        signer = CloudFrontUrlSigner(s.cloudfront_key_pair_id, param["Parameter"]["Value"])
+        signer = CloudFrontPolicySigner(s.cloudfront_key_pair_id, param["Parameter"]["Value"])
     return Control(
         settings=s,
         store=ChannelStore(client("dynamodb"), s.table_name),

@@ -47,6 +47,9 @@ class Settings:
     # Seconds a later chunk that is ready waits for a missing one before its slot gets slate
     # (None: one segment duration).
     slate_wait: float | None = None
+    # Domain attribute of the signed cookies: the parent domain shared by the API (or player page)
+    # and the CDN hostname, e.g. example.com for api.example.com + video.example.com. Empty: host-only.
+    playback_cookie_domain: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +79,5 @@ class Settings:
             cloudfront_private_key_parameter=env.get("CLOUDFRONT_PRIVATE_KEY_PARAMETER", ""),
             signed_url_ttl=int(_float(env, "SIGNED_URL_TTL", 3600, 60, 7 * 86400)),
             slate_wait=_float(env, "SLATE_WAIT", 2.0, 0.2, 120.0) if env.get("SLATE_WAIT") else None,
+            playback_cookie_domain=env.get("PLAYBACK_COOKIE_DOMAIN", ""),
         )

@@ -9,8 +9,12 @@ go to stderr. Ctrl-C or SIGTERM stops every child (each runs in its own process 
 The page, the origin and the API share one port: the demo server proxies `/api/*` to
 `chalice local` (so the page needs no CORS and never holds the API key) and serves `/origin/*`
 from the emulated origin bucket, passing Content-Type and Cache-Control through like CloudFront.
+Like a CloudFront edge it also logs every origin request with its CMCD (JSON lines with real-time
+log field names, `.demo/logs/cdn-realtime.jsonl`, read by `slipstream qoe CHANNEL`) and, with
+`--signed`, enforces a trusted key group: the API signs with a fresh key (private half in the
+emulated SSM, like a stage's SecureString) and `/origin/*` answers 403 to anything unsigned.
 
-    python -m devtools.demo [--duration SECONDS] [--no-push] [--channel ID] [--port N]
+    python -m devtools.demo [--duration SECONDS] [--no-push] [--channel ID] [--port N] [--signed]
 """
 
 from __future__ import annotations
@@ -38,14 +42,18 @@ from types import FrameType
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from devtools.edge import RealtimeLog, TrustedKeys
+
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 LOCAL_API_KEY = "local-dev-key"  # API_KEYS of the "local" stage in .chalice/config.json
 DEMO_CHANNEL = "demo"
 
-# Only these packages of web/node_modules are served: the page needs the players, nothing else.
-VENDOR_PACKAGES = frozenset({"hls.js", "dashjs"})
+# Only these packages of web/node_modules are served: the page needs the players and the charts.
+VENDOR_PACKAGES = frozenset({"hls.js", "dashjs", "shaka-player", "uplot"})
+SIGNING_KEY_PARAMETER = "/slipstream-local/playback-signing-key"  # the stage's SecureString, emulated
+SIGNING_KEY_PAIR_ID = "K2SLIPSTREAMLOCAL"
 
 # The origin's own Content-Type wins; these cover objects written without one.
 MEDIA_TYPES = {
@@ -211,6 +219,8 @@ class ServerConfig:
     origin: ObjectSource
     api_base: str  # e.g. http://127.0.0.1:8123 (chalice local); "" disables /api
     api_key: str = LOCAL_API_KEY
+    trusted_keys: TrustedKeys | None = None  # set: /origin/* demands a CloudFront signature
+    realtime_log: RealtimeLog | None = None  # set: one JSON line per /origin/* request
 
 
 def _media_type(path: str, table: Mapping[str, str]) -> str:
@@ -294,14 +304,44 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
         self._static(self.config.web_root / "node_modules", rel, head, allow={".js", ".mjs", ".map", ".css"})
 
     def _origin(self, key: str, head: bool) -> None:
+        started = time.monotonic()
+        status: int = HTTPStatus.NOT_FOUND
+        size, ctype, grant = 0, "application/json", ""
+        try:
+            status, size, ctype, grant = self._serve_origin(key, head)
+        finally:
+            log = self.config.realtime_log
+            if log is not None:
+                parts = urlsplit(self.path)
+                log.write(method=self.command, host=self.headers.get("Host", ""), path=parts.path, query=parts.query,
+                          status=int(status), size=size, seconds=time.monotonic() - started,
+                          client_ip=self.client_address[0], user_agent=self.headers.get("User-Agent", ""),
+                          content_type=ctype, headers=dict(self.headers.items()), grant=grant)
+
+    def _serve_origin(self, key: str, head: bool) -> tuple[int, int, str, str]:
+        """Like a CloudFront behaviour in front of S3: (optionally) check the signature, then serve.
+
+        Returns (status, body bytes, content type, which carrier authorised it) for the log."""
+        grant = ""
+        keys = self.config.trusted_keys
+        if keys is not None:
+            url = f"http://{self.headers.get('Host', '')}{self.path}"
+            verdict = keys.authorize(url, self._cookies(), client_ip=self.client_address[0])
+            if not verdict.allowed:
+                body = json.dumps({"error": "AccessDenied", "message": verdict.reason}).encode()
+                # Never cacheable: the same URL may be fetched a moment later with the grant.
+                self._send(HTTPStatus.FORBIDDEN, body, {"Content-Type": "application/json", "Cache-Control": "no-store",
+                                                        "Access-Control-Allow-Origin": "*"})
+                return HTTPStatus.FORBIDDEN, len(body), "application/json", verdict.carrier
+            grant = verdict.carrier
         if not key or ".." in key.split("/"):
             self._error(HTTPStatus.NOT_FOUND, "no object key")
-            return
+            return HTTPStatus.NOT_FOUND, 0, "application/json", grant
         try:
             body, headers = self.config.origin.get(key)
         except KeyError:
             self._error(HTTPStatus.NOT_FOUND, f"not published (yet): {key}")
-            return
+            return HTTPStatus.NOT_FOUND, 0, "application/json", grant
         out = {"Content-Type": _media_type(key, MEDIA_TYPES), "Access-Control-Allow-Origin": "*"}
         for name in ("Content-Type", "Cache-Control", "ETag", "Last-Modified"):
             value = headers.get(name)
@@ -309,6 +349,16 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
             if value and not (name == "Content-Type" and value in ("binary/octet-stream", "application/octet-stream")):
                 out[name] = value
         self._send(HTTPStatus.OK, b"" if head else body, out, length=len(body))
+        return HTTPStatus.OK, len(body), out["Content-Type"], grant
+
+    def _cookies(self) -> dict[str, str]:
+        from http.cookies import CookieError, SimpleCookie
+
+        jar: SimpleCookie = SimpleCookie()
+        for header in self.headers.get_all("Cookie") or []:
+            with contextlib.suppress(CookieError):
+                jar.load(header)
+        return {name: morsel.value for name, morsel in jar.items()}
 
     def _proxy_api(self) -> None:
         if not self.config.api_base:
@@ -325,23 +375,29 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
         request = urllib.request.Request(self.config.api_base + rest, data=body, headers=headers, method=self.command)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                status, data, ctype = response.status, response.read(), response.headers.get("Content-Type", "")
+                status, data, answer = response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
-            status, data, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
+            status, data, answer = exc.code, exc.read(), exc.headers
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             self._error(HTTPStatus.BAD_GATEWAY, f"control API unreachable: {exc}")
             return
-        self._send(status, data, {"Content-Type": ctype or "application/json", "Cache-Control": "no-store"})
+        # The API's signed cookies (GET /channels/{id}/playback) reach the browser on this origin,
+        # which is also where /origin/* lives: the demo's stand-in for an API behind the CDN's domain.
+        self._send(status, data, {"Content-Type": answer.get("Content-Type", "") or "application/json",
+                                  "Cache-Control": "no-store"}, cookies=answer.get_all("Set-Cookie") or [])
 
     def _error(self, status: HTTPStatus, message: str) -> None:
         body = json.dumps({"error": message}).encode()
         self._send(status, body, {"Content-Type": "application/json", "Cache-Control": ERROR_CACHE_CONTROL,
                                   "Access-Control-Allow-Origin": "*"})
 
-    def _send(self, status: int, body: bytes, headers: Mapping[str, str], length: int | None = None) -> None:
+    def _send(self, status: int, body: bytes, headers: Mapping[str, str], length: int | None = None,
+              cookies: Sequence[str] = ()) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
+        for cookie in cookies:
+            self.send_header("Set-Cookie", cookie)
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         if body:
@@ -447,6 +503,8 @@ class DemoStack:
     env: dict[str, str]
     children: Children
     closers: list[Callable[[], None]] = field(default_factory=list)
+    realtime_log: Path | None = None  # the CDN-style request log (CMCD), input of `slipstream qoe`
+    signed: bool = False  # /origin/* enforces the API's CloudFront signatures
 
     def player_url(self, fmt: str = "hls") -> str:
         return f"{self.base_url}/player.html?channel={self.channel_id}" + ("&format=dash" if fmt == "dash" else "")
@@ -495,12 +553,26 @@ def _start_emulator(closers: list[Callable[[], None]], work_dir: Path) -> dict[s
     return env
 
 
+def signing_key_pair() -> tuple[str, str]:
+    """A fresh RSA-2048 key (what CloudFront accepts): (private PEM for the API, public PEM for the edge)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
 def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
-               work_dir: Path | None = None, startup_timeout: float = 180.0) -> DemoStack:
+               work_dir: Path | None = None, startup_timeout: float = 180.0, signed: bool = False) -> DemoStack:
     """Bring the whole demo up; on any failure everything already started is stopped again.
 
     work_dir (default .demo/) holds the children's logs and the emulator's state; tests pass their
-    own so they never touch a `make demo` running beside them."""
+    own so they never touch a `make demo` running beside them. signed: the API hands out CloudFront
+    grants and the origin refuses requests without one (as a stage with SignedPlayback=enabled)."""
     work_dir = work_dir or ROOT / ".demo"
     children = Children(log_dir=work_dir / "logs")
     closers: list[Callable[[], None]] = []
@@ -515,7 +587,21 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         s3 = boto3.client("s3", endpoint_url=env.get("AWS_ENDPOINT_URL"), region_name=env.get("AWS_DEFAULT_REGION"),
                           aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
                           aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"))
-        config = ServerConfig(web_root=WEB, origin=S3ObjectSource(s3, env["ORIGIN_BUCKET"]), api_base=api)
+        trusted = None
+        if signed:
+            private, public = signing_key_pair()
+            ssm = boto3.client("ssm", endpoint_url=env.get("AWS_ENDPOINT_URL"),
+                               region_name=env.get("AWS_DEFAULT_REGION"),
+                               aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+                               aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"))
+            ssm.put_parameter(Name=SIGNING_KEY_PARAMETER, Value=private, Type="SecureString", Overwrite=True)
+            env = {**env, "CLOUDFRONT_KEY_PAIR_ID": SIGNING_KEY_PAIR_ID,
+                   "CLOUDFRONT_PRIVATE_KEY_PARAMETER": SIGNING_KEY_PARAMETER}
+            trusted = TrustedKeys({SIGNING_KEY_PAIR_ID: public})
+        log_path = work_dir / "logs" / "cdn-realtime.jsonl"
+        log_path.unlink(missing_ok=True)  # one run's viewers per file: `slipstream qoe` reads them all
+        config = ServerConfig(web_root=WEB, origin=S3ObjectSource(s3, env["ORIGIN_BUCKET"]), api_base=api,
+                              trusted_keys=trusted, realtime_log=RealtimeLog(log_path))
         server = make_server(config, port)
         thread = threading.Thread(target=server.serve_forever, name="demo-http", daemon=True)
         thread.start()
@@ -544,7 +630,7 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         start_channel(api, channel_id, children)
 
         stack = DemoStack(url="", base_url=base, api_url=api, channel_id=channel_id, env=env,
-                          children=children, closers=closers)
+                          children=children, closers=closers, realtime_log=log_path, signed=signed)
         stack.url = stack.player_url()
         if push:
             start_push(stack)
@@ -586,6 +672,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-push", action="store_true", help="do not push the synthetic source")
     parser.add_argument("--channel", default=DEMO_CHANNEL, help="channel id to create (default: demo)")
     parser.add_argument("--port", type=int, default=0, help="port of the page (default: a free one)")
+    parser.add_argument("--signed", action="store_true",
+                        help="signed playback: the origin answers 403 without the API's CloudFront grant")
     args = parser.parse_args(argv)
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -595,7 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chalicelib.records import validate_id
 
         validate_id(args.channel)
-        stack = start_demo(channel_id=args.channel, port=args.port, push=not args.no_push)
+        stack = start_demo(channel_id=args.channel, port=args.port, push=not args.no_push, signed=args.signed)
+        if stack.realtime_log is not None:
+            say(f"CDN request log with CMCD: {stack.realtime_log} (slipstream qoe {stack.channel_id})")
         say("ready -- open this URL (Ctrl-C stops everything):")
         print(stack.url, flush=True)
         deadline = time.monotonic() + args.duration if args.duration > 0 else None

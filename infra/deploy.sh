@@ -23,11 +23,22 @@ fi
 aws cloudformation package --template-file infra/template.yaml --s3-bucket "$ARTIFACTS" \
   --s3-prefix "$STACK" --output-template-file "$BUILD/template.packaged.yaml" >/dev/null
 
+# Signed playback (docs/deploy.md): given a public key file, the stack trusts it; unset, the stack
+# keeps what it had (aws cloudformation deploy reuses a parameter's previous value).
+PLAYBACK=()
+if [ -n "${PLAYBACK_PUBLIC_KEY_FILE:-}" ]; then
+  [ -f "$PLAYBACK_PUBLIC_KEY_FILE" ] || die "PLAYBACK_PUBLIC_KEY_FILE=$PLAYBACK_PUBLIC_KEY_FILE not found"
+  PLAYBACK+=(SignedPlayback=enabled "PlaybackPublicKey=$(cat "$PLAYBACK_PUBLIC_KEY_FILE")")
+fi
+[ -n "${SIGNED_PLAYBACK:-}" ] && PLAYBACK+=("SignedPlayback=$SIGNED_PLAYBACK")
+[ -n "${PLAYBACK_KEY_VERSION:-}" ] && PLAYBACK+=("PlaybackKeyVersion=$PLAYBACK_KEY_VERSION")
+[ -n "${PLAYER_ORIGINS:-}" ] && PLAYBACK+=("PlayerOrigins=$PLAYER_ORIGINS")
+
 # ALARM_EMAIL=you@example.com subscribes an address to the alarm topic (kept on later deploys).
 deploy_stack() {
   aws cloudformation deploy --stack-name "$STACK" --template-file "$BUILD/template.packaged.yaml" \
     --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
-    --parameter-overrides AppName="$APP" Stage="$STAGE" ${ALARM_EMAIL:+"AlarmEmail=$ALARM_EMAIL"} "$@" \
+    --parameter-overrides AppName="$APP" Stage="$STAGE" ${ALARM_EMAIL:+"AlarmEmail=$ALARM_EMAIL"} ${PLAYBACK[@]+"${PLAYBACK[@]}"} "$@" \
     --tags app="$APP" stage="$STAGE"
 }
 

@@ -40,6 +40,12 @@ OUTPUT_ENV: dict[str, str] = {
     "PlaybackBaseUrl": "PLAYBACK_BASE_URL",
 }
 
+# Outputs only a stack with SignedPlayback=enabled has; absent means the stage does not sign.
+OPTIONAL_OUTPUT_ENV: dict[str, str] = {
+    "PlaybackKeyPairId": "CLOUDFRONT_KEY_PAIR_ID",
+    "PlaybackPrivateKeyParameter": "CLOUDFRONT_PRIVATE_KEY_PARAMETER",
+}
+
 # What Chalice ships (DESIGN.md: only app.py, chalicelib/ and vendor/), plus what it needs to build.
 SHIPPED = ("app.py", "chalicelib", "vendor", "requirements.txt")
 
@@ -61,7 +67,9 @@ def stage_environment(outputs: Mapping[str, str]) -> dict[str, str]:
     missing = sorted(k for k in OUTPUT_ENV if not outputs.get(k))
     if missing:
         raise StageConfigError(f"stack outputs missing: {', '.join(missing)} (is the stack up to date?)")
-    return {env: outputs[key] for key, env in OUTPUT_ENV.items()}
+    env = {env: outputs[key] for key, env in OUTPUT_ENV.items()}
+    env.update({name: outputs[key] for key, name in OPTIONAL_OUTPUT_ENV.items() if outputs.get(key)})
+    return env
 
 
 def render_config(config: Mapping[str, Any], stage: str, outputs: Mapping[str, str]) -> dict[str, Any]:

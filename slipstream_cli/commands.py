@@ -157,3 +157,6 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--first", type=int, default=0)
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--ext", default="ts", choices=["ts", "mp4"])
+    from .qoe import add_parser as add_qoe  # reads CDN logs, not the API
+
+    add_qoe(sub)

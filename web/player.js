@@ -1,393 +1,453 @@
-// Slipstream demo player: hls.js (default) or dash.js, channel state, live latency, rendition,
-// SCTE-35 markers as the *player* sees them, and an "Insert ad break" button that calls the API.
+// Slipstream test player: one page, three engines (hls.js, dash.js, shaka-player), the shared UI a
+// streaming engineer expects -- stats and charts over time, rendition selection and ABR, an ad-break
+// timeline on the seek bar, CMCD on every request, DVR, signed playback (cookies or query string).
 //
-// Query parameters: channel (required), format=hls|dash, api (API base, default "api" -- the demo
-// server proxies it to `chalice local` so the page needs no CORS), origin (default "origin"),
-// src (explicit manifest URL, skips the playback lookup), key (x-api-key, when not proxied),
-// adDuration (seconds the ad-break button requests, default 30), time (DASH UTCTiming fallback URL).
+// Query parameters: channel (required); engine=hlsjs|dashjs|shaka; format=hls|dash (default: the
+// engine's first); dvr=1; abr=0; signing=cookie|query (how a signed stage's grant travels);
+// api (API base, default "api": the demo server proxies it, so the page holds no key); origin
+// (default "origin"); src (explicit manifest URL, skips the playback lookup); key (x-api-key when
+// not proxied); adDuration (seconds the ad-break button asks for, default 30); time (UTCTiming URL).
 //
-// Test hooks: window.slipstream (markers, stalls, currentTime(), ...) and data-testid attributes.
-"use strict";
+// Each engine lives in js/engines/{name}.js behind one adapter interface (load, destroy, renditions,
+// current, select, setAbr, bandwidth, latency, seekRange, config; signals ad markers through ctx).
+// Test hooks: window.slipstream and data-testid attributes.
+import * as hlsjs from "./js/engines/hlsjs.js";
+import * as dashjs from "./js/engines/dashjs.js";
+import * as shaka from "./js/engines/shaka.js";
+import { BreakTimeline, describe, normalize } from "./js/markers.js";
+import { Charts } from "./js/charts.js";
+import { Timeline } from "./js/timeline.js";
+import { bufferAhead } from "./js/net.js";
 
-(function () {
-  const params = new URLSearchParams(window.location.search);
-  const channel = params.get("channel") || "";
-  const apiBase = (params.get("api") || "api").replace(/\/$/, "");
-  const originBase = (params.get("origin") || "origin").replace(/\/$/, "");
-  const apiKey = params.get("key") || "";
-  // Seconds the "Insert ad break" button asks for (a break may not overlap the previous one).
-  const adDuration = Math.max(1, Number(params.get("adDuration")) || 30);
-  const SCTE35_SCHEMES = ["urn:scte:scte35:2014:xml+bin", "urn:scte:scte35:2013:bin", "urn:scte:scte35:2014:bin"];
-  // A live stream that does not advance for this long while it should be playing is a stall
-  // the viewer would notice (a spinner), whatever the player's own heuristics report.
-  const STALL_MS = 1500;
+const ENGINES = { hlsjs, dashjs, shaka };
+const params = new URLSearchParams(window.location.search);
+const channel = params.get("channel") || "";
+const apiBase = (params.get("api") || "api").replace(/\/$/, "");
+const originBase = (params.get("origin") || "origin").replace(/\/$/, "");
+const apiKey = params.get("key") || "";
+const adDuration = Math.max(1, Number(params.get("adDuration")) || 30);
+const timeUrl = params.get("time") || new URL("time", window.location.href).href;
+// A live stream that does not advance for this long while it should be playing is a stall the
+// viewer would notice (a spinner), whatever the engine's own heuristics report.
+const STALL_MS = 1500;
 
-  const $ = (id) => document.getElementById(id);
-  const video = $("video");
+const $ = (id) => document.getElementById(id);
+const video = $("video");
 
-  const state = {
-    format: params.get("format") === "dash" ? "dash" : "hls",
-    channel: channel,
-    source: "",
-    ready: false, // playback has progressed at least once
-    playing: false,
-    stalls: 0, // stall episodes detected from currentTime not advancing
-    stallEvents: 0, // the player's own stall reports (hls.js BUFFER_STALLED_ERROR, dash.js bufferStalled)
-    progressedSeconds: 0, // media seconds actually played since load
-    markers: [],
-    errors: [],
-    log: [],
-    status: null,
-    channelState: "",
-    latency: null, // seconds: wall clock minus the program date time of the frame on screen
-    edgeLatency: null, // seconds behind the live edge of the playlist/MPD
-    rendition: null,
-    adBreaks: [],
-    currentTime: () => video.currentTime,
-    insertAdBreak: (duration) => insertAdBreak(duration),
-    switchFormat: (format) => switchFormat(format),
-  };
-  window.slipstream = state;
+function initialEngine() {
+  const asked = params.get("engine");
+  if (ENGINES[asked]) return asked;
+  return params.get("format") === "dash" ? "dashjs" : "hlsjs";
+}
+const startEngine = initialEngine();
+const startFormat = ENGINES[startEngine].formats.includes(params.get("format")) ? params.get("format")
+  : ENGINES[startEngine].formats[0];
 
-  let hls = null;
-  let dash = null;
-  let retryTimer = null;
-  let fallbackSource = "";
-  let sourceFailures = 0;
+const breaks = new BreakTimeline();
+const state = {
+  channel: channel,
+  engine: startEngine,
+  format: startFormat,
+  dvr: params.get("dvr") === "1",
+  abr: params.get("abr") !== "0",
+  signing: params.get("signing") === "query" ? "query" : "cookie",
+  source: "",
+  playback: null, // the API's answer (URLs, grant)
+  ready: false,
+  playing: false,
+  stalls: 0, // stall episodes detected from currentTime not advancing
+  stallEvents: 0, // the engine's own stall reports
+  progressedSeconds: 0,
+  markers: [], // every distinct signal the engine reported (the log)
+  errors: [],
+  log: [],
+  status: null,
+  channelState: "",
+  latency: null, // wall clock minus the program date time of the frame on screen
+  edgeLatency: null, // seconds behind the live edge
+  rendition: null,
+  renditions: [],
+  bufferLevel: 0,
+  droppedFrames: 0,
+  totalFrames: 0,
+  playbackRate: 1,
+  breakStatus: "",
+  timelineRange: null, // the seek bar's window: the live window, or the DVR window
+  adBreaks: [],
+  cmcdSession: "",
+  currentTime: () => video.currentTime,
+  breaks: () => breaks.summary(),
+  breakAt: () => { const p = breaks.at(video.currentTime); return p && { key: p.brk.key, elapsed: p.elapsed, duration: p.duration }; },
+  chartSamples: () => charts.filled(),
+  chartHistory: () => charts.history,
+  engineConfig: () => (player ? player.config() : null),
+  seekRange: () => (player ? player.seekRange() : null),
+  insertAdBreak: (duration) => insertAdBreak(duration),
+  switchEngine: (engine, format) => switchTo({ engine: engine, format: format }),
+  switchFormat: (format) => switchTo({ format: format, engine: format === "dash" ? "dashjs" : "hlsjs" }),
+  setDvr: (on) => switchTo({ dvr: !!on }),
+  selectRendition: (index) => selectRendition(index),
+  setAbr: (on) => setAbr(on),
+  seek: (t) => { video.currentTime = t; },
+};
+window.slipstream = state;
 
-  // The API's playback URL may not be reachable from this page (e.g. a private emulator endpoint):
-  // after a few failed manifest loads, fall back to the origin path the demo server proxies.
-  function retrySource(start, url) {
-    sourceFailures += 1;
-    let next = url;
-    if (sourceFailures >= 3 && fallbackSource && url !== fallbackSource) {
-      log("manifest keeps failing at " + url + "; trying " + fallbackSource);
-      next = fallbackSource;
-      state.source = next;
-      $("source-url").textContent = next;
-      $("source-url").href = next;
+let player = null; // the engine adapter
+let retryTimer = null;
+let refreshTimer = null;
+let sourceFailures = 0;
+let generation = 0; // bumps on every switch, so callbacks of a torn-down engine are ignored
+const charts = new Charts($("charts"), 180);
+const timeline = new Timeline($("timeline"), video);
+
+// ------------------------------------------------------------------ log and API
+function log(message, level) {
+  const line = new Date().toISOString().slice(11, 23) + " " + message;
+  state.log.push(line);
+  if (state.log.length > 500) state.log.shift();
+  if (level === "error") state.errors.push(message);
+  const li = document.createElement("li");
+  li.textContent = line;
+  const list = $("log");
+  list.prepend(li);
+  while (list.children.length > 100) list.lastChild.remove();
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (apiKey) headers["x-api-key"] = apiKey;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(apiBase + path, { method: method, headers: headers,
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = { raw: text }; }
+  if (!response.ok) {
+    const reason = (data && (data.Message || data.message || data.error)) || text || response.statusText;
+    throw new Error(method + " " + path + " -> " + response.status + ": " + reason);
+  }
+  return data;
+}
+
+// ------------------------------------------------------------------ markers
+function onSignal(signal) {
+  const s = normalize(signal);
+  if (!s || !s.kind) return;
+  const brk = breaks.ingest(s);
+  const id = s.id || (s.eventId ? s.eventId : s.source + "@" + s.time.toFixed(1));
+  const key = [s.source, id, s.kind].join("|");
+  if (state.markers.some((m) => m.key === key)) return;
+  const marker = { key: key, source: s.source, kind: s.kind, id: id, eventId: s.eventId, time: s.time,
+    start: s.date ? new Date(s.date).toISOString() : "", duration: s.duration != null ? s.duration : null,
+    elapsed: s.elapsed != null ? s.elapsed : null, scte35: s.scte35 || "", breakKey: brk ? brk.key : null,
+    seenAt: new Date().toISOString(), format: state.format, engine: state.engine };
+  state.markers.push(marker);
+  const li = document.createElement("li");
+  li.className = marker.kind;
+  li.dataset.markerId = marker.id;
+  const parts = [marker.seenAt.slice(11, 19), marker.source, marker.kind.toUpperCase(), marker.id];
+  if (marker.start) parts.push("@" + marker.start.slice(11, 23));
+  if (marker.elapsed != null) parts.push("elapsed " + marker.elapsed.toFixed(1) + " s");
+  if (marker.duration != null) parts.push(Number(marker.duration).toFixed(1) + " s");
+  if (brk) parts.push("-> " + brk.key);
+  li.textContent = parts.join("  ");
+  $("markers").prepend(li);
+}
+
+// ------------------------------------------------------------------ renditions and ABR
+function renderRenditions() {
+  if (!player) return;
+  state.renditions = player.renditions();
+  const select = $("rendition-select");
+  const value = select.value;
+  select.innerHTML = "";
+  const auto = document.createElement("option");
+  auto.value = "-1";
+  auto.textContent = "Auto (ABR)";
+  select.appendChild(auto);
+  state.renditions.forEach((r) => {
+    const o = document.createElement("option");
+    o.value = String(r.index);
+    o.textContent = r.id + "  " + r.width + "x" + r.height + "  " + Math.round(r.bitrate / 1000) + " kb/s";
+    select.appendChild(o);
+  });
+  select.value = state.abr ? "-1" : value;
+}
+
+function showRendition() {
+  if (!player) return;
+  const r = player.current();
+  const changed = r && (!state.rendition || state.rendition.id !== r.id);
+  state.rendition = r;
+  $("rendition").textContent = r ? r.id + " " + r.width + "x" + r.height : "–";
+  $("bitrate").textContent = r && r.bitrate ? (r.bitrate / 1000).toFixed(0) + " kb/s" : "–";
+  if (changed) log("rendition -> " + r.id);
+}
+
+function selectRendition(index) {
+  if (!player) return;
+  const i = Number(index);
+  if (i < 0) { setAbr(true); return; }
+  state.abr = false;
+  $("abr-toggle").checked = false;
+  $("rendition-select").value = String(i);
+  player.select(i);
+  log("manual rendition: " + (state.renditions[i] ? state.renditions[i].id : i) + " (ABR off)");
+}
+
+function setAbr(on) {
+  state.abr = !!on;
+  $("abr-toggle").checked = state.abr;
+  if (state.abr) $("rendition-select").value = "-1";
+  if (player) player.setAbr(state.abr);
+  log("ABR " + (state.abr ? "on" : "off"));
+}
+
+// ------------------------------------------------------------------ sources and signing
+function grant() {
+  const p = state.playback;
+  if (!p || !p.signed) return { query: "", cookies: false };
+  return { query: p.mode === "query" ? p.query || "" : "", cookies: p.mode === "cookie" };
+}
+
+async function lookupPlayback() {
+  const mode = state.signing;
+  state.playback = await api("GET", "/channels/" + encodeURIComponent(channel) + "/playback?mode=" + mode);
+  clearTimeout(refreshTimer);
+  if (state.playback && state.playback.signed && state.playback.expires_at) {
+    // Renew the grant well before it expires; new requests pick the new signature up at once.
+    const ms = Math.max(10000, (Date.parse(state.playback.expires_at) - Date.now()) * 0.8);
+    refreshTimer = setTimeout(() => lookupPlayback().then(() => log("signed grant renewed")).catch((e) => log(e.message, "error")), ms);
+  }
+  return state.playback;
+}
+
+async function resolveSource() {
+  if (params.get("src")) return params.get("src");
+  const dash = state.format === "dash";
+  const fallback = originBase + "/" + channel + (dash ? "/manifest.mpd" : state.dvr ? "/dvr.m3u8" : "/master.m3u8");
+  try {
+    const p = await lookupPlayback();
+    const url = dash ? p.dash : state.dvr ? p.dvr : p.hls;
+    if (url) {
+      $("signing-state").textContent = p.signed ? "signed (" + p.mode + ", until " + String(p.expires_at).slice(11, 19) + ")" : "unsigned";
+      return sourceFailures >= 3 && !p.signed ? fallback : url;
     }
-    retryTimer = setTimeout(() => start(next), 2000);
+  } catch (err) {
+    log("playback lookup failed, using the origin path: " + err.message);
   }
-  const seenMarkers = new Set();
+  $("signing-state").textContent = "unsigned (origin path)";
+  return fallback;
+}
 
-  function log(message, level) {
-    const line = new Date().toISOString().slice(11, 23) + " " + message;
-    state.log.push(line);
-    if (level === "error") state.errors.push(message);
-    const li = document.createElement("li");
-    li.textContent = line;
-    const list = $("log");
-    list.prepend(li);
-    while (list.children.length > 100) list.lastChild.remove();
-  }
-
-  function apiHeaders(extra) {
-    const headers = Object.assign({ Accept: "application/json" }, extra || {});
-    if (apiKey) headers["x-api-key"] = apiKey;
-    return headers;
-  }
-
-  async function api(method, path, body) {
-    const init = { method: method, headers: apiHeaders(body ? { "Content-Type": "application/json" } : {}) };
-    if (body !== undefined) init.body = JSON.stringify(body);
-    const response = await fetch(apiBase + path, init);
-    const text = await response.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { raw: text }; }
-    if (!response.ok) {
-      const reason = (data && (data.Message || data.message || data.error)) || text || response.statusText;
-      throw new Error(method + " " + path + " -> " + response.status + ": " + reason);
-    }
-    return data;
-  }
-
-  // ------------------------------------------------------------------ markers
-  function addMarker(marker) {
-    const key = [marker.source, marker.id, marker.kind].join("|");
-    if (seenMarkers.has(key)) return;
-    seenMarkers.add(key);
-    marker.seenAt = new Date().toISOString();
-    marker.format = state.format;
-    state.markers.push(marker);
-    const li = document.createElement("li");
-    li.className = marker.kind;
-    li.dataset.markerId = marker.id;
-    const parts = [marker.seenAt.slice(11, 19), marker.source, marker.kind.toUpperCase(), marker.id];
-    if (marker.start) parts.push("@" + marker.start.slice(11, 23));
-    if (marker.duration != null) parts.push(Number(marker.duration).toFixed(1) + " s");
-    li.textContent = parts.join("  ");
-    $("markers").prepend(li);
-  }
-
-  function hlsDateRanges(details) {
-    const ranges = details && details.dateRanges ? details.dateRanges : {};
-    Object.keys(ranges).forEach((id) => {
-      const dr = ranges[id];
-      if (!dr) return;
-      const attr = dr.attr || {};
-      const isScte = attr["SCTE35-OUT"] || attr["SCTE35-IN"] || attr["SCTE35-CMD"] ||
-        /scte35/i.test(dr.class || attr.CLASS || "") || /splice|ad/i.test(id);
-      if (!isScte) return;
-      const start = dr.startDate ? dr.startDate.toISOString() : attr["START-DATE"];
-      if (attr["SCTE35-OUT"] || attr["SCTE35-CMD"] || attr["PLANNED-DURATION"]) {
-        addMarker({ source: "daterange", kind: "out", id: id, start: start,
-          duration: dr.plannedDuration != null ? dr.plannedDuration : dr.duration,
-          scte35: attr["SCTE35-OUT"] || attr["SCTE35-CMD"] || "" });
-      }
-      if (attr["SCTE35-IN"] || dr.duration != null || attr["END-DATE"]) {
-        addMarker({ source: "daterange", kind: "in", id: id, start: start, duration: dr.duration,
-          scte35: attr["SCTE35-IN"] || "" });
-      }
-    });
-  }
-
-  function cueTags(frag) {
-    (frag.tagList || []).forEach((tag) => {
-      const name = String(tag[0] || "").replace(/^#/, "");
-      const value = tag[1] || "";
-      let kind = null;
-      if (name === "EXT-X-CUE-OUT") kind = "out";
-      else if (name === "EXT-X-CUE-IN") kind = "in";
-      if (!kind) return;
-      const m = /(?:DURATION=)?([0-9.]+)/.exec(value);
-      addMarker({ source: "cue", kind: kind, id: "sn" + frag.sn,
-        start: frag.programDateTime ? new Date(frag.programDateTime).toISOString() : "",
-        duration: kind === "out" && m ? parseFloat(m[1]) : null, scte35: "" });
-    });
-  }
-
-  // dash.js hands the <Binary> payload over as a string or as bytes depending on the scheme.
-  function scte35Text(data) {
-    if (typeof data === "string") return data.trim().slice(0, 120);
-    if (data && data.byteLength) {
-      const bytes = new Uint8Array(data.buffer || data, data.byteOffset || 0, data.byteLength);
-      return btoa(String.fromCharCode.apply(null, Array.from(bytes))).slice(0, 120);
-    }
-    return "";
-  }
-
-  function dashEvent(e) {
-    const ev = e.event || e;
-    const stream = ev.eventStream || {};
-    const scale = stream.timescale || 1;
-    addMarker({ source: "dash-event", kind: "out", id: String(ev.id),
-      start: "", presentationTime: ev.calculatedPresentationTime != null ? ev.calculatedPresentationTime : ev.presentationTime / scale,
-      duration: ev.duration != null ? ev.duration : null, // dash.js has already divided by @timescale
-      scte35: scte35Text(ev.messageData) });
-  }
-
-  // ------------------------------------------------------------------ players
-  function renditionFromUrl(url) {
-    const parts = String(url || "").split("?")[0].split("/");
-    return parts.length > 1 ? parts[parts.length - 2] : "";
-  }
-
-  function showRendition(r) {
-    state.rendition = r;
-    $("rendition").textContent = r ? (r.name || "") + " " + r.width + "x" + r.height : "–";
-    $("bitrate").textContent = r && r.bitrate ? (r.bitrate / 1000).toFixed(0) + " kb/s" : "–";
-  }
-
-  function teardown() {
-    clearTimeout(retryTimer);
-    if (hls) { hls.destroy(); hls = null; }
-    if (dash) { dash.reset(); dash = null; }
-    state.ready = false;
-    state.playing = false;
-    video.removeAttribute("src");
-  }
-
-  function startHls(url) {
-    if (!window.Hls || !Hls.isSupported()) { log("hls.js is not supported in this browser", "error"); return; }
-    const h = new Hls({
-      liveSyncDurationCount: 3,
-      backBufferLength: 30,
-      manifestLoadingMaxRetry: 1,
-      levelLoadingMaxRetry: 8,
-      fragLoadingMaxRetry: 8,
-    });
-    hls = h;
-    h.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
-      log("HLS master: " + data.levels.length + " renditions");
-      video.play().catch((err) => log("play() refused: " + err.message));
-    });
-    const onLevel = (_e, data) => {
-      hlsDateRanges(data.details);
-      (data.details.fragments || []).forEach(cueTags);
-    };
-    h.on(Hls.Events.LEVEL_LOADED, onLevel);
-    h.on(Hls.Events.LEVEL_UPDATED, onLevel);
-    h.on(Hls.Events.FRAG_CHANGED, (_e, data) => cueTags(data.frag));
-    h.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
-      const level = h.levels[data.level];
-      if (!level) return;
-      showRendition({ name: level.name || renditionFromUrl(level.url[0] || level.url), width: level.width,
-        height: level.height, bitrate: level.averageBitrate || level.bitrate });
-      log("rendition -> " + state.rendition.name);
-    });
-    h.on(Hls.Events.ERROR, (_e, data) => {
-      if (data.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) state.stallEvents += 1;
-      if (!data.fatal) return;
-      log("hls.js fatal " + data.type + ": " + data.details, "error");
-      if (data.type === Hls.ErrorTypes.MEDIA_ERROR) { h.recoverMediaError(); return; }
-      // Before the first playlist is published the master 404s: wait and try again.
+function engineContext(gen) {
+  const live = (fn) => (...args) => { if (gen === generation) fn(...args); };
+  return {
+    video: video,
+    timeUrl: timeUrl,
+    abr: state.abr,
+    cmcd: { sessionId: state.cmcdSession, contentId: channel },
+    grant: grant,
+    log: live(log),
+    signal: live(onSignal),
+    renditionsChanged: live(() => { renderRenditions(); showRendition(); }),
+    renditionChanged: live(showRendition),
+    stallEvent: live(() => { state.stallEvents += 1; }),
+    // Before the first manifest is published the origin answers 404: wait and load again.
+    fatal: live((what, beforeStart) => {
+      if (!beforeStart && state.ready) log("engine failed after start: " + what, "error");
+      sourceFailures += 1;
       teardown();
-      retrySource(startHls, url);
-    });
-    h.loadSource(url);
-    h.attachMedia(video);
+      retryTimer = setTimeout(() => start(generation), 2000);
+    }),
+  };
+}
+
+function newCmcdSession() {
+  state.cmcdSession = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
+}
+
+function teardown() {
+  clearTimeout(retryTimer);
+  if (player) {
+    try { player.destroy(); } catch (e) { log("destroy: " + e.message); }
+    player = null;
   }
+  state.ready = false;
+  state.playing = false;
+  video.removeAttribute("src");
+}
 
-  function startDash(url) {
-    if (!window.dashjs) { log("dash.js did not load", "error"); return; }
-    const p = dashjs.MediaPlayer().create();
-    dash = p;
-    const E = dashjs.MediaPlayer.events;
-    SCTE35_SCHEMES.forEach((scheme) => {
-      p.on(scheme, dashEvent, null, { mode: E.EVENT_MODE_ON_RECEIVE });
-    });
-    p.on(E.QUALITY_CHANGE_RENDERED, (e) => {
-      if (e.mediaType !== "video") return;
-      const r = p.getCurrentRepresentationForType("video");
-      if (r) showRendition({ name: r.id, width: r.width, height: r.height, bitrate: r.bandwidth });
-    });
-    p.on(E.BUFFER_EMPTY, (e) => { if (!e.mediaType || e.mediaType === "video") state.stallEvents += 1; });
-    p.on(E.ERROR, (e) => {
-      const err = e.error || {};
-      log("dash.js error " + (err.code || "") + ": " + (err.message || JSON.stringify(err)).slice(0, 200), "error");
-      // The MPD 404s until the first segment is published: retry like the HLS path.
-      if (!state.ready) { teardown(); retrySource(startDash, url); }
-    });
-    // The MPD's own UTCTiming wins; the fallback is the demo server's clock, never dash.js's default
-    // internet time server (the page must work offline and on loopback).
-    const timeUrl = params.get("time") || new URL("time", window.location.href).href;
-    p.updateSettings({ streaming: {
-      delay: { liveDelayFragmentCount: 3 },
-      utcSynchronization: { defaultTimingSource: { scheme: "urn:mpeg:dash:utc:http-iso:2014", value: timeUrl } },
-    } });
-    p.initialize(video, url, true);
+async function start(gen) {
+  if (gen !== generation) return;
+  const url = await resolveSource();
+  if (gen !== generation) return;
+  state.source = url;
+  $("source-url").textContent = url.replace(/([?&](?:Policy|Signature)=)[^&]+/g, "$1…");
+  $("source-url").href = url;
+  const engine = ENGINES[state.engine];
+  log("loading " + state.format.toUpperCase() + " with " + engine.label + (state.dvr ? " (DVR)" : "") + ": " + url.split("?")[0]);
+  try {
+    player = engine.create(engineContext(gen));
+    Promise.resolve(player.load(url)).catch((e) => log("load: " + e.message, "error"));
+  } catch (err) {
+    log(engine.label + ": " + err.message, "error");
   }
+}
 
-  async function resolveSource(format) {
-    if (params.get("src")) return params.get("src");
-    const fallback = originBase + "/" + channel + (format === "dash" ? "/manifest.mpd" : "/master.m3u8");
-    fallbackSource = fallback;
-    sourceFailures = 0;
-    try {
-      const playback = await api("GET", "/channels/" + encodeURIComponent(channel) + "/playback");
-      const urls = [];
-      const walk = (v) => {
-        if (typeof v === "string") urls.push(v);
-        else if (v && typeof v === "object") Object.values(v).forEach(walk);
-      };
-      walk(playback);
-      const wanted = format === "dash" ? /\.mpd(\?|$)/ : /\.m3u8(\?|$)/;
-      const found = urls.find((u) => wanted.test(u) && !/\/(dvr|vod)\b/i.test(u)) || urls.find((u) => wanted.test(u));
-      if (found) return found;
-    } catch (err) {
-      log("playback lookup failed, using the origin path: " + err.message);
-    }
-    return fallback;
-  }
+function syncToolbar() {
+  document.querySelectorAll("[data-engine]").forEach((b) => {
+    b.classList.toggle("active", b.dataset.engine === state.engine && (b.dataset.format || state.format) === state.format);
+  });
+  $("dvr-toggle").checked = state.dvr;
+  $("abr-toggle").checked = state.abr;
+}
 
-  async function switchFormat(format) {
-    state.format = format === "dash" ? "dash" : "hls";
-    document.querySelectorAll("[data-format]").forEach((b) => b.classList.toggle("active", b.dataset.format === state.format));
-    teardown();
-    showRendition(null);
-    const url = await resolveSource(state.format);
-    state.source = url;
-    $("source-url").textContent = url;
-    $("source-url").href = url;
-    log("loading " + state.format.toUpperCase() + " " + url);
-    if (state.format === "dash") startDash(url); else startHls(url);
-  }
-
-  // ------------------------------------------------------------------ stats loop
-  let lastTime = -1;
-  let lastAdvance = performance.now();
-  let inStall = false;
-  video.addEventListener("playing", () => { state.playing = true; });
-  video.addEventListener("pause", () => { state.playing = false; });
-
-  function tick() {
-    const now = performance.now();
-    const t = video.currentTime;
-    if (t > lastTime + 0.01) {
-      if (lastTime >= 0 && t - lastTime < 5) state.progressedSeconds += t - lastTime;
-      if (!state.ready && lastTime >= 0) { state.ready = true; log("playback started"); }
-      lastTime = t;
-      lastAdvance = now;
-      inStall = false;
-    } else if (state.ready && !video.paused && !video.ended && now - lastAdvance > STALL_MS && !inStall) {
-      inStall = true;
-      state.stalls += 1;
-      log("stall: no progress for " + STALL_MS + " ms at " + t.toFixed(2), "error");
-    }
-    if (hls) {
-      const pd = hls.playingDate;
-      state.latency = pd ? (Date.now() - pd.getTime()) / 1000 : null;
-      state.edgeLatency = Number.isFinite(hls.latency) ? hls.latency : null;
-      $("bandwidth").textContent = hls.bandwidthEstimate ? (hls.bandwidthEstimate / 1000).toFixed(0) + " kb/s" : "–";
-    } else if (dash) {
-      const l = dash.getCurrentLiveLatency();
-      state.latency = Number.isFinite(l) && l > 0 ? l : null;
-      state.edgeLatency = state.latency;
-      const bw = dash.getAverageThroughput ? dash.getAverageThroughput("video") : NaN;
-      $("bandwidth").textContent = Number.isFinite(bw) && bw > 0 ? bw.toFixed(0) + " kb/s" : "–";
-    }
-    $("latency").textContent = state.latency != null ? state.latency.toFixed(1) + " s" : "–";
-    $("edge-latency").textContent = state.edgeLatency != null ? state.edgeLatency.toFixed(1) + " s" : "–";
-    $("position").textContent = t.toFixed(1) + " s (played " + state.progressedSeconds.toFixed(1) + " s)";
-    $("stalls").textContent = String(state.stalls);
-  }
-  setInterval(tick, 250);
-
-  async function pollStatus() {
-    try {
-      const status = await api("GET", "/channels/" + encodeURIComponent(channel) + "/status");
-      state.status = status;
-      state.channelState = (status && (status.state || (status.channel && status.channel.state))) || "";
-      const badge = $("channel-state");
-      badge.textContent = state.channelState || "unknown";
-      badge.className = "badge " + state.channelState;
-    } catch (err) {
-      $("channel-state").textContent = "unreachable";
-      $("channel-state").className = "badge ERROR";
-    }
-  }
-
-  async function insertAdBreak(duration) {
-    const button = $("ad-break");
-    button.disabled = true;
-    $("ad-break-status").textContent = "requesting…";
-    try {
-      const result = await api("POST", "/channels/" + encodeURIComponent(channel) + "/ad-breaks",
-        { duration: duration || adDuration, kind: "splice_insert" });
-      state.adBreaks.push(result);
-      const id = result && (result.id || result.break_id || (result.ad_break && result.ad_break.id));
-      $("ad-break-status").textContent = "scheduled " + (id || "") + (result && result.start ? " at " + String(result.start).slice(11, 23) : "");
-      log("ad break scheduled: " + JSON.stringify(result).slice(0, 200));
-      return result;
-    } catch (err) {
-      $("ad-break-status").textContent = err.message;
-      log(err.message, "error");
-      throw err;
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  // ------------------------------------------------------------------ wiring
-  $("channel-id").textContent = channel || "(none)";
-  if (!channel) {
-    log("no ?channel= in the URL", "error");
+async function switchTo(change) {
+  const engine = change.engine && ENGINES[change.engine] ? change.engine : state.engine;
+  let format = change.format || (change.engine ? ENGINES[engine].formats[0] : state.format);
+  if (!ENGINES[engine].formats.includes(format)) format = ENGINES[engine].formats[0];
+  const dvr = change.dvr != null ? change.dvr : state.dvr;
+  // DASH has one MPD whose timeShiftBufferDepth is the DVR window: the toggle widens the seek bar
+  // and leaves the stream alone; HLS switches between master.m3u8 and dvr.m3u8.
+  if (engine === state.engine && format === state.format && format === "dash" && dvr !== state.dvr && player) {
+    state.dvr = dvr;
+    if (!dvr) { const edge = player.liveEdge(); if (edge != null) video.currentTime = edge - 6; }
+    syncToolbar();
+    log("DVR " + (dvr ? "on" : "off") + " (DASH: same MPD, seek window " + (dvr ? "timeShiftBufferDepth" : "live") + ")");
     return;
   }
+  generation += 1;
+  // One CMCD session per engine and format: a DVR reload or a retry continues the viewer's session.
+  if (engine !== state.engine || format !== state.format) newCmcdSession();
+  Object.assign(state, { engine: engine, format: format, dvr: dvr, stalls: 0, stallEvents: 0, progressedSeconds: 0 });
+  sourceFailures = 0;
+  lastTime = -1;
+  teardown();
+  breaks.clear();
+  charts.reset();
+  state.rendition = null;
+  $("timeline").querySelector(".breaks").innerHTML = "";
+  syncToolbar();
+  await start(generation);
+}
+
+// ------------------------------------------------------------------ stats loop
+let lastTime = -1;
+let lastAdvance = performance.now();
+let inStall = false;
+let lastSample = 0;
+video.addEventListener("playing", () => { state.playing = true; });
+video.addEventListener("pause", () => { state.playing = false; });
+
+function liveWindow(range) {
+  if (!range) return null;
+  // shaka's seek range ends at the edge minus the presentation delay: keep the playhead on the bar.
+  range = { start: Math.min(range.start, video.currentTime), end: Math.max(range.end, video.currentTime) };
+  if (state.dvr || state.format !== "dash") return range;
+  const live = (state.status && state.status.live_window) || 30;
+  return { start: Math.max(range.start, range.end - live), end: range.end };
+}
+
+function tick() {
+  const now = performance.now();
+  const t = video.currentTime;
+  if (t > lastTime + 0.01) {
+    if (lastTime >= 0 && t - lastTime < 5) state.progressedSeconds += t - lastTime;
+    if (!state.ready && lastTime >= 0) { state.ready = true; log("playback started"); }
+    lastTime = t;
+    lastAdvance = now;
+    inStall = false;
+  } else if (state.ready && !video.paused && !video.ended && now - lastAdvance > STALL_MS && !inStall) {
+    inStall = true;
+    state.stalls += 1;
+    log("stall: no progress for " + STALL_MS + " ms at " + t.toFixed(2), "error");
+  }
+  if (!player) return;
+  if (player.poll) player.poll();
+  const lat = player.latency();
+  state.latency = lat.wallclock != null && lat.wallclock > 0 ? lat.wallclock : null;
+  state.edgeLatency = lat.edge;
+  state.bufferLevel = bufferAhead(video);
+  const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+  state.droppedFrames = quality ? quality.droppedVideoFrames : player.droppedFrames ? player.droppedFrames() : 0;
+  state.totalFrames = quality ? quality.totalVideoFrames : 0;
+  state.playbackRate = video.playbackRate;
+  const bw = player.bandwidth();
+  const position = breaks.at(t);
+  state.breakStatus = describe(position);
+  $("break-status").textContent = state.breakStatus || "not in a break";
+  $("break-status").classList.toggle("in-break", !!position);
+  $("latency").textContent = state.latency != null ? state.latency.toFixed(1) + " s" : "–";
+  $("edge-latency").textContent = state.edgeLatency != null ? state.edgeLatency.toFixed(1) + " s" : "–";
+  $("bandwidth").textContent = bw ? (bw / 1000).toFixed(0) + " kb/s" : "–";
+  $("buffer").textContent = state.bufferLevel.toFixed(1) + " s";
+  $("dropped").textContent = state.droppedFrames + " / " + state.totalFrames;
+  $("rate").textContent = state.playbackRate.toFixed(2) + "x";
+  $("position").textContent = t.toFixed(1) + " s (played " + state.progressedSeconds.toFixed(1) + " s)";
+  $("stalls").textContent = String(state.stalls);
+  state.timelineRange = liveWindow(player.seekRange());
+  timeline.render(state.timelineRange, breaks.breaks);
+  if (state.ready && now - lastSample >= 1000) {
+    lastSample = now;
+    const r = state.rendition;
+    charts.push({ t: Date.now() / 1000, buffer: state.bufferLevel, dropped: state.droppedFrames,
+      bitrate: r && r.bitrate ? r.bitrate / 1000 : null, bandwidth: bw ? bw / 1000 : null,
+      latency: state.latency, edge: state.edgeLatency, rate: state.playbackRate });
+  }
+}
+setInterval(tick, 250);
+
+async function pollStatus() {
+  try {
+    const status = await api("GET", "/channels/" + encodeURIComponent(channel) + "/status");
+    state.status = status;
+    state.channelState = (status && (status.state || (status.channel && status.channel.state))) || "";
+    $("channel-state").textContent = state.channelState || "unknown";
+    $("channel-state").className = "badge " + state.channelState;
+  } catch (err) {
+    $("channel-state").textContent = "unreachable";
+    $("channel-state").className = "badge ERROR";
+  }
+}
+
+async function insertAdBreak(duration) {
+  const button = $("ad-break");
+  button.disabled = true;
+  $("ad-break-status").textContent = "requesting…";
+  try {
+    const result = await api("POST", "/channels/" + encodeURIComponent(channel) + "/ad-breaks",
+      { duration: duration || adDuration, kind: "splice_insert" });
+    state.adBreaks.push(result);
+    const id = result && (result.id || result.break_id);
+    $("ad-break-status").textContent = "scheduled " + (id || "") + (result && result.start ? " at " + String(result.start).slice(11, 23) : "");
+    log("ad break scheduled: " + JSON.stringify(result).slice(0, 200));
+    return result;
+  } catch (err) {
+    $("ad-break-status").textContent = err.message;
+    log(err.message, "error");
+    throw err;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ------------------------------------------------------------------ wiring
+$("channel-id").textContent = channel || "(none)";
+if (!channel) {
+  log("no ?channel= in the URL", "error");
+} else {
   $("ad-break").addEventListener("click", () => { insertAdBreak(adDuration).catch(() => {}); });
-  document.querySelectorAll("[data-format]").forEach((b) => b.addEventListener("click", () => switchFormat(b.dataset.format)));
+  document.querySelectorAll("[data-engine]").forEach((b) => b.addEventListener("click",
+    () => switchTo({ engine: b.dataset.engine, format: b.dataset.format })));
+  $("dvr-toggle").addEventListener("change", (e) => switchTo({ dvr: e.target.checked }));
+  $("abr-toggle").addEventListener("change", (e) => setAbr(e.target.checked));
+  $("rendition-select").addEventListener("change", (e) => selectRendition(e.target.value));
+  $("live-button").addEventListener("click", () => { const edge = player && player.liveEdge(); if (edge != null) video.currentTime = edge - 3; });
   pollStatus();
   setInterval(pollStatus, 2000);
-  switchFormat(state.format);
-})();
+  syncToolbar();
+  newCmcdSession();
+  generation += 1;
+  start(generation);
+}

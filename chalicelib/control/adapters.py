@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError, aws_error_code
-from .ports import StaleTokenError
+from .ports import PlaybackGrant, StaleTokenError
 
 # Step Functions answers these when the token's task is no longer waiting.
 _STALE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken", "ExecutionDoesNotExist"}
@@ -71,26 +71,44 @@ class S3UploadPresigner:
         )
 
 
-class CloudFrontUrlSigner:
-    """Canned-policy signed URLs with the stage's CloudFront key pair (RSA-SHA1, as CloudFront requires)."""
+class CloudFrontPolicySigner:
+    """Custom-policy signatures with the stage's CloudFront key (RSA-SHA1, as CloudFront requires).
+
+    One policy per viewer covers every object under the channel's wildcard, so the same signature
+    authorises the multivariant playlist, the media playlists, init and media segments, whatever
+    their URL shape: a canned (one-URL) policy cannot, because players derive those URLs."""
 
     def __init__(self, key_pair_id: str, private_key_pem: str) -> None:
         from botocore.signers import CloudFrontSigner
 
         try:
             from cryptography.hazmat.primitives import hashes, serialization
-            from cryptography.hazmat.primitives.asymmetric import padding
+            from cryptography.hazmat.primitives.asymmetric import padding, rsa
         except ImportError as e:  # pragma: no cover - the stage enabling signing must ship it
-            raise StoreError("signed playback URLs need the 'cryptography' package") from e
-        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+            raise StoreError("signed playback needs the 'cryptography' package") from e
+        try:
+            key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+        except ValueError as e:
+            raise StoreError(f"the CloudFront signing key is not a PEM private key ({e})") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise StoreError("the CloudFront signing key must be an RSA key (CloudFront accepts RSA-2048)")
 
         def rsa_signer(message: bytes) -> bytes:
-            return key.sign(message, padding.PKCS1v15(), hashes.SHA1())  # type: ignore[union-attr,call-arg,arg-type]
+            return key.sign(message, padding.PKCS1v15(), hashes.SHA1())
 
+        self.key_pair_id = key_pair_id
         self._signer = CloudFrontSigner(key_pair_id, rsa_signer)
 
-    def sign(self, url: str, expires_at: datetime) -> str:
-        return str(self._signer.generate_presigned_url(url, date_less_than=expires_at))
+    def grant(self, resource: str, expires_at: datetime) -> PlaybackGrant:
+        policy = self._signer.build_policy(resource, expires_at).encode()
+        encode = self._signer._url_b64encode  # CloudFront's own alphabet; botocore's helper is the reference
+        return PlaybackGrant(
+            resource=resource,
+            policy=encode(policy).decode(),
+            signature=encode(self._signer.rsa_signer(policy)).decode(),
+            key_pair_id=self.key_pair_id,
+            expires_at=expires_at,
+        )
 
 
 class LazyPort:

@@ -9,7 +9,9 @@ command, the claim is rolled back, so nothing is half-applied.
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
 from ..obs import logger
@@ -30,7 +32,7 @@ from ..records import (
     validate_id,
 )
 from .models import ENCODING_FIELDS, CreateChannel, IngestUrlsRequest, PatchChannel
-from .ports import Control, StaleTokenError
+from .ports import Control, PlaybackGrant, StaleTokenError
 
 # States in which an execution is parked on `.waitForTaskToken` with no timeout: a failed
 # SendTaskSuccess there means the execution is gone, not that the token rotated.
@@ -274,8 +276,22 @@ def ingest_urls(ctl: Control, channel_id: str, body: IngestUrlsRequest) -> dict[
     return {"channel_id": channel_id, "expires_at": iso(expires), "urls": urls}
 
 
-def playback(ctl: Control, channel_id: str) -> dict[str, Any]:
+PLAYBACK_MODES = ("cookie", "query")
+
+
+def playback(ctl: Control, channel_id: str, mode: str | None = None) -> dict[str, Any]:
+    """The channel's manifest URLs; on a signing stage also one custom-policy grant over
+    `{base}/{channel}/*`, carried the way the viewer asked:
+
+    - `cookie` (default): CloudFront-Policy / -Signature / -Key-Pair-Id cookies scoped to the
+      channel's path (also listed in the body for clients that set cookies themselves);
+    - `query`: the signature as a query string. It is on the returned URLs and in `query`; the
+      player appends `query` to every request it makes (variant playlists, segments), because
+      playlists are shared, cached objects that cannot carry one viewer's signature."""
     validate_id(channel_id)
+    mode = mode or "cookie"
+    if mode not in PLAYBACK_MODES:
+        raise ValidationError(f"query parameter 'mode': {mode!r} is not one of {', '.join(PLAYBACK_MODES)}")
     record = ctl.store.get(channel_id)
     base = f"{ctl.settings.playback_base_url}/{channel_id}"
     urls = {"hls": f"{base}/master.m3u8", "dash": f"{base}/manifest.mpd", "dvr": f"{base}/dvr.m3u8"}
@@ -284,8 +300,28 @@ def playback(ctl: Control, channel_id: str) -> dict[str, Any]:
         run = run_name(record.run_no)
         urls.update({"vod_hls": f"{base}/vod-{run}.m3u8", "vod_dash": f"{base}/vod-{run}.mpd"})
     out: dict[str, Any] = {"channel_id": channel_id, "signed": ctl.signer is not None, **urls}
-    if ctl.signer is not None:
-        expires = ctl.clock() + timedelta(seconds=ctl.signed_url_ttl)
-        out.update({k: ctl.signer.sign(v, expires) for k, v in urls.items()})
-        out["expires_at"] = iso(expires)
+    if ctl.signer is None:
+        return out
+    expires = ctl.clock() + timedelta(seconds=ctl.signed_url_ttl)
+    grant = ctl.signer.grant(f"{base}/*", expires)
+    out.update(mode=mode, resource=grant.resource, key_pair_id=grant.key_pair_id, expires_at=iso(expires))
+    if mode == "query":
+        out.update({k: f"{v}?{grant.query()}" for k, v in urls.items()})
+        out["query"] = grant.query()
+    else:
+        out["cookies"] = grant.cookies()
+        out["set_cookie"] = _set_cookie_headers(grant, base, ctl.settings.playback_cookie_domain)
     return out
+
+
+def _set_cookie_headers(grant: PlaybackGrant, base: str, domain: str) -> list[str]:
+    """Set-Cookie values for a browser. Path scopes them to the channel, so one viewer can hold
+    grants for several channels; cross-site players (credentials: include) need SameSite=None,
+    which browsers accept only with Secure, so plain-http (local) origins get Lax."""
+    parts = urlsplit(base)
+    secure = parts.scheme == "https"
+    attrs = [f"Path={parts.path or ''}/", f"Expires={format_datetime(grant.expires_at, usegmt=True)}", "HttpOnly",
+             "Secure; SameSite=None" if secure else "SameSite=Lax"]
+    if domain:
+        attrs.append(f"Domain={domain}")
+    return [f"{name}={value}; " + "; ".join(attrs) for name, value in grant.cookies().items()]

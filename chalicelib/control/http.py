@@ -59,6 +59,24 @@ def request_body(app: Chalice) -> bytes:
     return raw.encode() if isinstance(raw, str) else raw
 
 
+def query_param(app: Chalice, name: str) -> str | None:
+    request = app.current_request
+    params: dict[str, str] = dict((request.query_params if request is not None else None) or {})
+    value = params.get(name)
+    return None if value is None else str(value)
+
+
+def with_cookies(result: dict[str, Any]) -> Response:
+    """A use case's result whose `set_cookie` list becomes Set-Cookie headers (one per cookie),
+    not body fields. Never cacheable: it carries one viewer's credentials."""
+    body = dict(result)
+    cookies = body.pop("set_cookie", None) or []
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+    if cookies:
+        headers["Set-Cookie"] = list(cookies)
+    return Response(body=body, status_code=200, headers=headers)
+
+
 def endpoint(
     app: Chalice, settings: Callable[[], Any], status_code: int = 200
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:

@@ -57,10 +57,33 @@ class UploadPresigner(Protocol):
     def presign_put(self, bucket: str, key: str, expires_in: int) -> str: ...
 
 
-class UrlSigner(Protocol):
-    """CloudFront signed URLs (only when the stage configures a key pair)."""
+@dataclass(frozen=True)
+class PlaybackGrant:
+    """One signed CloudFront custom policy (a wildcard over a channel's objects), in both carriers.
 
-    def sign(self, url: str, expires_at: datetime) -> str: ...
+    `policy` and `signature` are already in CloudFront's URL-safe base64 (+ -> -, = -> _, / -> ~),
+    so the same strings are cookie values and query-string values."""
+
+    resource: str  # e.g. https://dxxxx.cloudfront.net/news/*
+    policy: str
+    signature: str
+    key_pair_id: str
+    expires_at: datetime
+
+    def cookies(self) -> dict[str, str]:
+        return {"CloudFront-Policy": self.policy, "CloudFront-Signature": self.signature,
+                "CloudFront-Key-Pair-Id": self.key_pair_id}
+
+    def query(self) -> str:
+        return f"Policy={self.policy}&Signature={self.signature}&Key-Pair-Id={self.key_pair_id}"
+
+
+class PlaybackSigner(Protocol):
+    """CloudFront custom-policy signatures (only when the stage configures a trusted key group)."""
+
+    def grant(self, resource: str, expires_at: datetime) -> PlaybackGrant:
+        """Sign a policy allowing GET of every URL matching `resource` (may end in `*`) until expires_at."""
+        ...
 
 
 class Metrics(Protocol):
@@ -80,6 +103,6 @@ class Control:
     finalizer: Finalizer
     presigner: UploadPresigner
     metrics: Metrics
-    signer: UrlSigner | None = None
+    signer: PlaybackSigner | None = None
     signed_url_ttl: int = 3600
     clock: Callable[[], datetime] = field(default=utcnow)

@@ -2,7 +2,12 @@
 // Slipstream player page, the way a viewer would: open it, watch, press "Insert ad break".
 //
 //   node web/tests/player.spec.mjs URL [--play 20] [--ad-break] [--screenshot out.png]
-//        [--format hls|dash] [--start-timeout 120] [--marker-timeout 60]
+//        [--format hls|dash] [--engine hlsjs|dashjs|shaka] [--signing cookie|query]
+//        [--start-timeout 120] [--marker-timeout 60] [--full]
+//
+// --full walks through what a streaming engineer checks with the page: stats and charts fill,
+// manual rendition selection then ABR again, an ad break entered on the timeline ("in break,
+// elapsed X of Y"), the DVR toggle, the engine's config (load policies, CMCD).
 //
 // Prints one JSON report on stdout ({ok, failures, progressed, stalls, markers, ...}) and exits
 // 1 when a check failed, so the pytest wrapper can both assert and show what the player saw.
@@ -12,13 +17,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 function parseArgs(argv) {
-  const opts = { url: "", play: 20, adBreak: false, screenshot: "", format: "", startTimeout: 120, markerTimeout: 60 };
+  const opts = { url: "", play: 20, adBreak: false, screenshot: "", format: "", engine: "", signing: "",
+    full: false, startTimeout: 120, markerTimeout: 60 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--play") opts.play = Number(argv[++i]);
     else if (a === "--ad-break") opts.adBreak = true;
     else if (a === "--screenshot") opts.screenshot = argv[++i];
     else if (a === "--format") opts.format = argv[++i];
+    else if (a === "--engine") opts.engine = argv[++i];
+    else if (a === "--signing") opts.signing = argv[++i];
+    else if (a === "--full") { opts.full = true; opts.adBreak = true; }
     else if (a === "--start-timeout") opts.startTimeout = Number(argv[++i]);
     else if (a === "--marker-timeout") opts.markerTimeout = Number(argv[++i]);
     else if (!opts.url) opts.url = a;
@@ -30,9 +39,78 @@ function parseArgs(argv) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+async function waitFor(snapshot, predicate, seconds) {
+  const deadline = Date.now() + seconds * 1000;
+  let snap = await snapshot();
+  while (!predicate(snap) && Date.now() < deadline) {
+    await sleep(500);
+    snap = await snapshot();
+  }
+  return predicate(snap) ? snap : null;
+}
+
+// The playhead reaches the break: the seek bar shows it and the page says where in it we are.
+async function inBreak(page, snapshot, report, fail, opts) {
+  const snap = await waitFor(snapshot, (s) => s.breakAt && /^in break, elapsed [0-9.]+ s of [0-9.]+ s$/.test(s.breakStatus),
+    opts.markerTimeout + 40);
+  report.breakStatusSeen = snap ? snap.breakStatus : null;
+  report.breakAtSeen = snap ? snap.breakAt : null;
+  report.breaksSeen = snap ? snap.breaks : null;
+  if (!snap) { fail("the playhead never entered the break (no 'in break, elapsed X of Y')"); return; }
+  report.breakStatusText = await page.getByTestId("break-status").innerText();
+  report.timelineBreaks = await page.getByTestId("timeline-break").count();
+  if (!report.timelineBreaks) fail("the break is not drawn on the seek bar");
+  if (opts.screenshot) {
+    await page.screenshot({ path: opts.screenshot, fullPage: true });
+    report.screenshot = opts.screenshot;
+  }
+}
+
+async function fullChecks(page, snapshot, report, fail, opts) {
+  let snap = await snapshot();
+  // Stats and charts: every chart has samples, the numbers are real.
+  report.stats = { bufferLevel: snap.bufferLevel, droppedFrames: snap.droppedFrames, totalFrames: snap.totalFrames,
+    playbackRate: snap.playbackRate, charts: snap.charts,
+    history: await page.evaluate(() => JSON.parse(JSON.stringify(window.slipstream.chartHistory()))) };
+  report.chartCanvases = await page.locator("[data-testid^=chart-] canvas").count();
+  report.engineConfig = await page.evaluate(() => window.slipstream.engineConfig());
+  // Manual rendition: the lowest one, chosen in the page's select; then ABR back on.
+  const renditions = snap.renditions || [];
+  report.renditions = renditions;
+  if (renditions.length < 2) {
+    fail("fewer than two renditions offered: " + JSON.stringify(renditions));
+  } else {
+    const lowest = renditions.reduce((a, b) => (b.height < a.height ? b : a));
+    await page.getByTestId("rendition-select").selectOption(String(lowest.index));
+    const chosen = await waitFor(snapshot, (s) => s.rendition && s.rendition.height === lowest.height && !s.abr, 40);
+    report.manualRendition = chosen ? chosen.rendition : (await snapshot()).rendition;
+    if (!chosen) fail("the manually selected rendition " + lowest.id + " never played");
+    await page.getByTestId("abr-toggle").check();
+    snap = await snapshot();
+    report.abrAfterToggle = { page: snap.abr, engine: await page.evaluate(() => window.slipstream.engineConfig() && true) };
+    if (!snap.abr) fail("the ABR toggle did not turn ABR back on");
+  }
+  // DVR: HLS reloads from dvr.m3u8, DASH keeps its MPD and widens the seek window.
+  report.liveRange = (await snapshot()).timelineRange;
+  report.liveSource = (await snapshot()).source;
+  await page.getByTestId("dvr-toggle").check();
+  const dvr = await waitFor(snapshot, (s) => s.dvr && s.ready && s.timelineRange, 60);
+  await sleep(3000); // let the reloaded engine settle its seekable range
+  const settled = await snapshot();
+  report.dvrSource = dvr ? settled.source : null;
+  report.dvrRange = dvr ? settled.timelineRange : null;
+  report.dvrTimeline = await page.evaluate(() => {
+    const el = document.querySelector("[data-testid=timeline] .labels .from");
+    return el ? el.textContent : "";
+  });
+  if (!dvr) fail("playback did not resume after the DVR toggle");
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const url = opts.format ? opts.url + (opts.url.includes("?") ? "&" : "?") + "format=" + opts.format : opts.url;
+  const extra = [["format", opts.format], ["engine", opts.engine], ["signing", opts.signing]].filter(([, v]) => v)
+    .map(([k, v]) => k + "=" + encodeURIComponent(v)).join("&");
+  const url = extra ? opts.url + (opts.url.includes("?") ? "&" : "?") + extra : opts.url;
   const profile = mkdtempSync(join(tmpdir(), "slipstream-chromium-"));
   const report = { ok: false, url, failures: [], console: [] };
   const fail = (msg) => report.failures.push(msg);
@@ -55,7 +133,11 @@ async function main() {
       return s ? { ready: s.ready, t: s.currentTime(), stalls: s.stalls, stallEvents: s.stallEvents,
         progressed: s.progressedSeconds, markers: s.markers, errors: s.errors, channelState: s.channelState,
         latency: s.latency, edgeLatency: s.edgeLatency, rendition: s.rendition, source: s.source,
-        adBreaks: s.adBreaks, format: s.format, log: s.log.slice(-30) } : null;
+        adBreaks: s.adBreaks, format: s.format, engine: s.engine, log: s.log.slice(-30), abr: s.abr,
+        renditions: s.renditions, bufferLevel: s.bufferLevel, droppedFrames: s.droppedFrames,
+        totalFrames: s.totalFrames, playbackRate: s.playbackRate, breakStatus: s.breakStatus, breakAt: s.breakAt(),
+        breaks: s.breaks(), charts: s.chartSamples(), seekRange: s.seekRange(), timelineRange: s.timelineRange, dvr: s.dvr, cmcdSession: s.cmcdSession,
+        playback: s.playback && { signed: s.playback.signed, mode: s.playback.mode } } : null;
     });
 
     // 1. Playback starts (the first playlist may take a while to appear on a busy machine).
@@ -108,14 +190,17 @@ async function main() {
         const shown = await page.getByTestId("markers").innerText();
         report.markerLogText = shown;
         if (found && !shown.includes(found.id)) fail("marker " + found.id + " is not shown in the page's marker log");
+        if (opts.full && found) await inBreak(page, snapshot, report, fail, opts);
       }
+      if (opts.full) await fullChecks(page, snapshot, report, fail, opts);
     }
     snap = await snapshot();
     Object.assign(report, { markers: snap.markers, errors: snap.errors, channelState: snap.channelState,
       latency: snap.latency, edgeLatency: snap.edgeLatency, rendition: snap.rendition, source: snap.source,
-      stallEvents: snap.stallEvents, log: snap.log, format: snap.format });
-    if (opts.screenshot) {
-      await page.screenshot({ path: opts.screenshot });
+      stallEvents: snap.stallEvents, log: snap.log, format: snap.format, engine: snap.engine,
+      cmcdSession: snap.cmcdSession, playback: snap.playback, breaks: snap.breaks });
+    if (opts.screenshot && !report.screenshot) {
+      await page.screenshot({ path: opts.screenshot, fullPage: true });
       report.screenshot = opts.screenshot;
     }
   } catch (err) {

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -64,19 +68,89 @@ def test_given_a_channel_when_playback_requested_then_hls_dash_and_dvr_urls(api:
     }
 
 
-def test_given_a_stage_with_a_cloudfront_key_then_playback_urls_are_signed(api: Api) -> None:
+def _signing_key() -> tuple[Any, str]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from chalicelib.control.adapters import CloudFrontUrlSigner
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    api.ctl.signer = CloudFrontUrlSigner("K2TESTKEYPAIR", pem)
+    return key.public_key(), pem
+
+
+def _cf_b64decode(value: str) -> bytes:
+    return base64.b64decode(value.replace("-", "+").replace("_", "=").replace("~", "/"))
+
+
+@pytest.fixture
+def signing(api: Api) -> Any:
+    from chalicelib.control.adapters import CloudFrontPolicySigner
+
+    public, pem = _signing_key()
+    api.ctl.signer = CloudFrontPolicySigner("K2TESTKEYPAIR", pem)
     api.create("news")
-    body = api.call("GET", "/channels/news/playback").json_body
-    assert body["signed"] is True and body["expires_at"]
-    qs = parse_qs(urlsplit(body["hls"]).query)
-    assert qs["Key-Pair-Id"] == ["K2TESTKEYPAIR"] and "Signature" in qs and "Expires" in qs
-    assert urlsplit(body["hls"]).path == "/news/master.m3u8"
+    return public
+
+
+def _assert_cloudfront_signature(public: Any, policy: str, signature: str) -> dict[str, Any]:
+    """What CloudFront checks: RSA-SHA1 (PKCS#1 v1.5) over the exact policy bytes it decodes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    raw = _cf_b64decode(policy)
+    public.verify(_cf_b64decode(signature), raw, padding.PKCS1v15(), hashes.SHA1())
+    return dict(json.loads(raw))
+
+
+def test_given_a_signing_stage_when_a_browser_asks_then_channel_wide_signed_cookies_are_set(
+    api: Api, signing: Any
+) -> None:
+    resp = api.call("GET", "/channels/news/playback")
+    assert resp.status_code == 200
+    body = resp.json_body
+    assert body["signed"] is True and body["mode"] == "cookie"
+    # The manifest URLs stay plain: the cookies carry the grant for every object under the channel.
+    assert body["hls"] == "https://cdn.example.test/news/master.m3u8"
+    cookies = body["cookies"]
+    assert set(cookies) == {"CloudFront-Policy", "CloudFront-Signature", "CloudFront-Key-Pair-Id"}
+    assert cookies["CloudFront-Key-Pair-Id"] == "K2TESTKEYPAIR"
+    policy = _assert_cloudfront_signature(signing, cookies["CloudFront-Policy"], cookies["CloudFront-Signature"])
+    [statement] = policy["Statement"]
+    assert statement["Resource"] == "https://cdn.example.test/news/*" == body["resource"]
+    expires = statement["Condition"]["DateLessThan"]["AWS:EpochTime"]
+    assert expires == int(api.clock().timestamp()) + 3600
+    assert body["expires_at"].startswith(datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    # Set-Cookie scoped to the channel's path, not readable by scripts, sent cross-site over https.
+    set_cookie = resp.headers["Set-Cookie"]
+    values = set_cookie if isinstance(set_cookie, list) else [set_cookie]
+    assert len(values) == 3
+    for name, value in cookies.items():
+        [line] = [v for v in values if v.startswith(f"{name}={value};")]
+        attrs = {a.strip().split("=")[0] for a in line.split(";")[1:]}
+        assert {"Path", "Expires", "HttpOnly", "Secure", "SameSite"} <= attrs
+        assert "; Path=/news/;" in line and "SameSite=None" in line
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert "set_cookie" not in body
+
+
+def test_given_a_signing_stage_when_query_mode_is_asked_then_every_url_carries_one_wildcard_signature(
+    api: Api, signing: Any
+) -> None:
+    resp = api.call("GET", "/channels/news/playback?mode=query")
+    assert resp.status_code == 200
+    body = resp.json_body
+    assert body["mode"] == "query" and "cookies" not in body and "Set-Cookie" not in resp.headers
+    query = parse_qs(body["query"])
+    assert set(query) == {"Policy", "Signature", "Key-Pair-Id"}
+    for name in ("hls", "dash", "dvr"):
+        parts = urlsplit(body[name])
+        assert parse_qs(parts.query) == query, name  # one grant, not one canned policy per URL
+    assert urlsplit(body["dash"]).path == "/news/manifest.mpd"
+    policy = _assert_cloudfront_signature(signing, query["Policy"][0], query["Signature"][0])
+    assert policy["Statement"][0]["Resource"] == "https://cdn.example.test/news/*"
+
+
+def test_given_an_unknown_playback_mode_then_400_says_which_parameter(api: Api, signing: Any) -> None:
+    resp = api.call("GET", "/channels/news/playback?mode=url")
+    assert resp.status_code == 400
+    assert "mode" in resp.json_body["message"] and "cookie" in resp.json_body["message"]

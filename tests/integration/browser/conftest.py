@@ -34,10 +34,12 @@ def browser_ready() -> None:
 
 @pytest.fixture
 def run_player(browser_ready: None, tmp_path: Path) -> PlayerRun:
-    """Open the player page in chromium, watch it, optionally press "Insert ad break"; the JSON report."""
+    """Open the player page in chromium, watch it, optionally press "Insert ad break" (or, with full,
+    work every tool of the page); the JSON report."""
 
     def run(url: str, *, play: float = 20, ad_break: bool = False, fmt: str = "", start_timeout: float = 120,
-            marker_timeout: float = 60, screenshot: Path | None = None) -> dict[str, Any]:
+            marker_timeout: float = 60, screenshot: Path | None = None, engine: str = "", signing: str = "",
+            full: bool = False) -> dict[str, Any]:
         argv = ["node", str(SPEC), url, "--play", str(play), "--start-timeout", str(start_timeout),
                 "--marker-timeout", str(marker_timeout),
                 "--screenshot", str(screenshot or tmp_path / "player.png")]
@@ -45,7 +47,14 @@ def run_player(browser_ready: None, tmp_path: Path) -> PlayerRun:
             argv.append("--ad-break")
         if fmt:
             argv += ["--format", fmt]
-        budget = start_timeout + play + marker_timeout + 60
+        if engine:
+            argv += ["--engine", engine]
+        if signing:
+            argv += ["--signing", signing]
+        if full:
+            argv.append("--full")
+        # --full adds the break wait (marker + 40 s), a rendition switch (40 s) and the DVR reload (60 s).
+        budget = start_timeout + play + marker_timeout + 60 + (180 + marker_timeout if full else 0)
         proc = subprocess.run(argv, cwd=ROOT / "web", capture_output=True, text=True, timeout=budget, check=False)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
         assert lines, f"the browser driver printed no report (exit {proc.returncode}): {proc.stderr[-2000:]}"

@@ -12,9 +12,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -50,6 +52,9 @@ class RecordingApi(BaseHTTPRequestHandler):
         data = json.dumps({"Code": "Conflict", "Message": "channel is CREATING"} if status == 409 else {"ok": 1})
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if "/playback" in self.path:  # like the API on a signing stage (chalice sends one header per cookie)
+            self.send_header("Set-Cookie", "CloudFront-Policy=p; Path=/origin/demo/; HttpOnly; SameSite=Lax")
+            self.send_header("Set-Cookie", "CloudFront-Signature=s; Path=/origin/demo/; HttpOnly; SameSite=Lax")
         self.end_headers()
         self.wfile.write(data.encode())
 
@@ -88,10 +93,13 @@ def test_the_root_sends_the_viewer_to_the_player_keeping_the_channel(server: str
     assert info.value.headers["Location"] == "/player.html?channel=demo"
 
 
-def test_the_page_and_both_players_are_served_with_script_types(server: str) -> None:
+def test_the_page_its_modules_the_three_players_and_the_charts_are_served_with_script_types(server: str) -> None:
     status, headers, body = fetch(f"{server}/player.html")
     assert status == 200 and b'data-testid="insert-ad-break"' in body
-    for path in ("/vendor/hls.js/dist/hls.min.js", "/vendor/dashjs/dist/modern/umd/dash.all.min.js", "/player.js"):
+    for path in ("/vendor/hls.js/dist/hls.min.js", "/vendor/dashjs/dist/modern/umd/dash.all.min.js",
+                 "/vendor/shaka-player/dist/shaka-player.compiled.js", "/vendor/uplot/dist/uPlot.iife.min.js",
+                 "/player.js", "/js/engines/hlsjs.js", "/js/engines/dashjs.js", "/js/engines/shaka.js",
+                 "/js/markers.js", "/js/scte35.js", "/js/charts.js", "/js/timeline.js"):
         status, headers, _ = fetch(server + path)
         assert status == 200, path
         assert headers["Content-Type"].startswith("text/javascript"), path
@@ -128,6 +136,44 @@ def test_the_api_proxy_adds_the_local_key_and_passes_status_and_body_through(ser
     first = RecordingApi.seen[0]
     assert first == {"method": "POST", "path": "/channels/demo/ad-breaks", "key": demo.LOCAL_API_KEY,
                      "body": '{"duration": 30}'}
+
+
+def test_the_apis_signed_cookies_reach_the_browser_through_the_proxy(server: str) -> None:
+    with urllib.request.urlopen(f"{server}/api/channels/demo/playback", timeout=10) as r:
+        cookies = r.headers.get_all("Set-Cookie")
+    assert cookies == ["CloudFront-Policy=p; Path=/origin/demo/; HttpOnly; SameSite=Lax",
+                       "CloudFront-Signature=s; Path=/origin/demo/; HttpOnly; SameSite=Lax"]
+
+
+def test_a_signing_origin_refuses_unsigned_requests_and_logs_each_with_its_cmcd(tmp_path: Path) -> None:
+    from chalicelib.control.adapters import CloudFrontPolicySigner
+    from devtools.edge import RealtimeLog, TrustedKeys
+
+    origin = tmp_path / "origin" / "demo" / "360p"
+    origin.mkdir(parents=True)
+    (origin / "00000001.m4s").write_bytes(b"\x00\x00\x00\x08styp")
+    private, public = demo.signing_key_pair()
+    log = RealtimeLog(tmp_path / "cdn.jsonl")
+    config = demo.ServerConfig(web_root=demo.WEB, origin=demo.DirectoryObjectSource(tmp_path / "origin"), api_base="",
+                               trusted_keys=TrustedKeys({"K1": public}), realtime_log=log)
+    with demo.serving(config) as base:
+        grant = CloudFrontPolicySigner("K1", private).grant(f"{base}/origin/demo/*",
+                                                            datetime.now(UTC) + timedelta(minutes=5))
+        segment = f"{base}/origin/demo/360p/00000001.m4s?CMCD=" + quote('br=800,d=2000,ot=v,sid="v1"')
+        status, headers, body = fetch(segment)
+        assert status == 403 and headers["Cache-Control"] == "no-store"
+        assert json.loads(body)["message"] == "Missing Key-Pair-Id query parameter or cookie value"
+        assert fetch(f"{segment}&{grant.query()}")[0] == 200
+        cookie = "; ".join(f"{k}={v}" for k, v in grant.cookies().items())
+        assert fetch(segment, headers={"Cookie": cookie})[0] == 200
+        assert fetch(segment.replace("/demo/", "/other/"), headers={"Cookie": cookie})[0] == 403
+    records = [json.loads(line) for line in log.path.read_text().splitlines()]
+    assert [(r["sc-status"], r["x-slipstream-grant"]) for r in records] == [
+        ("403", "-"), ("200", "query"), ("200", "cookie"), ("403", "cookie")]
+    first = records[0]
+    assert first["cs-uri-stem"] == "/origin/demo/360p/00000001.m4s"
+    assert (first["cmcd-encoded-bitrate"], first["cmcd-object-type"], first["cmcd-session-id"]) == ("800", "v", "v1")
+    assert first["cmcd-buffer-length"] == "-"  # absent keys are "-", as CloudFront prints them
 
 
 def test_writes_outside_the_api_are_refused(server: str) -> None:
@@ -184,7 +230,7 @@ def test_sigterm_stops_the_demo_and_everything_it_started() -> None:
     script = (
         "import sys\n"
         "from devtools import demo\n"
-        "def fake_start(channel_id, port, push):\n"
+        "def fake_start(channel_id, port, push, **options):\n"
         "    c = demo.Children()\n"
         "    p = c.start('sleeper', ['sleep', '300'], {})\n"
         "    print('sleeper', p.pid, file=sys.stderr, flush=True)\n"

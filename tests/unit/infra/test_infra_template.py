@@ -179,3 +179,48 @@ def test_every_output_the_deploy_script_maps_exists(template: dict[str, Any]) ->
     from infra.stage_config import OUTPUT_ENV
 
     assert set(OUTPUT_ENV) <= set(template["Outputs"]), set(OUTPUT_ENV) - set(template["Outputs"])
+
+
+def test_given_signing_enabled_then_playlists_and_segments_trust_the_stages_key_group(template: dict[str, Any]) -> None:
+    res = template["Resources"]
+    assert template["Parameters"]["SignedPlayback"]["Default"] == "disabled"
+    key, group = res["PlaybackSigningKey"], res["PlaybackKeyGroup"]
+    assert key["Type"] == "AWS::CloudFront::PublicKey" and key["Condition"] == "SigningEnabled"
+    assert key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {"Ref": "PlaybackPublicKey"}
+    assert group["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": "PlaybackSigningKey"}]
+    dist = res["Distribution"]["Properties"]["DistributionConfig"]
+    behaviours = {"default": dist["DefaultCacheBehavior"], **{b["PathPattern"]: b for b in dist["CacheBehaviors"]}}
+    assert set(behaviours) == {"default", "*.m3u8", "*.mpd"}
+    trusted = {"Fn::If": ["SigningEnabled", [{"Ref": "PlaybackKeyGroup"}], {"Ref": "AWS::NoValue"}]}
+    for name, behaviour in behaviours.items():
+        assert behaviour["TrustedKeyGroups"] == trusted, name
+    # Enabling signing without a key fails at deploy time with a message, not deep in CloudFront.
+    rule = template["Rules"]["SigningNeedsAPublicKey"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "SignedPlayback"}, "enabled"]}
+    [assertion] = rule["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PlaybackPublicKey"}, ""]}]}
+    # The API learns the Key-Pair-Id from the stack, and the private key's parameter name.
+    from infra.stage_config import OPTIONAL_OUTPUT_ENV
+
+    assert set(OPTIONAL_OUTPUT_ENV) <= set(template["Outputs"])
+    assert all(template["Outputs"][k]["Condition"] == "SigningEnabled" for k in OPTIONAL_OUTPUT_ENV)
+
+
+def test_signed_cookies_cmcd_and_signature_parameters_stay_out_of_every_cache_key(template: dict[str, Any]) -> None:
+    """CMCD (?CMCD=...) and Policy/Signature/Key-Pair-Id differ per viewer and per request: in a cache
+    key each value would be a miss. The edge checks signatures before the cache, so none is needed."""
+    for name in ("ManifestCachePolicy", "SegmentCachePolicy"):
+        key = template["Resources"][name]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"]
+        query = key["QueryStringsConfig"]
+        assert query["QueryStringBehavior"] == "none" or (
+            query["QueryStringBehavior"] == "allExcept"
+            and {"CMCD", "Policy", "Signature", "Key-Pair-Id"} <= set(query["QueryStrings"])), name
+        assert key["CookiesConfig"]["CookieBehavior"] == "none", name
+
+
+def test_cross_site_signed_cookies_need_named_player_origins(template: dict[str, Any]) -> None:
+    cors = template["Resources"]["PlaybackHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]["CorsConfig"]
+    # Browsers refuse credentialed responses with "Access-Control-Allow-Origin: *".
+    assert cors["AccessControlAllowCredentials"] == {"Fn::If": ["AnyPlayerOrigin", False, True]}
+    assert cors["AccessControlAllowOrigins"] == {"Items": {"Ref": "PlayerOrigins"}}
+    assert template["Parameters"]["PlayerOrigins"]["Default"] == "*"

@@ -121,3 +121,22 @@ def test_the_cli_prints_the_stage_environment(tmp_path: Path, capsys: pytest.Cap
     outputs.write_text("[]")
     assert main(["env", "--outputs", str(outputs)]) == 1
     assert "stack outputs missing" in capsys.readouterr().err
+
+
+def test_given_a_signing_stack_when_rendered_then_the_api_signs_with_its_key_group_key(
+    chalice_config: dict[str, Any],
+) -> None:
+    signing = {**OUTPUTS, "PlaybackKeyPairId": "K2ABCDEFGHIJKL",
+               "PlaybackPrivateKeyParameter": "/slipstream-prod/playback-signing-key"}
+    env = render_config(chalice_config, "prod", signing)["stages"]["prod"]["environment_variables"]
+    settings = Settings.from_env({**chalice_config["environment_variables"], **env})
+    assert settings.cloudfront_key_pair_id == "K2ABCDEFGHIJKL"
+    assert settings.cloudfront_private_key_parameter == "/slipstream-prod/playback-signing-key"
+    # The parameter is inside the API's ssm:GetParameter scope of the checked-in policy.
+    policy = json.loads((ROOT / ".chalice" / "policy-prod.json").read_text())
+    scopes = [r for s in policy["Statement"] if "ssm:GetParameter" in s["Action"] for r in s["Resource"]]
+    assert any(settings.cloudfront_private_key_parameter.startswith(r.split(":parameter", 1)[1].rstrip("*"))
+               for r in scopes), scopes
+    # A stack without signing leaves both unset: the API hands out plain URLs.
+    plain = render_config(chalice_config, "prod", OUTPUTS)["stages"]["prod"]["environment_variables"]
+    assert "CLOUDFRONT_KEY_PAIR_ID" not in plain

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from fractions import Fraction
 
@@ -14,8 +15,9 @@ from chalicelib.media import grid
 
 @pytest.mark.parametrize(
     ("source_fps", "ladder_fps", "frames_per_chunk"),
-    [(Fraction(25), Fraction(25), 50), (Fraction(30000, 1001), Fraction(30), 60), (Fraction(30000, 1001), Fraction(25), 60),
-     (Fraction(24000, 1001), Fraction(25), 48), (Fraction(50), Fraction(25), 100), (Fraction(60000, 1001), Fraction(30), 120),
+    [(Fraction(25), Fraction(25), 50), (Fraction(30000, 1001), Fraction(30), 60),
+     (Fraction(30000, 1001), Fraction(25), 60), (Fraction(24000, 1001), Fraction(25), 48),
+     (Fraction(50), Fraction(25), 100), (Fraction(60000, 1001), Fraction(30), 120),
      (Fraction(30000, 1001), Fraction(30000, 1001), 60)],
 )
 def test_given_chunks_of_any_source_rate_when_placed_one_by_one_then_the_grid_is_tiled_without_gap_or_overlap(
@@ -28,7 +30,7 @@ def test_given_chunks_of_any_source_rate_when_placed_one_by_one_then_the_grid_is
         start, end = round(k * chunk_ticks), round((k + 1) * chunk_ticks)
         spans.append((k, grid.video_span(start, end, ladder_fps)))
     spans.sort(key=lambda x: x[0])
-    for (_, a), (_, b) in zip(spans, spans[1:], strict=False):
+    for (_, a), (_, b) in itertools.pairwise(spans):
         assert a.first_frame + a.frames == b.first_frame
     total = sum(s.frames for _, s in spans)
     # 300 chunks of source time hold as many ladder frames as that time does (to the nearest frame).
@@ -51,12 +53,12 @@ def test_given_copied_aac_when_placed_after_a_known_end_then_never_overlaps(firs
     assert span.start - first == drop * 1024 and span.frames == packets - drop
 
 
-def test_given_continuous_source_audio_when_reencoded_chunks_placed_independently_then_they_tile_the_1024_grid() -> None:
+def test_given_continuous_source_audio_when_reencoded_chunks_are_placed_independently_then_they_tile_the_grid() -> None:
     # 44.1 kHz source frames of 1024 samples land on a 48 kHz clock: chunk k's audio ends where k+1's starts.
     edges = [round(k * 86 * 1024 * 48_000 / 44_100) for k in range(50)]
-    spans = [grid.encoded_audio_span(a, b) for a, b in zip(edges, edges[1:], strict=False)]
+    spans = [grid.encoded_audio_span(a, b) for a, b in itertools.pairwise(edges)]
     assert spans[0].start == 0
-    for a, b in zip(spans, spans[1:], strict=False):
+    for a, b in itertools.pairwise(spans):
         assert a.end == b.start and a.start % 1024 == 0
     # One frame is kept back at the end for the encoder's look-ahead: the last frame ends before the source does.
     assert all(s.end + 1024 <= e for s, e in zip(spans, edges[1:], strict=False))

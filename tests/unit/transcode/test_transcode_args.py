@@ -80,7 +80,9 @@ def test_given_a_preroll_chunk_when_args_built_then_audio_is_read_from_the_joine
     mono = replace(info, audio=aac(rate=44_100, channels=1, bitrate=64_000))
     prev = aac(start=V0 - 180_000, packets=86, rate=44_100, channels=1, bitrate=64_000)
     span = Job.video_span(job, mono)
-    plan = audio_plan.plan(TEST_LADDER, mono, 14 * 90_000, span, preroll=replace(prev, end_ticks=mono.audio.start_ticks))
+    assert mono.audio is not None
+    plan = audio_plan.plan(TEST_LADDER, mono, 14 * 90_000, span,
+                           preroll=replace(prev, end_ticks=mono.audio.start_ticks))
     assert plan.preroll and not plan.cold and plan.skip == 1 + 3
     args = ladder_args(replace(job, preroll_path="/work/preroll.ts"), mono, "/work", plan)
     assert values(args, "-i") == ["/in/7.ts", "/work/preroll.ts"]
