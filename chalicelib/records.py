@@ -125,6 +125,11 @@ class ChannelRecord:
     version: int = 0  # optimistic concurrency for META updates
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def current_run(self) -> int:
+        """The run chunks belong to now (1 before the first start has counted one)."""
+        return max(1, self.run_no)
+
     def to_item(self) -> dict[str, Any]:
         item = {k: v for k, v in asdict(self).items() if v != "" and v != {}}
         item["pk"], item["sk"] = channel_pk(self.id), META

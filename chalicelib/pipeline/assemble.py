@@ -237,7 +237,8 @@ def plan(
             if first is None:
                 recheck.extend(_hold_until(run_chunks, shape))
                 continue
-            st = RunState(rn, prev_msn + 1 - first, first, first - 1)
+            # The channel's first run numbers its segments by their seq; later runs continue the numbering.
+            st = RunState(rn, 0 if prev_msn < 0 else prev_msn + 1 - first, first, first - 1)
         if ast is None and info is not None:
             ast = info.availability_start
         # Already published segments of this run (facts from storage; immutable once published).

@@ -69,7 +69,7 @@ def idempotent_upload(u: Upload, deps: Deps) -> str:
         return on_upload(u, deps, meta)
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-    run = meta.run_no if meta is not None else 0
+    run = meta.current_run if meta is not None else 0
     config = IdempotencyConfig(event_key_jmespath="[channel, seq, etag, run]", expires_after_seconds=24 * 3600,
                                raise_on_no_idempotency_key=True)
     context = deps.extra.get("lambda_context")
@@ -111,7 +111,7 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         return _reject(deps, u, "unknown channel", count_on_channel=False)
     if meta.state not in INGEST_STATES:
         return _reject(deps, u, f"channel is {meta.state}, not accepting chunks")
-    run = max(1, meta.run_no)
+    run = meta.current_run
     if meta.last_seq >= 0 and meta.last_run == run and u.seq > meta.last_seq + MAX_AHEAD:
         return _reject(deps, u, f"seq {u.seq} is more than {MAX_AHEAD} ahead of the newest ({meta.last_seq})")
     received = _arrival(u, deps)

@@ -98,9 +98,9 @@ def finalize_vod(channel_id: str, deps: Deps | None = None, timeout: float = 30.
 
     d = deps or deps_mod.default()
     meta = d.store.channel(channel_id)
-    if meta is None or meta.run_no <= 0:
+    if meta is None:
         return True
-    d.store.request_seal(channel_id, meta.run_no, d.now())
+    d.store.request_seal(channel_id, meta.current_run, d.now())
     deadline = time.monotonic() + timeout
     while True:
         out = package(channel_id, d, reasons=["stop"], force=True)
@@ -237,7 +237,7 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
     prev = publish_state(pub)
     if prev.ended:
         return Outcome(channel, "ended", sealed=True)
-    current = meta.run_no
+    current = meta.current_run
     runs = _runs(channel, deps, current)
     if current not in runs and not prev.runs:
         return Outcome(channel, "empty")  # no valid chunk yet in any run: nothing to list

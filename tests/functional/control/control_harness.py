@@ -66,6 +66,7 @@ class Recorder:
 
     republished: list[tuple[str, str]] = field(default_factory=list)
     finalized: list[str] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
     gaps: list[tuple[str, float]] = field(default_factory=list)
     fail_republish: bool = False
 
@@ -76,6 +77,9 @@ class Recorder:
 
     def finalize(self, channel_id: str) -> None:
         self.finalized.append(channel_id)
+
+    def end(self, channel_id: str) -> None:
+        self.ended.append(channel_id)
 
     def input_gap(self, channel_id: str, seconds: float) -> None:
         self.gaps.append((channel_id, seconds))

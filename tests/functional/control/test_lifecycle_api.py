@@ -135,7 +135,7 @@ class TestWatchdog:
         assert api.call("GET", "/channels/news/status").json_body["input_lost_since"] == iso(started)
         # A segment arrives (the pipeline writes last_segment_at): the mark clears on the next tick.
         arrived = api.clock.now
-        api.ctl.store.update("news", {"last_segment_at": iso(arrived), "last_seq": 4})
+        api.ctl.store.update("news", {"last_segment_at": iso(arrived), "last_seq": 4, "last_run": 1})
         api.clock.advance(2)
         assert self.tick(api) == "ok"
         status = api.call("GET", "/channels/news/status").json_body

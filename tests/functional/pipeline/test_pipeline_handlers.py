@@ -76,10 +76,12 @@ def test_s3_event_to_published_playlist_through_the_chalice_handlers(aws: dict[s
             resp = client.lambda_.invoke("on_segment_uploaded", s3_event)
             assert resp.payload == ["accepted"]
         _, msgs = sqs_event(client, aws["transcode"])
-        assert len(msgs) == 2
-        for body in [m["Body"] for m in msgs]:
+        kinds = sorted(json.loads(m["Body"])["kind"] for m in msgs)
+        assert kinds == ["chunk", "chunk", "slate"]  # the run's first chunk also asks for its slate
+        for body in sorted((m["Body"] for m in msgs), key=lambda b: json.loads(b)["kind"] != "slate"):
             one = client.events.generate_sqs_event(queue_name="slipstream-transcode", message_bodies=[body])
-            assert client.lambda_.invoke("transcode_chunk", one).payload == ["done"]
+            want = "slate" if json.loads(body)["kind"] == "slate" else "done"
+            assert client.lambda_.invoke("transcode_chunk", one).payload == [want]
         # The workers packaged inline; the package queue is for deferred work, e.g. a re-check.
         _, msgs = sqs_event(client, aws["package"])
         assert msgs == []
@@ -89,8 +91,8 @@ def test_s3_event_to_published_playlist_through_the_chalice_handlers(aws: dict[s
         assert [(o["channel"], o["status"], o["published_seq"]) for o in out] == [("news", "unchanged", 1)]
     origin = boto3.client("s3")
     text = origin.get_object(Bucket=ENV["ORIGIN_BUCKET"], Key="news/360p/live.m3u8")["Body"].read().decode()
-    assert "00000000.m4s" in text and "00000001.m4s" in text and "#EXT-X-GAP" not in text
-    seg = origin.head_object(Bucket=ENV["ORIGIN_BUCKET"], Key="news/240p/00000001.m4s")
+    assert "r1/00000000.m4s" in text and "r1/00000001.m4s" in text and "#EXT-X-GAP" not in text
+    seg = origin.head_object(Bucket=ENV["ORIGIN_BUCKET"], Key="news/240p/r1/00000001.m4s")
     assert seg["ContentLength"] > 1000 and seg["CacheControl"].endswith("immutable")
 
 
@@ -119,9 +121,9 @@ def test_eventbridge_and_sqs_ingest_reach_the_same_use_case_and_stay_idempotent(
     assert out[0] == "accepted" and out[1].startswith("rejected")  # replayed from the idempotency record
     sqs = boto3.client("sqs")
     attrs = sqs.get_queue_attributes(QueueUrl=aws["transcode"], AttributeNames=["ApproximateNumberOfMessages"])
-    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "1"
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "2"  # one transcode job + the run's slate
     item = boto3.resource("dynamodb").Table(ENV["TABLE_NAME"]).get_item(
-        Key={"pk": "CH#news", "sk": records.segment_sk(0)})["Item"]
+        Key={"pk": "CH#news", "sk": records.segment_sk(1, 0)})["Item"]
     # The EventBridge time was hours off our clock: arrival is taken from our clock instead.
     assert not str(item["received_at"]).startswith("2026-03-01T12:00")
 

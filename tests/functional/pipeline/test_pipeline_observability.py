@@ -34,7 +34,7 @@ def test_a_transcode_invocation_logs_json_with_request_channel_and_seq_and_flush
 
     pipe.channel(CH)
     assert pipe.push(CH, 0) == ["accepted"]
-    [message] = pipe.receive("transcode")
+    [message] = [m for m in pipe.receive("transcode") if '"kind": "chunk"' in m["Body"]]
     monkeypatch.setattr(deps_mod, "default", lambda: pipe.deps)
     capsys.readouterr()
     with Client(app, stage_name="local") as client, captured_logs() as lines:

@@ -13,6 +13,8 @@ from chalicelib.records import (
     channel_pk,
     iso,
     parse_iso,
+    run_name,
+    run_sk,
     segment_sk,
     utcnow,
     validate_id,
@@ -36,15 +38,20 @@ def test_given_hostile_ids_when_validated_then_rejected_with_a_reason(hostile: o
 
 def test_keys_are_prefixed_and_zero_padded_so_they_sort_by_sequence() -> None:
     assert channel_pk("ch1") == "CH#ch1"
-    assert segment_sk(7) == "SEG#000000000007"
-    assert sorted([segment_sk(10), segment_sk(9)]) == [segment_sk(9), segment_sk(10)]
+    assert segment_sk(1, 7) == "SEG#000001#000000000007"
+    assert sorted([segment_sk(1, 10), segment_sk(1, 9)]) == [segment_sk(1, 9), segment_sk(1, 10)]
+    # Runs sort before their chunks: a run's chunks are one contiguous key range.
+    assert sorted([segment_sk(2, 0), segment_sk(1, 99)]) == [segment_sk(1, 99), segment_sk(2, 0)]
+    assert run_sk(3) == "RUN#000003" and run_name(3) == "r3"
     assert break_sk("brk-1") == "BRK#brk-1"
 
 
 @pytest.mark.parametrize("bad", [-1, 10**12, True, 1.5, "3"])
 def test_given_bad_sequence_numbers_when_keyed_then_rejected(bad: object) -> None:
     with pytest.raises(ValidationError):
-        segment_sk(bad)  # type: ignore[arg-type]
+        segment_sk(1, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        run_sk(bad if bad != 10**12 else 10**6)  # type: ignore[arg-type]
 
 
 def test_channel_record_round_trips_through_dynamodb_numbers() -> None:

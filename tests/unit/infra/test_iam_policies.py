@@ -27,8 +27,10 @@ SHIPPED = [p for p in [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.p
 
 # boto3 client/resource method -> IAM actions it needs.
 METHOD_ACTIONS: dict[str, set[str]] = {
-    # S3 (HeadObject is authorised by s3:GetObject; download_file does Head + Get)
-    "get_object": {"s3:GetObject"}, "head_object": {"s3:GetObject"}, "download_file": {"s3:GetObject"},
+    # S3 (HeadObject is authorised by s3:GetObject; download_file does Head + Get; a GetObject with a
+    # VersionId -- the ingest bucket is read by the accepted version -- needs s3:GetObjectVersion)
+    "get_object": {"s3:GetObject", "s3:GetObjectVersion"}, "head_object": {"s3:GetObject"},
+    "download_file": {"s3:GetObject"},
     "download_fileobj": {"s3:GetObject"}, "put_object": {"s3:PutObject"}, "upload_file": {"s3:PutObject"},
     "upload_fileobj": {"s3:PutObject"}, "delete_object": {"s3:DeleteObject"}, "delete_objects": {"s3:DeleteObject"},
     "copy_object": {"s3:GetObject", "s3:PutObject"}, "list_objects_v2": {"s3:ListBucket"},

@@ -1,135 +1,244 @@
-"""Which segments the packager lists: contiguous, out-of-order finishes wait, overdue -> GAP."""
+"""The packager's planner (pure): every slot published once, as media or slate, in order, on the grid.
+
+Given chunk states, a publish state and a clock, `plan` says what to list, which slots to claim for
+slate, where Periods start and when to look again."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
-from pipeline_builders import ALL, T0, chunk
+import pytest
 
-from chalicelib.media import hls
-from chalicelib.pipeline.assemble import ChannelShape, Plan, PublishState, plan
+from chalicelib.media.ladder import TEST_LADDER
+from chalicelib.pipeline import assemble
+from chalicelib.pipeline.assemble import (
+    INVALID,
+    MEDIA,
+    RECEIVED,
+    SLATE,
+    ChannelShape,
+    ChunkState,
+    Plan,
+    PublishState,
+    RunInfo,
+    SlotClaim,
+)
 
-
-def seqs(p: Plan) -> list[tuple[int, bool]]:
-    return [(s.seq, s.gap) for s in p.timeline.segments]
-
-
-def test_given_all_chunks_ready_then_all_are_listed_in_order(shape: ChannelShape) -> None:
-    p = plan(shape, [chunk(i) for i in (2, 0, 1)], PublishState(), T0 + timedelta(seconds=7))
-    assert seqs(p) == [(0, False), (1, False), (2, False)]
-    assert p.state.published_seq == 2 and [c.seq for c in p.newly_published] == [0, 1, 2]
-    assert p.timeline.segments[1].program_date_time == T0 + timedelta(seconds=2)
-
-
-def test_given_a_successor_finishes_first_then_it_waits_for_its_predecessor(shape: ChannelShape) -> None:
-    chunks = [chunk(0), chunk(1, done=None), chunk(2)]  # 1 received, still transcoding
-    p = plan(shape, chunks, PublishState(), T0 + timedelta(seconds=7))
-    assert seqs(p) == [(0, False)]
-    assert p.state.published_seq == 0
-    assert p.recheck_at == T0 + timedelta(seconds=4 + 3 * 10)  # 1 arrived at 4 s: 3 x deadline to transcode
-    # ... and once 1 finishes, 1 and 2 are published together, in order.
-    chunks[1] = chunk(1)
-    p2 = plan(shape, chunks, p.state, T0 + timedelta(seconds=8))
-    assert seqs(p2) == [(0, False), (1, False), (2, False)]
-    assert [c.seq for c in p2.newly_published] == [1, 2]
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+NAMES = frozenset(TEST_LADDER.names)
+SHAPE = ChannelShape("ch", TEST_LADDER, 2.0, live_window=12.0, dvr_window=20.0)
+FRAME = 3600  # 25 fps at 90 kHz
+SEG = 50 * FRAME  # one 2 s segment
 
 
-def test_given_a_missing_chunk_past_the_deadline_then_it_is_a_gap_never_a_hole(shape: ChannelShape) -> None:
-    chunks = [chunk(0), chunk(2), chunk(3)]  # 1 never arrives; 2 arrived at 6 s
-    early = plan(shape, chunks, PublishState(), T0 + timedelta(seconds=15))
-    assert seqs(early) == [(0, False)]
-    late = plan(shape, chunks, early.state, T0 + timedelta(seconds=16.5))
-    assert seqs(late) == [(0, False), (1, True), (2, False), (3, False)]
-    assert late.new_gaps == (1,) and 1 in late.state.gaps
-    gap = late.timeline.segments[1]
-    assert gap.start == 2.0 and gap.duration == 2.0 and not late.timeline.segments[2].discontinuity
-    text = hls.render_media(late.timeline, "360p")
-    assert text.count("#EXT-X-GAP") == 1 and "00000001.m4s" in text
+def at(s: float) -> datetime:
+    return T0 + timedelta(seconds=s)
 
 
-def test_given_a_gap_was_published_then_a_late_chunk_does_not_rewrite_history(shape: ChannelShape) -> None:
-    chunks = [chunk(0), chunk(2)]
-    gapped = plan(shape, chunks, PublishState(), T0 + timedelta(seconds=30))
-    assert seqs(gapped) == [(0, False), (1, True), (2, False)]
-    again = plan(shape, [*chunks, chunk(1, at=31)], gapped.state, T0 + timedelta(seconds=32))
-    assert seqs(again) == seqs(gapped) and again.newly_published == ()
+def chunk(seq: int, *, done: bool = True, shift: int = 0, status: str = RECEIVED, arrived: float | None = None,
+          ready: float | None = None, fill: str = "", frames: int = 50) -> ChunkState:
+    """Chunk `seq` of a continuous encoder: video on the grid, copied AAC 256 samples late (94/93 frames)."""
+    v = seq * SEG + shift
+    a_first = 256 + seq * 96_000 + shift * 48_000 // 90_000
+    a0 = a_first + (-(a_first - 256) % 1024)
+    a1 = 256 + (seq + 1) * 96_000 + shift * 48_000 // 90_000
+    a1 = a1 + (-(a1 - 256) % 1024)
+    received = at(arrived if arrived is not None else 2 * seq + 2)
+    return ChunkState(seq=seq, status=status, received_at=received, v_start=v, v_dur=frames * FRAME, a_start=a0,
+                      a_dur=a1 - a0, done=NAMES if done else frozenset(),
+                      done_at=(at(ready) if ready is not None else received + timedelta(seconds=0.5)) if done else None,
+                      fill=fill, codecs={"360p": "avc1.42c01e"} if done else {})
 
 
-def test_given_an_invalid_chunk_then_it_is_a_gap_at_once(shape: ChannelShape) -> None:
-    p = plan(shape, [chunk(0), chunk(1, invalid=True), chunk(2)], PublishState(), T0 + timedelta(seconds=7))
-    assert seqs(p) == [(0, False), (1, True), (2, False)]
+RUN = RunInfo(1, T0, audio_phase=256, slate_ready=True, started_at=at(2))
 
 
-def test_given_a_transcode_stuck_past_the_deadline_then_it_becomes_a_gap(shape: ChannelShape) -> None:
-    chunks = [chunk(0), chunk(1, done=frozenset({"360p"}))]  # 240p + audio never finished
-    waiting = plan(shape, chunks, PublishState(), T0 + timedelta(seconds=5))
-    assert waiting.state.published_seq == 0
-    # While waiting, the rendition that finished may already list it (per-rendition prefix).
-    assert "00000001.m4s" in hls.render_media(waiting.timeline, "360p")
-    assert "00000001.m4s" not in hls.render_media(waiting.timeline, "240p")
-    still = plan(shape, chunks, waiting.state, T0 + timedelta(seconds=15))  # late, not missing
-    assert seqs(still) == [(0, False), (1, False)] and still.state.published_seq == 0
-    overdue = plan(shape, chunks, still.state, T0 + timedelta(seconds=4 + 30))
-    assert seqs(overdue) == [(0, False), (1, True)]
+EMPTY = PublishState()
 
 
-def test_given_a_timestamp_jump_then_a_discontinuity_is_marked(shape: ChannelShape) -> None:
-    p = plan(shape, [chunk(0), chunk(1, start=20.0)], PublishState(), T0 + timedelta(seconds=5))
-    assert [s.discontinuity for s in p.timeline.segments] == [False, True]
-    jitter = plan(shape, [chunk(0), chunk(1, start=2.04)], PublishState(), T0 + timedelta(seconds=5))
-    assert [s.discontinuity for s in jitter.timeline.segments] == [False, False]
+def run_plan(chunks: list[ChunkState], now: float, pub: PublishState = EMPTY, runs: dict | None = None,
+             **kw: object) -> Plan:
+    by_run: dict[int, dict[int, ChunkState]] = {}
+    for c in chunks:
+        by_run.setdefault(c.run or 1, {})[c.seq] = c
+    return assemble.plan(SHAPE, runs or {1: RUN}, by_run, pub, at(now), current=kw.pop("current", 1), **kw)  # type: ignore[arg-type]
 
 
-def test_the_dvr_window_drops_old_segments_and_remembers_where_it_starts(shape: ChannelShape) -> None:
-    chunks = [chunk(i) for i in range(40)]  # 80 s of media, DVR window 60 s
-    p = plan(shape, chunks, PublishState(), T0 + timedelta(seconds=90))
-    assert p.state.first_seq == 10 and p.timeline.segments[0].seq == 10
-    again = plan(shape, chunks[10:], p.state, T0 + timedelta(seconds=91))
-    assert again.timeline.segments[0].seq == 10 and not again.changed
+def listed(p: Plan) -> list[str]:
+    return [f"{s.run}/{s.seq}{'*' if s.slate else ''}" for s in p.timeline.segments]
 
 
-def test_final_lists_everything_ready_and_drops_the_unfinished_tail(shape: ChannelShape) -> None:
-    chunks = [chunk(0), chunk(2), chunk(3, done=None)]
-    p = plan(shape, chunks, PublishState(), T0 + timedelta(seconds=7), final=True)
-    assert seqs(p) == [(0, False), (1, True), (2, False)] and p.timeline.ended
-    assert "#EXT-X-ENDLIST" in hls.render_media(p.timeline, "360p")
+def claimed(p: Plan, c: SlotClaim) -> ChunkState:
+    """The slot as the packager records it once its slate claim succeeded."""
+    return ChunkState(seq=c.seq, status=RECEIVED, received_at=at(0), v_start=c.v_start, v_dur=c.v_dur,
+                      a_start=c.a_start, a_dur=c.a_dur, fill=SLATE, run=c.run)
 
 
-def test_a_hostile_far_future_seq_does_not_blow_up_the_loop(shape: ChannelShape) -> None:
-    p = plan(shape, [chunk(0), chunk(10**11)], PublishState(), T0 + timedelta(seconds=5))
-    assert seqs(p) == [(0, False)]
+def test_given_all_chunks_ready_then_all_are_listed_in_order_in_one_period() -> None:
+    p = run_plan([chunk(s) for s in range(3)], now=7)
+    assert listed(p) == ["r1/0", "r1/1", "r1/2"]
+    assert [s.number for s in p.timeline.segments] == [0, 1, 2]
+    assert [s.period for s in p.timeline.segments] == ["r1-0"] * 3
+    assert not any(s.discontinuity for s in p.timeline.segments)
+    assert [s.program_date_time for s in p.timeline.segments] == [at(0), at(2), at(4)]
+    assert p.state.target == 2 and p.state.ast == T0 and p.changed
+    assert p.timeline.codecs["360p"] == "avc1.42c01e"
 
 
-def test_no_chunks_gives_an_empty_unchanged_plan(shape: ChannelShape) -> None:
-    p = plan(shape, [], PublishState(), T0)
-    assert p.timeline.segments == () and not p.changed and ALL
+def test_given_a_successor_finishes_first_then_it_waits_one_segment_for_its_predecessor() -> None:
+    chunks = [chunk(0), chunk(1, done=False), chunk(2, ready=6.5)]
+    p = run_plan(chunks, now=7.0)
+    assert listed(p) == ["r1/0"] and p.claims == ()
+    assert p.recheck_at == at(8.5)  # one segment after 2 was ready
 
 
-def test_given_a_run_starting_above_seq_0_then_the_first_publish_waits_one_chunk_for_stragglers(
-        shape: ChannelShape) -> None:
-    chunks = [chunk(6, at=14.0)]
-    early = plan(shape, chunks, PublishState(), T0 + timedelta(seconds=15))
-    assert early.timeline.segments == () and early.recheck_at == T0 + timedelta(seconds=16)
-    # seq 5's event was late but within the grace: it is not cut off
-    later = plan(shape, [chunk(5, at=15.5), *chunks], PublishState(), T0 + timedelta(seconds=16))
-    assert seqs(later) == [(5, False), (6, False)]
+def test_given_a_missing_chunk_then_its_slot_is_claimed_for_slate_where_it_belongs() -> None:
+    chunks = [chunk(0), chunk(2, ready=6.5), chunk(3, ready=8.5)]
+    p = run_plan(chunks, now=8.5)
+    [claim] = p.claims
+    c0, c2 = chunks[0], chunks[1]
+    assert (claim.run, claim.seq, claim.reason) == (1, 1, "missing")
+    assert claim.v_start == SEG and claim.v_dur == SEG  # right after 0, up to where 2 starts
+    assert claim.a_start == c0.a_start + c0.a_dur and claim.a_start + claim.a_dur == c2.a_start
+    assert listed(p) == ["r1/0"]  # nothing past the hole until the claim is taken
+    after = run_plan([*chunks, claimed(p, claim)], now=8.5)
+    assert listed(after) == ["r1/0", "r1/1*", "r1/2", "r1/3"] and after.new_slates == ((1, 1),)
+    assert not any(s.discontinuity for s in after.timeline.segments)  # slate tiles the grid: one Period
 
 
-def test_given_a_discontinuity_at_the_window_start_then_it_stays_until_it_leaves_and_is_counted(
-    shape: ChannelShape,
-) -> None:
-    """RFC 8216 6.2.1/6.2.2: a listed segment keeps its EXT-X-DISCONTINUITY until it leaves the
-    playlist, and only then does EXT-X-DISCONTINUITY-SEQUENCE go up."""
-    def chunks(last: int) -> list:  # the encoder's clock jumps 10 s between chunk 0 and chunk 1
-        return [chunk(0), *(chunk(i, start=i * 2.0 + 10) for i in range(1, last + 1))]
+def test_given_a_chunk_that_never_finishes_transcoding_then_it_is_slated_as_late() -> None:
+    chunks = [chunk(0), chunk(1, done=False, arrived=4), chunk(2, ready=6.5)]
+    [claim] = run_plan(chunks, now=8.6).claims
+    assert claim.reason == "late" and claim.v_dur == 50 * FRAME
 
-    first = plan(shape, chunks(30), PublishState(), T0 + timedelta(seconds=62))
-    assert first.timeline.segments[0].seq == 1 and first.timeline.segments[0].discontinuity
-    again = plan(shape, chunks(30), first.state, T0 + timedelta(seconds=63))  # chunk 0's successor is first now
-    assert again.timeline.segments[0].seq == 1 and again.timeline.segments[0].discontinuity
-    assert again.timeline.discontinuities_before == 0
-    later = plan(shape, chunks(31), again.state, T0 + timedelta(seconds=64))  # 1 leaves the window
-    assert later.timeline.segments[0].seq == 2 and not later.timeline.segments[0].discontinuity
-    assert later.timeline.discontinuities_before == 1
-    for p, ds in ((again, 0), (later, 1)):
-        assert f"#EXT-X-DISCONTINUITY-SEQUENCE:{ds}" in hls.render_media(p.timeline, "360p", "dvr")
+
+def test_given_a_corrupt_chunk_then_its_slot_is_claimed_at_once() -> None:
+    chunks = [chunk(0), replace(chunk(1, done=False), status=INVALID, v_start=None, v_dur=None)]
+    [claim] = run_plan(chunks, now=4.1).claims
+    assert claim.reason == "invalid" and claim.v_start == SEG and claim.v_dur == SEG  # nominal: nothing to go by
+
+
+def test_given_a_worker_is_uploading_the_slot_then_the_packager_waits_unless_its_claim_is_stale() -> None:
+    uploading = replace(chunk(1, done=False), fill=MEDIA, claimed_at=at(8.0))
+    chunks = [chunk(0), uploading, chunk(2, ready=6.5)]
+    p = run_plan(chunks, now=8.6)
+    assert p.claims == () and p.recheck_at == at(8.0) + assemble.STALE_CLAIM
+    stale = run_plan(chunks, now=8.0 + assemble.STALE_CLAIM.total_seconds())
+    assert [c.seq for c in stale.claims] == [1]
+
+
+def test_given_the_slate_is_not_rendered_yet_then_the_slot_waits_and_looks_again_in_a_second() -> None:
+    chunks = [chunk(0), chunk(2, ready=6.5)]
+    p = run_plan(chunks, now=9.0, runs={1: replace(RUN, slate_ready=False)})
+    assert p.claims == () and p.recheck_at == at(10.0)
+
+
+def test_given_the_last_chunk_is_missing_then_there_is_nothing_to_advance_to() -> None:
+    p = run_plan([chunk(0), chunk(1)], now=60)
+    assert listed(p) == ["r1/0", "r1/1"] and p.claims == () and p.recheck_at is None
+
+
+def test_given_an_encoder_clock_step_then_a_new_period_whose_pdt_continues() -> None:
+    step = -FRAME * 25  # the encoder's clock stepped back 1 s
+    chunks = [chunk(0), chunk(1), chunk(2, shift=step), chunk(3, shift=step)]
+    p = run_plan(chunks, now=9)
+    segs = p.timeline.segments
+    assert [s.discontinuity for s in segs] == [False, False, True, False]
+    assert [s.period for s in segs] == ["r1-0", "r1-0", "r1-2", "r1-2"]
+    assert segs[2].program_date_time == segs[1].program_date_time + timedelta(seconds=2)  # no overlap
+    [_, second] = p.timeline.periods
+    assert second.start == 4.0 and second.v0 == 2 * SEG + step
+
+
+def test_given_an_outage_then_the_new_period_follows_the_wall_clock() -> None:
+    jump = 60 * 90_000  # the encoder was away for a minute and came back with its clock moved on
+    chunks = [chunk(0), chunk(1), chunk(2, shift=jump, arrived=66), chunk(3, shift=jump, arrived=68)]
+    segs = run_plan(chunks, now=69).timeline.segments
+    assert segs[2].discontinuity and segs[2].program_date_time == at(64)
+
+
+def test_given_a_new_run_then_numbering_and_pdt_continue_with_a_discontinuity_and_a_new_period() -> None:
+    first = run_plan([chunk(s) for s in range(3)], now=7)
+    run2 = RunInfo(2, at(100), slate_ready=True, started_at=at(102))
+    chunks = [chunk(s) for s in range(3)] + [replace(chunk(s), run=2, received_at=at(102 + 2 * s)) for s in range(2)]
+    p = run_plan(chunks, now=105, pub=first.state, runs={1: RUN, 2: run2}, current=2)
+    segs = p.timeline.segments
+    assert listed(p) == ["r1/0", "r1/1", "r1/2", "r2/0", "r2/1"]
+    assert [s.number for s in segs] == [0, 1, 2, 3, 4]
+    assert [s.discontinuity for s in segs] == [False, False, False, True, False]
+    assert segs[3].program_date_time == at(100) and segs[3].run == "r2"
+    assert [pd.id for pd in p.timeline.periods] == ["r1-0", "r2-0"]
+    assert p.timeline.periods[1].start == 100.0 and p.timeline.periods[1].v0 == 0
+
+
+def test_the_dvr_window_drops_old_segments_and_counts_the_discontinuities_that_left() -> None:
+    step = -FRAME * 10
+    chunks = [chunk(s) for s in range(3)] + [chunk(s, shift=step) for s in range(3, 14)]
+    pub = PublishState()
+    p = run_plan(chunks, now=30, pub=pub)
+    assert len(p.timeline.segments) == 10  # 20 s of DVR window
+    assert p.state.runs[0].first_seq == 4 and p.state.disc_before == 1  # the tag on seq 3 left with it
+    assert [pd.id for pd in p.state.periods] == ["r1-3"]  # the first Period has no segment left
+
+
+def test_given_a_run_starting_above_seq_0_then_the_first_publish_waits_one_chunk_for_stragglers() -> None:
+    chunks = [chunk(5, arrived=12)]
+    early = run_plan(chunks, now=12.5)
+    assert listed(early) == [] and early.recheck_at == at(14)
+    later = run_plan(chunks, now=14)
+    assert listed(later) == ["r1/5"]
+    assert later.timeline.segments[0].number == 5
+
+
+def test_given_a_chunk_below_the_runs_first_seq_arrives_then_it_is_late() -> None:
+    first = run_plan([chunk(5, arrived=12)], now=14)
+    p = run_plan([chunk(4, arrived=15), chunk(5, arrived=12)], now=15, pub=first.state)
+    assert listed(p) == ["r1/5"] and p.late == ((1, 4),)
+
+
+def test_given_a_stop_then_in_flight_chunks_get_a_grace_then_holes_become_slate_and_the_run_seals() -> None:
+    chunks = [chunk(0), chunk(1, done=False, arrived=4)]
+    stop = {1: at(4.5)}
+    waiting = run_plan(chunks, now=5, seal=[1], stop_at=stop, seal_grace=6)
+    assert waiting.claims == () and not waiting.state.runs[0].sealed and waiting.recheck_at == at(10.5)
+    [claim] = run_plan(chunks, now=10.5, seal=[1], stop_at=stop, seal_grace=6).claims
+    assert claim.reason == "stopped"
+    sealed = run_plan([chunks[0], claimed(waiting, claim)], now=10.5, seal=[1], stop_at=stop, seal_grace=6)
+    assert listed(sealed) == ["r1/0", "r1/1*"] and sealed.state.runs[0].sealed
+    # A straggler for a sealed run is never listed; it is reported late.
+    after = run_plan([chunks[0], claimed(waiting, claim), chunk(2)], now=12, pub=sealed.state)
+    assert listed(after) == ["r1/0", "r1/1*"] and after.late == ((1, 2),)
+
+
+def test_given_the_event_ends_then_the_timeline_is_ended_for_good() -> None:
+    p = run_plan([chunk(0), chunk(1)], now=5, end_event=True)
+    assert p.timeline.ended and p.state.ended
+    again = run_plan([chunk(0), chunk(1), chunk(2)], now=8, pub=p.state)
+    assert listed(again) == ["r1/0", "r1/1"] and again.timeline.ended
+
+
+def test_a_hostile_far_future_seq_does_not_blow_up_the_loop() -> None:
+    p = run_plan([chunk(0), chunk(10**11, arrived=3)], now=5)
+    assert listed(p) == ["r1/0"]
+
+
+def test_no_chunks_gives_an_empty_unchanged_plan() -> None:
+    p = run_plan([], now=5)
+    assert p.timeline.segments == () and not p.changed
+
+
+@pytest.mark.parametrize(("neighbour", "frames"), [("received", 61), ("next", 55), ("none", 50)])
+def test_a_slates_length_comes_from_its_chunk_or_the_next_one_or_one_nominal_segment(neighbour: str, frames: int
+                                                                                     ) -> None:
+    c0 = chunk(0)
+    later = chunk(3, ready=8.5)
+    chunks = [c0, later]
+    if neighbour == "received":
+        chunks.append(replace(chunk(1, done=False, frames=61), status=INVALID))
+    elif neighbour == "next":
+        chunks.append(replace(chunk(2, ready=6.5), v_start=SEG + 55 * FRAME))
+    claim = run_plan(chunks, now=10.6).claims[0]
+    assert claim.seq == 1 and claim.v_dur == frames * FRAME
+    video_end = round((SEG + frames * FRAME) * 48_000 / 90_000)
+    assert claim.a_dur % 1024 == 0 and abs(claim.a_start + claim.a_dur - video_end) <= 2 * 1024
