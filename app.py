@@ -25,6 +25,7 @@ from chalicelib.control.http import with_cookies as _with_cookies
 from chalicelib.control.openapi import document as _openapi
 from chalicelib.obs import logger, metrics, tracer
 from chalicelib.pipeline import handlers as pipeline
+from chalicelib.pipeline import llorigin as _ll
 
 # configure_logs=False: Chalice would otherwise set its logger, the stdlib logger named after the
 # app, which is also Powertools' logger for service "slipstream", to ERROR with a plain-text handler.
@@ -159,6 +160,13 @@ def end_ad_break(channel_id: str, break_id: str) -> Any:
 @_endpoint(app, _cfg)
 def get_openapi() -> Any:
     return _openapi(api_keys_mode=bool(_cfg().api_keys))
+
+
+@app.lambda_function(name="ll_origin")
+def ll_origin(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Low-Latency HLS origin behind CloudFront (a function URL): LL playlists with blocking reload,
+    delta updates and preload hints (chalicelib.pipeline.llorigin)."""
+    return _ll.on_function_url(event)
 
 
 @app.lambda_function(name="lifecycle")

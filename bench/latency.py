@@ -87,7 +87,8 @@ class Poller(threading.Thread):
             except Exception:
                 return 0
             uris = [ln for ln in text.decode().splitlines() if ln and not ln.startswith("#")]
-            counts.append(int(uris[-1].split(".")[0]) + 1 if uris else 0)
+            # URIs carry the run folder since runs exist: r1/00000012.m4s
+            counts.append(int(uris[-1].rsplit("/", 1)[-1].split(".")[0]) + 1 if uris else 0)
         try:
             mpd = self.s3.get_object(Bucket=self.bucket, Key=f"{self.channel}/manifest.mpd")["Body"].read()
             counts.append(_mpd_count(mpd.decode()))

@@ -109,6 +109,9 @@ class ChannelRecord:
     # What stands in for a chunk that is missing, late or corrupt: "slate" (real media, in HLS and
     # DASH) or "gap" (the same slate media, marked EXT-X-GAP in HLS for players that skip it).
     missing_media: str = "slate"
+    # Low-latency HLS: the encoder uploads each segment as parts of this many seconds (0: whole chunks,
+    # no LL playlists). chalicelib.media.parts.
+    part_duration: float = 0.0
     run_no: int = 0  # runs started so far; the current run's number (set by every start)
     last_run: int = 0  # the run of the newest chunk (last_seq counts within it)
     late_chunks: int = 0  # chunks dropped because they came after their slot was published

@@ -31,7 +31,7 @@ from ..records import (
     run_name,
     validate_id,
 )
-from .models import ENCODING_FIELDS, CreateChannel, IngestUrlsRequest, PatchChannel
+from .models import ENCODING_FIELDS, MAX_INGEST_URLS, CreateChannel, IngestUrlsRequest, PatchChannel
 from .ports import Control, PlaybackGrant, StaleTokenError
 
 # States in which an execution is parked on `.waitForTaskToken` with no timeout: a failed
@@ -53,6 +53,7 @@ def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
         "live_window": r.live_window,
         "dvr_window": r.dvr_window,
         "fanout": r.fanout,
+        "low_latency": {"part_duration": r.part_duration} if r.part_duration else None,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
         "started_at": r.started_at or None,
@@ -78,10 +79,12 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         live_window=body.live_window or s.live_window,
         dvr_window=body.dvr_window or s.dvr_window,
         fanout=body.fanout,
+        part_duration=body.low_latency.part_duration if body.low_latency else 0.0,
         created_at=iso(now),
         updated_at=iso(now),
     )
     _check_windows(record.live_window, record.dvr_window, record.segment_duration)
+    _check_parts(record.part_duration, record.segment_duration)
     ctl.store.create(record)
     try:
         arn = ctl.lifecycle.start(execution_name(body.id, int(now.timestamp() * 1000)), body.id)
@@ -100,6 +103,16 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
                        extra={"channel": body.id, "execution_arn": arn})
         return view({**record.to_item(), "execution_arn": arn})
     return view(item)
+
+
+def _check_parts(part: float, seg: float) -> None:
+    if part:
+        from ..media.parts import parts_per_segment
+
+        try:
+            parts_per_segment(part, seg)
+        except ValidationError as e:
+            raise ValidationError(f"field 'low_latency.part_duration': {e}") from None
 
 
 def _check_windows(live: float, dvr: float, seg: float) -> None:
@@ -123,8 +136,9 @@ def patch_channel(ctl: Control, channel_id: str, body: PatchChannel) -> dict[str
     current = ctl.store.get(channel_id)
     if not changes:
         return view(current)
-    merged = {**view(current), **changes}
+    merged = {**view(current), "part_duration": current.part_duration, **changes}
     _check_windows(float(merged["live_window"]), float(merged["dvr_window"]), float(merged["segment_duration"]))
+    _check_parts(float(merged["part_duration"] or 0), float(merged["segment_duration"]))
     # Encoding fields may only change while nothing is being encoded; the condition makes the
     # check and the write one step, so a concurrent start cannot slip in between.
     expect = (CREATING, IDLE, STOPPED) if ENCODING_FIELDS & changes.keys() else None
@@ -267,12 +281,20 @@ def ingest_urls(ctl: Control, channel_id: str, body: IngestUrlsRequest) -> dict[
     if body.first_seq + body.count > MAX_SEQ:
         raise ValidationError(f"field 'count': seqs {body.first_seq}..{body.first_seq + body.count - 1} reach past "
                               f"the highest chunk number ingest accepts ({MAX_SEQ - 1})")
+    if body.parts and body.count * body.parts > MAX_INGEST_URLS:
+        raise ValidationError(f"field 'count': {body.count} seqs x {body.parts} parts is more than "
+                              f"{MAX_INGEST_URLS} URLs; ask for fewer seqs at a time")
     expires = ctl.clock() + timedelta(seconds=s.ingest_url_ttl)
     urls = []
     for seq in range(body.first_seq, body.first_seq + body.count):
-        key = f"{channel_id}/{seq:08d}.{body.extension}"
-        urls.append({"seq": seq, "key": key, "method": "PUT", "url": ctl.presigner.presign_put(
-            s.ingest_bucket, key, s.ingest_url_ttl)})
+        for part in range(body.parts) if body.parts else (-1,):
+            name = f"{seq:08d}.{part}" if part >= 0 else f"{seq:08d}"
+            key = f"{channel_id}/{name}.{body.extension}"
+            entry: dict[str, Any] = {"seq": seq, "key": key, "method": "PUT", "url": ctl.presigner.presign_put(
+                s.ingest_bucket, key, s.ingest_url_ttl)}
+            if part >= 0:
+                entry["part"] = part
+            urls.append(entry)
     return {"channel_id": channel_id, "expires_at": iso(expires), "urls": urls}
 
 
@@ -295,6 +317,9 @@ def playback(ctl: Control, channel_id: str, mode: str | None = None) -> dict[str
     record = ctl.store.get(channel_id)
     base = f"{ctl.settings.playback_base_url}/{channel_id}"
     urls = {"hls": f"{base}/master.m3u8", "dash": f"{base}/manifest.mpd", "dvr": f"{base}/dvr.m3u8"}
+    if record.part_duration:
+        # Low-Latency HLS, rendered per request by the LL origin (chalicelib.pipeline.llorigin).
+        urls["ll_hls"] = f"{base}/ll.m3u8"
     if record.state in (STOPPED, IDLE) and record.run_no > 0:
         # The last run, published as VOD when it stopped (its own URLs, written once).
         run = run_name(record.run_no)

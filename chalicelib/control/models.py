@@ -43,6 +43,12 @@ def _id(value: str | None, what: str) -> str | None:
         raise ValueError(str(e)) from None
 
 
+class LowLatency(_Body):
+    """Low-Latency HLS: the encoder uploads each segment as parts of `part_duration` seconds (0: off)."""
+
+    part_duration: float = Field(0.5, ge=0.0, le=2.0)
+
+
 class CreateChannel(_Body):
     id: str
     name: str = Field("", max_length=MAX_NAME)
@@ -52,6 +58,7 @@ class CreateChannel(_Body):
     live_window: float | None = Field(None, ge=6.0, le=3600.0)
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
     fanout: Literal["chunk", "rendition"] = "chunk"
+    low_latency: LowLatency | None = None
 
     @field_validator("id")
     @classmethod
@@ -71,21 +78,26 @@ class PatchChannel(_Body):
     live_window: float | None = Field(None, ge=6.0, le=3600.0)
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
     fanout: Literal["chunk", "rendition"] | None = None
+    low_latency: LowLatency | None = None
 
     _check_ladder = field_validator("ladder")(_ladder)
 
     def changes(self) -> dict[str, object]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+        out = {k: v for k, v in self.model_dump().items() if v is not None}
+        if "low_latency" in out:  # stored flat on the channel record
+            out["part_duration"] = float(out.pop("low_latency")["part_duration"])
+        return out
 
 
 # Changing these mid-run would change the ladder or timing of segments already advertised.
-ENCODING_FIELDS = frozenset({"ladder", "segment_duration", "fanout"})
+ENCODING_FIELDS = frozenset({"ladder", "segment_duration", "fanout", "part_duration"})
 
 
 class IngestUrlsRequest(_Body):
     first_seq: int = Field(0, ge=0, lt=10**12)
     count: int = Field(1, ge=1, le=MAX_INGEST_URLS)
     extension: Literal["ts", "mp4"] = "ts"
+    parts: int = Field(0, ge=0, le=10)  # low-latency: URLs for {seq}.{part}.{ext}, parts 0..parts-1 of each seq
 
 
 class CreateAdBreak(_Body):

@@ -26,12 +26,14 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ..errors import ValidationError
 from .adbreaks import PlacedBreak, place_breaks
 from .ladder import Ladder
+from .parts import SKIP_VALUES, Edge
 from .timeline import (
     Segment,
     Timeline,
@@ -42,6 +44,7 @@ from .timeline import (
 )
 
 MASTER = "master.m3u8"
+LL_WINDOW = "ll"  # low-latency playlists: `ll.m3u8`, `{rendition}/ll.m3u8` (rendered per request)
 DVR_MASTER = "dvr.m3u8"
 INIT = "init.mp4"
 AUDIO_GROUP = "aud"
@@ -122,8 +125,8 @@ def vod_window(run: str) -> str:
 
 
 def _check_window(window: str) -> None:
-    if window not in WINDOWS and not _VOD_RE.match(window):
-        raise ValidationError(f"unknown playlist window {window!r}; use 'live', 'dvr' or 'vod-r<N>'")
+    if window not in WINDOWS and window != LL_WINDOW and not _VOD_RE.match(window):
+        raise ValidationError(f"unknown playlist window {window!r}; use 'live', 'dvr', 'll' or 'vod-r<N>'")
 
 
 def format_pdt(t: datetime) -> str:
@@ -182,13 +185,15 @@ def render_master(tl: Timeline, window: str = "live") -> str:
         lines.append(media_path(v.name, window))
     if ladder.container == "cmaf":
         k = 1.0 + CONTAINER_OVERHEAD["cmaf"]
+        # The low-latency master shares the live I-frame playlists (trick play needs no parts).
+        iwindow = "live" if window == LL_WINDOW else window
         for v in ladder.video:
             # An I-frame is at most the VBV buffer (2 x max rate bits), one per segment of about 2 s:
             # its peak rate is bounded by the rendition's max rate, a figure that never changes.
             lines.append(
                 f"#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={math.ceil(v.max_bitrate * k)},"
                 f'CODECS="{codecs_of(tl, v.name)}",RESOLUTION={v.width}x{v.height},'
-                f'URI="{iframes_path(v.name, window)}"'
+                f'URI="{iframes_path(v.name, iwindow)}"'
             )
     return "\n".join(lines) + "\n"
 
@@ -347,8 +352,8 @@ def _seconds(tl: Timeline, window: str) -> float:
     return tl.live_window if window == "live" else tl.dvr_window if window == "dvr" else math.inf
 
 
-def _head(tl: Timeline, p: Prepared, start: int, count: int, iframes: bool = False, vod: bool = False
-          ) -> tuple[str, int]:
+def _head(tl: Timeline, p: Prepared, start: int, count: int, iframes: bool = False, vod: bool = False,
+          version: int | None = None) -> tuple[str, int]:
     if start < count:
         first = p.segments[start]
         first_seq = first.number
@@ -360,7 +365,7 @@ def _head(tl: Timeline, p: Prepared, start: int, count: int, iframes: bool = Fal
     ts = tl.ladder.container == "ts"
     head = [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{TS_VERSION if ts else VERSION}",
+        f"#EXT-X-VERSION:{version or (TS_VERSION if ts else VERSION)}",
         f"#EXT-X-TARGETDURATION:{p.target}",
         f"#EXT-X-MEDIA-SEQUENCE:{first_seq}",
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{disc_seq}",
@@ -385,19 +390,8 @@ def _media(tl: Timeline, p: Prepared, rendition: str, window: str) -> str:
     # player reloading live.m3u8 never sees MEDIA-SEQUENCE go back.
     start = p.window_start(count, _seconds(tl, window))
     text, first_seq = _head(tl, p, start, count, vod=window.startswith("vod-"))
-    if start < count and p.daterange_out:
-        # A break that began before the window but is still running keeps its DATERANGE while any
-        # of its dates maps to a listed segment (RFC 8216bis 6.2.1), so a player joining mid-break
-        # knows it is in one.
-        carried = [
-            p.daterange_out[b.id]
-            for b in p.breaks
-            if b.id in p.daterange_out
-            and not b.announced
-            and b.out_seq < first_seq
-            and (b.in_seq is None or b.in_seq > first_seq)
-        ]
-        text += "".join(carried)
+    if start < count:
+        text += _carried(p, first_seq)
     audio = rendition == tl.ladder.audio.name
     key = (start, count, "a" if audio else "v")
     body = p.bodies.get(key)
@@ -409,6 +403,21 @@ def _media(tl: Timeline, p: Prepared, rendition: str, window: str) -> str:
     if tl.ended:
         text += "#EXT-X-ENDLIST\n"
     return text
+
+
+def _carried(p: Prepared, first_seq: int) -> str:
+    """A break that began before the window but is still running keeps its DATERANGE while any of its
+    dates maps to a listed segment (RFC 8216bis 6.2.1), so a player joining mid-break knows it is in one."""
+    if not p.daterange_out:
+        return ""
+    return "".join(
+        p.daterange_out[b.id]
+        for b in p.breaks
+        if b.id in p.daterange_out
+        and not b.announced
+        and b.out_seq < first_seq
+        and (b.in_seq is None or b.in_seq > first_seq)
+    )
 
 
 def render_iframes(tl: Timeline, rendition: str, window: str = "live") -> str:
@@ -475,3 +484,173 @@ def render_all(tl: Timeline) -> dict[str, str]:
         for w in WINDOWS:
             out[iframes_path(name, w)] = render_iframes(tl, name, w)
     return out
+
+
+# --- Low-Latency HLS (RFC 8216bis 4.4.3.7-4.4.5.3, 6.2.5) -------------------------------------------
+# The same Prepared per-segment text as the regular playlists: a segment that still has parts in the
+# playlist gets its EXT-X-PART lines between its tags and its EXTINF; the segment being written (the
+# timeline's last, `partial`) shows its tags and parts only. So PDT, discontinuities, EXT-X-MAP and ad
+# markers are exactly those of `{rendition}/live.m3u8`, over the same live window.
+
+LL_VERSION = 10  # EXT-X-SKIP with RECENTLY-REMOVED-DATERANGES (delta updates v2) is the newest tag used
+SKIP_TARGETS = 6  # CAN-SKIP-UNTIL: the Skip Boundary must be at least six target durations
+PART_TARGETS = 3  # parts are listed for the segments within three target durations of the end
+
+
+@dataclass(frozen=True)
+class PartEntry:
+    """One listed part of a segment."""
+
+    index: int
+    duration: float  # video seconds (the grid frames it holds)
+    audio_duration: float  # seconds of the AAC frames it holds
+    gap: bool = False  # a slate part on a `missing_media: gap` channel
+
+
+@dataclass(frozen=True)
+class LowLatency:
+    """What the LL playlists add to the timeline: the parts of its newest segments."""
+
+    part_target: float  # EXT-X-PART-INF:PART-TARGET
+    part_hold_back: float
+    parts: Mapping[tuple[str, int], tuple[PartEntry, ...]]  # (run, seq) -> its listed parts, in order
+    parts_per_segment: int
+    partial: bool = False  # the timeline's last segment is still being written: only its parts are listed
+
+
+def part_name(seq: int, index: int) -> str:
+    return f"{seq:08d}.{index}.m4s"
+
+
+def part_uri(run: str, seq: int, index: int) -> str:
+    """URI of a part relative to its rendition folder: `{run}/{seq:08d}.{part}.m4s`."""
+    name = part_name(seq, index)
+    return f"{run}/{name}" if run else name
+
+
+def skip_until(tl: Timeline) -> float:
+    return float(SKIP_TARGETS * target_duration(tl))
+
+
+def ll_edge(tl: Timeline, ll: LowLatency, rendition: str | None = None) -> Edge:
+    """The last complete segment and the last listed part of a rendition's LL playlist."""
+    p = prepared(tl)
+    count = p.prefix[rendition or tl.ladder.audio.name]
+    partial = ll.partial and count == len(p.segments) and count > 0
+    complete = count - 1 if partial else count
+    last_msn = p.segments[complete - 1].number if complete > 0 else None
+    part_msn = part_index = None
+    for i in range(count - 1, max(-1, count - 3), -1):
+        s = p.segments[i]
+        entries = ll.parts.get((s.run, s.seq))
+        if entries:
+            part_msn, part_index = s.number, entries[-1].index
+            break
+        if i < complete:
+            break
+    return Edge(last_msn, part_msn, part_index, ll.parts_per_segment)
+
+
+def render_ll_master(tl: Timeline) -> str:
+    return render_master(tl, LL_WINDOW)
+
+
+def render_ll(tl: Timeline, rendition: str, ll: LowLatency, skip: str = "") -> str:
+    """The LL-HLS media playlist of one rendition; `skip` "YES" or "v2" renders a Playlist Delta Update."""
+    if rendition not in tl.ladder.names:
+        raise ValidationError(f"unknown rendition {rendition!r}; the ladder has {list(tl.ladder.names)}")
+    if skip not in ("", *SKIP_VALUES):
+        raise ValidationError(f"_HLS_skip={skip!r}: use YES or v2")
+    p = prepared(tl)
+    count = p.prefix[rendition]
+    partial = ll.partial and count == len(p.segments) and count > 0
+    complete = count - 1 if partial else count
+    start = p.window_start(complete, tl.live_window)
+    text, first_seq = _head(tl, p, start, count, version=LL_VERSION)
+    until = skip_until(tl)
+    text += (f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={ll.part_hold_back:.3f},"
+             f"CAN-SKIP-UNTIL={until:.1f},CAN-SKIP-DATERANGES=YES\n"
+             f"#EXT-X-PART-INF:PART-TARGET={ll.part_target:.3f}\n")
+    audio = rendition == tl.ladder.audio.name
+    texts = p.audio_parts if audio else p.parts
+    segs = p.segments
+    end = segs[count - 1].end if count else 0.0
+    if partial:
+        last = segs[count - 1]
+        end = last.start + sum(e.duration for e in ll.parts.get((last.run, last.seq), ()))
+    parts_from = end - PART_TARGETS * p.target  # parts of segments ending after this are listed
+    skipped = 0
+    if skip and complete > start:
+        kept = window_of(segs[start:complete], until, 0)
+        skipped = complete - start - len(kept)
+    if skipped:
+        text += _skip_tags(tl, p, texts, start, skipped, skip, until)
+    elif start < count:
+        text += _carried(p, first_seq)
+    for i in range(start + skipped, count):
+        s = segs[i]
+        body = texts[i]
+        entries = ll.parts.get((s.run, s.seq)) if s.end > parts_from or (partial and i == count - 1) else None
+        if skipped and i == start + skipped and i not in p.map_at and (
+                segs[start].run != s.run or any(j in p.map_at for j in range(start + 1, i))):
+            body = f'#EXT-X-MAP:URI="{init_uri(s.run)}"\n' + body  # the skipped segments held the MAP change
+        if not entries and not (partial and i == count - 1):
+            text += body
+            continue
+        cut = body.rfind("#EXTINF:")
+        lines = "".join(
+            f'#EXT-X-PART:DURATION={(e.audio_duration if audio else e.duration):.5f},'
+            f'URI="{part_uri(s.run, s.seq, e.index)}",INDEPENDENT=YES' + (",GAP=YES" if e.gap else "") + "\n"
+            for e in entries or ())
+        text += body[:cut] + lines + ("" if partial and i == count - 1 else body[cut:])
+    if count == len(segs) and count > 0:
+        text += p.tail if not tl.ended else p.closing
+    if tl.ended:
+        return text + "#EXT-X-ENDLIST\n"
+    hint = _next_part(tl, ll, p, count, partial)
+    if hint is not None:
+        text += f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_uri(*hint)}"\n'
+    for name in tl.ladder.names:
+        if name == rendition:
+            continue
+        edge = ll_edge(tl, ll, name)
+        msn = edge.part_msn if edge.part_msn is not None else edge.last_msn
+        if msn is None:
+            continue
+        report = f'#EXT-X-RENDITION-REPORT:URI="../{media_path(name, LL_WINDOW)}",LAST-MSN={msn}'
+        if edge.part_msn is not None and edge.part_msn == msn:
+            report += f",LAST-PART={edge.part_index}"
+        text += report + "\n"
+    return text
+
+
+def _next_part(tl: Timeline, ll: LowLatency, p: Prepared, count: int, partial: bool) -> tuple[str, int, int] | None:
+    """The part the encoder sends next (EXT-X-PRELOAD-HINT): after the last listed one."""
+    if not count:
+        return None
+    s = p.segments[count - 1]
+    entries = ll.parts.get((s.run, s.seq), ())
+    if partial and entries and entries[-1].index + 1 < ll.parts_per_segment:
+        return s.run, s.seq, entries[-1].index + 1
+    return s.run, s.seq + 1, 0
+
+
+def _skip_tags(tl: Timeline, p: Prepared, texts: list[str], start: int, skipped: int, skip: str,
+               until: float) -> str:
+    """EXT-X-SKIP for the oldest segments, keeping the remaining playlist at least `until` seconds long
+    (the Skip Boundary). `YES` keeps every DATERANGE of the skipped part (they are not segment tags);
+    `v2` skips them too (the client has them from the full playlist) and names the DATERANGEs that left
+    the playlist within the Skip Boundary, so a client merging the delta drops them (RFC 8216bis 4.4.5.2,
+    REQUIRED when DATERANGEs are skipped, so present even when empty)."""
+    first = p.segments[start]
+    if skip == "YES":
+        kept = _carried(p, first.number) + "".join(
+            line + "\n" for t in texts[start:start + skipped] for line in t.splitlines()
+            if line.startswith("#EXT-X-DATERANGE:"))
+        return f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}\n{kept}"
+    horizon = first.program_date_time - timedelta(seconds=until)
+    removed = sorted(
+        b.id for b in p.breaks
+        if b.id in p.daterange_out and not b.announced and b.in_seq is not None and b.in_seq <= first.number
+        and b.in_pdt is not None and b.in_pdt >= horizon)
+    return f'#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped},RECENTLY-REMOVED-DATERANGES="{chr(9).join(removed)}"\n'

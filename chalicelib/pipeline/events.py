@@ -23,7 +23,8 @@ from ..errors import ValidationError
 from ..records import parse_iso, validate_id
 
 # {channel}/{seq:08d}.(ts|mp4): at least 8 digits (zero padded), at most 12 (records.segment_sk).
-_KEY_RE = re.compile(r"^(?P<channel>[^/]{1,63})/(?P<seq>[0-9]{8,12})\.(?P<ext>ts|mp4)$")
+# Low-latency channels upload each segment as parts: {channel}/{seq:08d}.{part}.(ts|mp4), part 0-9.
+_KEY_RE = re.compile(r"^(?P<channel>[^/]{1,63})/(?P<seq>[0-9]{8,12})(?:\.(?P<part>[0-9]))?\.(?P<ext>ts|mp4)$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Upload:
     size: int
     event_time: datetime | None = None  # when S3 finished the upload (latency starts here)
     version_id: str = ""  # the object version this event is about (versioned ingest bucket)
+    part: int = -1  # a low-latency part of segment `seq` (-1: a whole chunk)
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,20 @@ class Rejection:
 
 def parse_key(key: str) -> tuple[str, int, str]:
     """(channel, seq, ext) of an ingest key, or ValidationError saying what is wrong."""
+    channel, seq, _, ext = parse_part_key(key)
+    return channel, seq, ext
+
+
+def parse_part_key(key: str) -> tuple[str, int, int, str]:
+    """(channel, seq, part, ext) of an ingest key; part -1 for a whole chunk."""
     m = _KEY_RE.match(key)
     if not m:
         raise ValidationError(
-            f"ingest key {key[:120]!r} does not match '{{channel}}/{{seq:08d}}.ts|mp4'"
+            f"ingest key {key[:120]!r} does not match '{{channel}}/{{seq:08d}}.ts|mp4' "
+            "(or '{seq:08d}.{part}.ts|mp4' for a low-latency part)"
         )
     channel = validate_id(m["channel"])
-    return channel, int(m["seq"]), m["ext"]
+    return channel, int(m["seq"]), int(m["part"]) if m["part"] is not None else -1, m["ext"]
 
 
 def _time(value: object) -> datetime | None:
@@ -66,14 +75,14 @@ def _time(value: object) -> datetime | None:
 def make_upload(bucket: str, key: str, etag: str, size: int, event_time: object = None,
                 version_id: str = "") -> Upload | Rejection:
     try:
-        channel, seq, ext = parse_key(key)
+        channel, seq, part, ext = parse_part_key(key)
     except ValidationError as e:
         return Rejection(key, str(e))
     if not etag:
         return Rejection(key, f"ingest event for {key!r} carries no ETag")
     # S3 notifications quote nothing, HeadObject quotes the ETag: compare unquoted everywhere.
     return Upload(bucket, key, channel, seq, ext, etag.strip('"'), int(size or 0), _time(event_time),
-                  str(version_id or ""))
+                  str(version_id or ""), part)
 
 
 def from_s3_notification(event: Mapping[str, Any]) -> list[Upload | Rejection]:

@@ -49,6 +49,10 @@ def handle(items: list[Upload | Rejection], deps: Deps) -> list[str]:
     for item in items:
         if isinstance(item, Rejection):
             out.append(reject_key(item))
+        elif item.part >= 0:  # a low-latency part (chalicelib.pipeline.parts)
+            from . import parts
+
+            out.append(parts.on_part_uploaded(item, deps))
         else:
             out.append(idempotent_upload(item, deps))
     return out

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import ConcurrentUpdateError
@@ -257,6 +257,12 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
     kwargs: dict[str, Any] = {"current": current if current in runs else None,
                               "seal": [seal_run] if seal_run is not None else [],
                               "seal_grace": SEAL_GRACE, "stop_at": stop_at, "end_event": end}
+    if meta.part_duration:  # low-latency: full segments from their parts, slate for missing parts
+        from . import parts as ll_parts
+
+        ll_parts.before_plan(channel, deps, meta, ladder, shape, runs, prev, chunks, now, pub,
+                             seal_deadline=(stop_at[seal_run] + timedelta(seconds=SEAL_GRACE))
+                             if seal_run == current and seal_run in stop_at else None)
     p = assemble.plan(shape, runs, chunks, prev, now, breaks, **kwargs)
     claimed = 0
     while p.claims and claimed < MAX_CLAIMS:

@@ -39,9 +39,10 @@ class TranscodeMessage:
     etag: str
     renditions: tuple[str, ...] = ()  # empty: every rendition of the ladder in one job
     run: int = 0
-    kind: str = "chunk"  # "chunk" | "slate" (render the run's slate templates)
+    kind: str = "chunk"  # "chunk" | "slate" (render the run's slate templates) | "part" (a low-latency part)
     version_id: str = ""  # the accepted object version (versioned ingest bucket)
     correlation_id: str = ""  # follows the chunk from its S3 event to the packager's log lines
+    part: int = -1  # kind "part": which part of segment `seq`
 
     def body(self) -> dict[str, Any]:
         d = asdict(self)
@@ -56,11 +57,15 @@ class TranscodeMessage:
             seq = check_seq(doc["seq"])
             run = check_run(doc.get("run", 0))
             kind = str(doc.get("kind", "chunk"))
-            if kind not in ("chunk", "slate"):
-                raise ValidationError(f"transcode message kind {kind!r}: use 'chunk' or 'slate'")
+            if kind not in ("chunk", "slate", "part"):
+                raise ValidationError(f"transcode message kind {kind!r}: use 'chunk', 'slate' or 'part'")
+            part = doc.get("part", -1)
+            if not isinstance(part, int) or isinstance(part, bool) or not -1 <= part <= 9 or \
+                    (kind == "part") != (part >= 0):
+                raise ValidationError(f"transcode message part {part!r}: 0-9 for kind 'part', else absent")
             renditions = tuple(str(r) for r in doc.get("renditions") or ())
             return cls(channel, int(seq), str(doc.get("etag", "")), renditions, run, kind,
-                       str(doc.get("version_id", "")), str(doc.get("correlation_id", ""))[:100])
+                       str(doc.get("version_id", "")), str(doc.get("correlation_id", ""))[:100], part)
         except KeyError as e:
             raise ValidationError(f"transcode message lacks {e}") from None
 

@@ -38,6 +38,10 @@ def transcode_chunk(msg: TranscodeMessage, deps: Deps) -> str:
         try:
             if msg.kind == "slate":
                 return _render_slate(msg, deps)
+            if msg.kind == "part":  # a low-latency part (chalicelib.pipeline.parts)
+                from . import parts
+
+                return parts.transcode_part(msg, deps)
             return _transcode(msg, deps)
         except Exception:
             metrics.add_metric(name="TranscodeErrors", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,647 @@
+"""Low-latency parts through the pipeline (issue #12): ingest, transcode, slate parts, full segments.
+
+    encoder --PUT {channel}/{seq:08d}.{part}.ts--> on_segment_uploaded -> `on_part_uploaded`
+        probe, place on the run's grids, PRT# item (conditional), one transcode job (kind "part")
+    transcode worker -> `transcode_part`: one ffmpeg for every rendition (the chunk job, on 0.5 s),
+        {rendition}/{run}/{seq:08d}.{part}.m4s write-once, PRT#.done  <- the LL origin lists it from here
+    packager -> `before_plan` (a hook before assemble.plan, under the packager's lease):
+        slate parts for missing / late / corrupt part slots (media.parts.plan_parts), and for every
+        segment whose parts are all there the full segment {seq:08d}.m4s (styp + the parts' fragments,
+        tfdt as transcoded) plus its SEG# item: from there the regular pipeline publishes it in
+        live.m3u8, dvr.m3u8 and the MPD exactly as a chunk it transcoded itself.
+
+Items: PRT#{run:06d}#{seq:012d}#{part:02d} in the channel's partition, next to SEG#. A part slot is
+claimed once (fill = media by the worker about to upload, fill = slate by the packager), like a chunk's.
+Parts are never waited for by other parts: each is transcoded the moment it arrives, and a hole is
+slated (after a later part has been ready for PART_WAIT_PARTS part durations) rather than stalling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import tempfile
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..errors import ConflictError, InvalidMediaError, NotFoundError, StoreError, TranscodeError
+from ..media import grid
+from ..media.ladder import Ladder
+from ..media.parts import INVALID, MEDIA, RECEIVED, SLATE, PartClaim, PartSpec, PartState, plan_parts, spec_for
+from ..records import INGEST_STATES, ChannelRecord, check_run, check_seq, iso, parse_iso, run_name
+from ..transcode import audio as audio_plan
+from . import assemble
+from .assemble import ChannelShape, ChunkState, PublishState, RunInfo
+from .clock import base_ticks, media_ticks
+from .deps import Deps
+from .events import Upload
+from .objects import IMMUTABLE, content_type
+from .obs import MetricUnit, bind, logger, metrics
+from .queues import PackageMessage, TranscodeMessage
+from .store import PipelineStore, _failed_condition, _to_dynamo, chunk_state
+
+PART_WAIT_PARTS = 2  # a missing part is slated once a later part has been ready this many part durations
+MAX_PART_CLAIMS = 8  # slate parts per packager run (an outage catches up over a few runs)
+LL_TIMER = "parts_recheck_at"  # PUB attribute deduplicating the packager's part timers
+_FRAGMENTS_PER_CHUNK = 64  # as transcode.job: mfhd sequence = seq * 64 + n
+
+
+def part_sk(run: int, seq: int, index: int) -> str:
+    if not 0 <= index <= 9:
+        raise ValueError(f"part index {index} outside 0-9")
+    return f"PRT#{check_run(run):06d}#{check_seq(seq):012d}#{index:02d}"
+
+
+def channel_spec(meta: ChannelRecord, ladder: Ladder, default_segment: float) -> PartSpec | None:
+    return spec_for(meta.part_duration, float(meta.segment_duration or default_segment), ladder.frame_rate,
+                    ladder.audio.sample_rate)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class PartStore(PipelineStore):
+    """The PRT# items (the same table and conventions as SEG#: every racing write is conditional)."""
+
+    def put_part(self, channel_id: str, run: int, seq: int, index: int, item: dict[str, Any]) -> str:
+        full = {**self._key(channel_id, part_sk(run, seq, index)), "run": run, "seq": seq, "part": index,
+                **_to_dynamo(item)}
+        try:
+            self._t.put_item(Item=full, ConditionExpression="attribute_not_exists(#sk)",
+                             ExpressionAttributeNames={"#sk": "sk"})
+            return "new"
+        except ClientError as e:
+            if not _failed_condition(e):
+                raise StoreError(f"part put failed: {e}") from e
+        existing = self.part(channel_id, run, seq, index) or {}
+        if existing.get("fill") == SLATE and not existing.get("etag"):
+            raise ConflictError(f"part {seq}.{index} came after its slot was published as slate (late)")
+        if existing.get("etag") == item.get("etag"):
+            return "duplicate"
+        raise ConflictError(f"part {channel_id}/{seq}.{index} was already received with ETag "
+                            f"{existing.get('etag')!r}; ignoring the upload with ETag {item.get('etag')!r}")
+
+    def part(self, channel_id: str, run: int, seq: int, index: int) -> dict[str, Any] | None:
+        return self._get(channel_id, part_sk(run, seq, index))
+
+    def parts(self, channel_id: str, run: int, lo: tuple[int, int] = (0, 0),
+              hi: tuple[int, int] | None = None) -> dict[tuple[int, int], dict[str, Any]]:
+        """PRT# items of a run from part `lo` to part `hi` (inclusive; None: the newest)."""
+        upper = part_sk(run, *hi) if hi is not None else f"PRT#{run:06d}#~"
+        items = self._query(channel_id, part_sk(run, *lo), upper)
+        return {(int(it["seq"]), int(it["part"])): it for it in items}
+
+    def update_part(self, channel_id: str, run: int, seq: int, index: int, etag: str, fields: dict[str, Any]) -> None:
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": v for i, v in enumerate(_to_dynamo(fields).values())}
+        self._update(self._key(channel_id, part_sk(run, seq, index)), f"SET {sets}", {**values, ":etag": etag},
+                     "#etag = :etag", names=names)
+
+    def claim_part_media(self, channel_id: str, run: int, seq: int, index: int, etag: str, now: datetime) -> bool:
+        try:
+            self._update_raw(
+                Key=self._key(channel_id, part_sk(run, seq, index)),
+                UpdateExpression="SET #fill = :media, #claimed_at = if_not_exists(#claimed_at, :now)",
+                ConditionExpression="#etag = :etag AND (attribute_not_exists(#fill) OR #fill = :media)",
+                ExpressionAttributeValues={":media": MEDIA, ":now": iso(now), ":etag": etag})
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"part media claim failed: {e}") from e
+
+    def claim_part_slate(self, channel_id: str, run: int, claim: PartClaim, now: datetime,
+                         stale_before: datetime) -> bool:
+        facts = {":slate": SLATE, ":now": iso(now), ":vs": claim.v_start, ":vd": claim.v_dur, ":as": claim.a_start,
+                 ":ad": claim.a_dur, ":why": claim.reason, ":run": run, ":seq": claim.seq, ":part": claim.index,
+                 ":media": MEDIA, ":stale": iso(stale_before)}
+        try:
+            self._update_raw(
+                Key=self._key(channel_id, part_sk(run, claim.seq, claim.index)),
+                UpdateExpression="SET #fill = :slate, #claimed_at = :now, #slate_v_start = :vs, #slate_v_dur = :vd, "
+                                 "#slate_a_start = :as, #slate_a_dur = :ad, #slate_reason = :why, #run = :run, "
+                                 "#seq = :seq, #part = :part, #received_at = if_not_exists(#received_at, :now)",
+                ConditionExpression="attribute_not_exists(#fill) OR #fill = :slate OR "
+                                    "(#fill = :media AND #claimed_at < :stale)",
+                ExpressionAttributeValues=facts)
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"part slate claim failed: {e}") from e
+
+    def record_part_slate(self, channel_id: str, run: int, seq: int, index: int) -> None:
+        self._update(self._key(channel_id, part_sk(run, seq, index)), "SET #slate_written = :t",
+                     {":t": True, ":slate": SLATE}, "#fill = :slate")
+
+    def mark_part_done(self, channel_id: str, run: int, seq: int, index: int, etag: str, renditions: list[str],
+                       facts: Mapping[str, Any], now: datetime) -> None:
+        values: dict[str, Any] = {":r": set(renditions), ":etag": etag, ":now": iso(now)}
+        sets = ["#done_at = :now"]
+        for i, (k, v) in enumerate(_to_dynamo(dict(facts)).items()):
+            values[f":x{i}"] = v
+            sets.append(f"#{k} = :x{i}")
+        self._update(self._key(channel_id, part_sk(run, seq, index)), "ADD #done :r SET " + ", ".join(sets), values,
+                     "#etag = :etag")
+
+    def mark_part_late(self, channel_id: str, run: int, seq: int, index: int) -> bool:
+        try:
+            self._update_raw(Key=self._key(channel_id, part_sk(run, seq, index)), UpdateExpression="SET #late = :t",
+                             ConditionExpression="attribute_exists(#sk) AND attribute_not_exists(#late)",
+                             ExpressionAttributeValues={":t": True})
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"late part mark failed: {e}") from e
+
+
+def part_store(deps: Deps) -> PartStore:
+    if isinstance(deps.store, PartStore):
+        return deps.store
+    cached = deps.extra.get("part_store")
+    if cached is None:
+        cached = deps.extra["part_store"] = PartStore(deps.store._t)
+    return cached
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def part_state(it: Mapping[str, Any]) -> PartState:
+    fill = str(it.get("fill") or "")
+    prefix = "slate_" if fill == SLATE else ""
+    return PartState(
+        seq=int(it["seq"]), index=int(it["part"]), received_at=parse_iso(str(it["received_at"])),
+        status=INVALID if it.get("status") == INVALID else RECEIVED,
+        v_start=_int(it.get(f"{prefix}v_start")), v_dur=_int(it.get(f"{prefix}v_dur")),
+        a_start=_int(it.get(f"{prefix}a_start")), a_dur=_int(it.get(f"{prefix}a_dur")),
+        done=frozenset(it.get("done") or ()), done_at=parse_iso(str(it["done_at"])) if it.get("done_at") else None,
+        fill=fill, claimed_at=parse_iso(str(it["claimed_at"])) if it.get("claimed_at") else None,
+        slate_written=bool(it.get("slate_written")), late=bool(it.get("late")),
+        codecs={k[6:]: str(v) for k, v in it.items() if k.startswith("codec_")},
+    )
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def on_part_uploaded(u: Upload, deps: Deps) -> str:
+    from .ingest import _correlation
+
+    with bind(channel=u.channel, seq=u.seq, part=u.part, correlation_id=_correlation(u)):
+        return _on_part(u, deps)
+
+
+def _on_part(u: Upload, deps: Deps) -> str:
+    from .ingest import MAX_AHEAD, _arrival, _late, _probe, _reject, _request_slate
+
+    store = deps.store
+    meta = store.channel(u.channel)
+    if meta is None:
+        return _reject(deps, u, "unknown channel", count_on_channel=False)
+    ladder = deps.ladder(meta)
+    spec = channel_spec(meta, ladder, deps.settings.segment_duration)
+    if spec is None:
+        return _reject(deps, u, "the channel is not low-latency (no part_duration): upload whole chunks "
+                                f"{u.seq:08d}.{u.ext}")
+    if meta.state not in INGEST_STATES:
+        return _reject(deps, u, f"channel is {meta.state}, not accepting parts")
+    if u.part >= spec.count:
+        return _reject(deps, u, f"part {u.part}: this channel's segments have {spec.count} parts (0-{spec.count - 1})")
+    run = meta.current_run
+    if meta.last_seq >= 0 and meta.last_run == run and u.seq > meta.last_seq + MAX_AHEAD:
+        return _reject(deps, u, f"seq {u.seq} is more than {MAX_AHEAD} ahead of the newest ({meta.last_seq})")
+    ps = part_store(deps)
+    received = _arrival(u, deps)
+    existing = ps.part(u.channel, run, u.seq, u.part)
+    if existing is not None:
+        if existing.get("fill") == SLATE and not existing.get("etag"):
+            return _late(deps, u, run, f"part {u.part}: its slot was already published as slate")
+        if existing.get("etag") != u.etag:
+            return _reject(deps, u, f"part {u.seq}.{u.part} already received with another ETag")
+        if existing.get("queued") or existing.get("status") == INVALID:
+            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+            return "duplicate"
+        _fan_out(u, deps, run, str(existing.get("version_id", "")))
+        return "requeued"
+    base_item: dict[str, Any] = {
+        "etag": u.etag, "version_id": u.version_id, "bucket": u.bucket, "source_key": u.key, "ext": u.ext,
+        "size": u.size, "received_at": iso(received),
+        "expires_at": int(received.timestamp() + float(meta.dvr_window or deps.settings.dvr_window) + 86400),
+    }
+    try:
+        info = _probe(u, deps)
+        facts, run_item = _place(u, deps, run, info, received, spec, ladder)
+        if not spec.fits(int(facts["v_dur"]), int(facts["a_dur"])):
+            raise InvalidMediaError(
+                f"part is {facts['v_dur'] / grid.TICKS:.3f} s (audio "
+                f"{facts['a_dur'] / ladder.audio.sample_rate:.3f} s), longer than PART-TARGET "
+                f"{spec.part_target:g} s: cut parts every {spec.part_duration:g} s with a keyframe at each cut")
+    except InvalidMediaError as e:
+        logger.warning("part rejected as invalid media", extra={"error": str(e)})
+        metrics.add_metric(name="InvalidChunks", unit=MetricUnit.Count, value=1)
+        try:
+            status = ps.put_part(u.channel, run, u.seq, u.part, {**base_item, "status": INVALID, "error": str(e)[:500]})
+        except ConflictError as c:
+            return _reject(deps, u, str(c))
+        if status == "new":
+            store.count_error(u.channel, f"part {u.seq}.{u.part}: {e}")
+            _wake(deps, u.channel, u.seq)  # its slot is slated now, not at a deadline
+        return "invalid"
+    try:
+        status = ps.put_part(u.channel, run, u.seq, u.part, {**base_item, "status": RECEIVED, **facts})
+    except ConflictError as e:
+        if "late" in str(e):
+            return _late(deps, u, run, str(e))
+        return _reject(deps, u, str(e))
+    if status == "duplicate":
+        return "duplicate"
+    store.note_arrival(u.channel, run, u.seq, received)
+    if run_item.get("created"):
+        _request_slate(u, deps, run)
+    _fan_out(u, deps, run, u.version_id)
+    metrics.add_metric(name="AcceptedParts", unit=MetricUnit.Count, value=1)
+    return "accepted"
+
+
+def _place(u: Upload, deps: Deps, run: int, info: Any, received: datetime, spec: PartSpec, ladder: Ladder
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """As ingest places a chunk, for a part: its position on the run's clock is part `u.part` of
+    segment `u.seq`, so the first part of a run fixes the same clock base its segment's would have."""
+    rate = ladder.audio.sample_rate
+    segdur = spec.segment_duration
+    offset = round(u.part * spec.part_duration * grid.TICKS)
+    cache = deps.extra.setdefault("runs", {})
+    run_item = cache.get((u.channel, run)) or deps.store.run(u.channel, run)
+    created = False
+    if run_item is None:
+        base = base_ticks(info.start_ticks, u.seq, segdur) - offset
+        start = media_ticks(info.start_ticks, base, u.seq, segdur)
+        avail = received - timedelta(seconds=(start + info.end_ticks - info.start_ticks) / grid.TICKS)
+        phase = 0
+        if audio_plan.can_copy(info.audio, ladder):
+            phase = grid.samples(start + info.audio.start_ticks - info.start_ticks, rate) % grid.AAC_FRAME
+        run_item, created = deps.store.fix_run(u.channel, run, {
+            "base": base, "availability_start": iso(avail), "audio_phase": phase, "started_at": iso(received)})
+    cache[(u.channel, run)] = {k: v for k, v in run_item.items() if k != "created"}
+    base = int(run_item["base"])
+    start = media_ticks(info.start_ticks, base, u.seq, segdur)
+    span = grid.video_span(start, start + info.end_ticks - info.start_ticks, ladder.frame_rate)
+    plan = audio_plan.plan(ladder, info, start, span)
+    facts: dict[str, Any] = {
+        "src_start": info.start_ticks, "src_end": info.end_ticks, "start_ticks": start,
+        "first_frame": span.first_frame, "frames": span.frames,
+        "v_start": span.start(ladder.frame_rate), "v_dur": span.duration(ladder.frame_rate),
+        "a_start": plan.span.start, "a_dur": plan.span.duration, "a_mode": plan.mode,
+    }
+    if info.audio is not None:
+        facts.update({"a_src_start": info.audio.start_ticks, "a_src_end": info.audio.end_ticks,
+                      "a_codec": info.audio.codec, "a_rate": info.audio.sample_rate,
+                      "a_channels": info.audio.channels})
+    return facts, {**run_item, "created": created}
+
+
+def _fan_out(u: Upload, deps: Deps, run: int, version_id: str) -> None:
+    from .ingest import _correlation
+
+    msg = TranscodeMessage(u.channel, u.seq, u.etag, (), run, "part", version_id, _correlation(u), u.part)
+    deps.queue.send(deps.settings.transcode_queue_url, msg.body())
+    part_store(deps).update_part(u.channel, run, u.seq, u.part, u.etag, {"queued": True})
+
+
+# --------------------------------------------------------------------------- transcode
+
+
+def _neighbours(spec: PartSpec, seq: int, index: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    prev = (seq, index - 1) if index > 0 else (seq - 1, spec.count - 1)
+    nxt = (seq, index + 1) if index + 1 < spec.count else (seq + 1, 0)
+    return prev, nxt
+
+
+_INITS: set[str] = set()
+
+
+def transcode_part(msg: TranscodeMessage, deps: Deps) -> str:
+    """One part, every rendition, one ffmpeg (the chunk transcode job on a 0.5 s source), uploaded as
+    `{rendition}/{run}/{seq:08d}.{part}.m4s`: each holds the part's grid frames (an IDR first) and the
+    encoder's AAC frames that start in it, with their final tfdt."""
+    from ..transcode.job import TranscodeJob
+    from .worker import _audio_end, _audio_start, _facts, _preroll, job_timeout
+
+    ps = part_store(deps)
+    meta = deps.store.channel(msg.channel)
+    if meta is None:
+        return "unknown"
+    ladder = deps.ladder(meta)
+    spec = channel_spec(meta, ladder, deps.settings.segment_duration)
+    if spec is None or not 0 <= msg.part < spec.count:
+        return "not a low-latency part"
+    prev_key, next_key = _neighbours(spec, msg.seq, msg.part)
+    near = ps.parts(msg.channel, msg.run, max((0, 0), prev_key), next_key)
+    item = near.get((msg.seq, msg.part))
+    if item is None or item.get("etag") != msg.etag:
+        return "superseded"
+    if item.get("status") == INVALID:
+        return "invalid"
+    if item.get("fill") == SLATE:
+        return _late(msg, deps, "its slot was published as slate before the transcode started")
+    if set(ladder.names) <= set(item.get("done") or ()):
+        _wake(deps, msg.channel, msg.seq)
+        return "duplicate"
+    prev, nxt = near.get(prev_key), near.get(next_key)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="part-") as tmp:
+        src = Path(tmp) / f"source.{item.get('ext', 'ts')}"
+        try:
+            deps.objects.download(str(item.get("bucket") or deps.settings.ingest_bucket), str(item["source_key"]), src,
+                                  version_id=str(item.get("version_id") or msg.version_id or ""),
+                                  etag=str(item.get("etag") or ""))
+        except NotFoundError as e:
+            raise TranscodeError(f"the accepted part is gone from the ingest bucket: {e}") from e
+        job = TranscodeJob(channel_id=msg.channel, seq=msg.seq, source_path=str(src),
+                           output_dir=str(Path(tmp) / "out"), ladder=ladder,
+                           media_start=float(item["start_ticks"]) / grid.TICKS, timeout=job_timeout(deps),
+                           start_ticks=int(item["start_ticks"]), first_frame=int(item["first_frame"]),
+                           frames=int(item["frames"]), audio_not_before=_audio_end(prev),
+                           audio_not_after=_audio_start(nxt), preroll_path=_preroll(deps, item, prev, Path(tmp)))
+        result = deps.transcode(job)
+        if not ps.claim_part_media(msg.channel, msg.run, msg.seq, msg.part, msg.etag, deps.now()):
+            return _late(msg, deps, "its slot was published as slate while it was transcoding")
+        names = _upload(deps, msg, ladder, result)
+    facts = _facts(result, ladder)
+    ps.mark_part_done(msg.channel, msg.run, msg.seq, msg.part, msg.etag, names,
+                      {k: v for k, v in facts.items() if not k.startswith("ifr_")}, deps.now())
+    wall = time.monotonic() - started
+    metrics.add_metric(name="PartTranscodeSeconds", unit=MetricUnit.Seconds, value=wall)
+    logger.info("part transcoded", extra={"part": msg.part, "renditions": names, "wall_seconds": round(wall, 3)})
+    _wake(deps, msg.channel, msg.seq)
+    return "done"
+
+
+def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any) -> list[str]:
+    bucket = deps.settings.origin_bucket
+    run = run_name(msg.run)
+    names = []
+    for out in result.outputs:
+        folder = f"{msg.channel}/{out.rendition}/{run}"
+        kind = content_type(f"{folder}/x.m4s", out.rendition, ladder.audio.name)
+        if out.init_path:
+            key = f"{folder}/init.mp4"
+            if key not in _INITS:
+                deps.objects.put_new(bucket, key, Path(out.init_path).read_bytes(),
+                                     content_type(key, out.rendition, ladder.audio.name), IMMUTABLE)
+                _INITS.add(key)
+        deps.objects.put_new(bucket, f"{folder}/{msg.seq:08d}.{msg.part}.m4s", Path(out.segment_path).read_bytes(),
+                             kind, IMMUTABLE)
+        names.append(str(out.rendition))
+    return names
+
+
+def _late(msg: TranscodeMessage, deps: Deps, why: str) -> str:
+    if part_store(deps).mark_part_late(msg.channel, msg.run, msg.seq, msg.part):
+        metrics.add_metric(name="LateChunks", unit=MetricUnit.Count, value=1)
+        deps.store.count(msg.channel, "late_chunks", f"part {msg.seq}.{msg.part} of run {msg.run}: {why}")
+    logger.warning("late part dropped", extra={"why": why})
+    return "late"
+
+
+def _wake(deps: Deps, channel: str, seq: int) -> None:
+    """Package right here (as the chunk worker does): the packager writes full segments and slate parts."""
+    from . import publish
+
+    try:
+        publish.package(channel, deps)
+        return
+    except Exception:
+        logger.exception("inline packaging failed; handing over to the package queue")
+    if deps.settings.package_queue_url:
+        deps.queue.send(deps.settings.package_queue_url, PackageMessage(channel, seq).body())
+
+
+# --------------------------------------------------------------------------- packager hook
+
+
+def before_plan(channel: str, deps: Deps, meta: ChannelRecord, ladder: Ladder, shape: ChannelShape,
+                runs: Mapping[int, RunInfo], prev: PublishState, chunks: dict[int, dict[int, ChunkState]],
+                now: datetime, pub: Mapping[str, Any], *, seal_deadline: datetime | None = None) -> None:
+    """Before the packager plans: slate the part slots that are due (missing, late, corrupt) and write
+    every segment whose parts are all there; the segments go into `chunks`, so this very plan lists them.
+    Sealing (a stop, past its grace): holes before the last part are slated and the last segment is
+    closed with the parts it has (a shorter final segment), so what LL players saw is what the VOD has."""
+    spec = channel_spec(meta, ladder, deps.settings.segment_duration)
+    rn = meta.current_run
+    info = runs.get(rn)
+    if spec is None or info is None or prev.ended:
+        return
+    st = prev.run(rn)
+    if st is not None and st.sealed:
+        return
+    run_chunks = chunks.setdefault(rn, {})
+    start_seq, prev_end = _resume_point(st, run_chunks)
+    ps = part_store(deps)
+    items = ps.parts(channel, rn, (start_seq, 0) if start_seq is not None else (0, 0))
+    states = {k: part_state(v) for k, v in items.items()}
+    renditions = frozenset(ladder.names)
+    sealing = seal_deadline is not None and now >= seal_deadline
+    wait = timedelta(seconds=PART_WAIT_PARTS * spec.part_duration)
+    claimed = 0
+    while True:
+        plan = plan_parts(spec, states, renditions, now, start_seq=start_seq, prev_end=prev_end, wait=wait,
+                          stale=assemble.STALE_CLAIM, slate_ready=info.slate_ready, sealing=sealing,
+                          frame_ticks=ladder.frame_ticks, rate=ladder.audio.sample_rate)
+        if not plan.claims or claimed >= MAX_PART_CLAIMS:
+            break
+        claim = plan.claims[0]
+        state = _slate_part(channel, deps, ladder, rn, claim, now, states.get((claim.seq, claim.index)),
+                            gap=shape.gap_mode)
+        if state is None:  # a worker owns it after all: read it again and stop here
+            fresh = ps.part(channel, rn, claim.seq, claim.index)
+            if fresh is not None:
+                states[(claim.seq, claim.index)] = part_state(fresh)
+            break
+        states[(claim.seq, claim.index)] = state
+        claimed += 1
+    by_seq: dict[int, list[PartState]] = {}
+    for p in plan.listed:
+        by_seq.setdefault(p.seq, []).append(p)
+    for seq in plan.complete:
+        if seq not in run_chunks:
+            _write_segment(channel, deps, ladder, rn, seq, by_seq[seq], items, run_chunks, now)
+    if plan.short is not None and plan.short not in run_chunks:
+        logger.info("closing the final segment with the parts it has", extra={"seq": plan.short})
+        _write_segment(channel, deps, ladder, rn, plan.short, by_seq[plan.short], items, run_chunks, now)
+    if plan.recheck_at is not None:
+        _timer(channel, deps, pub, plan.recheck_at, now)
+
+
+def _resume_point(st: Any, run_chunks: Mapping[int, ChunkState]) -> tuple[int | None, tuple[int, int] | None]:
+    """The first seq not yet written as a full segment, and where its media starts."""
+    def facts(c: ChunkState) -> bool:
+        return c.v_start is not None and c.v_dur is not None and c.a_start is not None and c.a_dur is not None
+
+    have = sorted(s for s, c in run_chunks.items() if facts(c))
+    if st is not None and st.last_seq >= st.first_seq and st.last_seq in run_chunks:
+        last = st.last_seq
+    elif have:
+        last = have[0]
+    else:
+        return None, None
+    while last + 1 in run_chunks and facts(run_chunks[last + 1]):
+        last += 1
+    c = run_chunks[last]
+    assert c.v_start is not None and c.v_dur is not None and c.a_start is not None and c.a_dur is not None
+    return last + 1, (c.v_start + c.v_dur, c.a_start + c.a_dur)
+
+
+def _slate_template(channel: str, deps: Deps, run: int, rendition: str) -> bytes:
+    from .worker import SLATE_PREFIX
+
+    cache = deps.extra.setdefault("slate_templates", {})
+    key = (channel, run, rendition)
+    if key not in cache:
+        got = deps.objects.get(deps.settings.origin_bucket, f"{channel}/{SLATE_PREFIX}/{run_name(run)}/{rendition}.mp4")
+        if got is None:
+            raise StoreError(f"slate template of {channel} {run_name(run)} {rendition} is missing")
+        cache[key] = got
+    data: bytes = cache[key]
+    return data
+
+
+def _slate_part(channel: str, deps: Deps, ladder: Ladder, run: int, claim: PartClaim, now: datetime,
+                existing: PartState | None, gap: bool = False) -> PartState | None:
+    """Claim a part slot for slate and write its slate part in every rendition (box layer, no ffmpeg)."""
+    from ..transcode import slate
+
+    ps = part_store(deps)
+    if not ps.claim_part_slate(channel, run, claim, now, now - assemble.STALE_CLAIM):
+        return None
+    bucket = deps.settings.origin_bucket
+    sequence = claim.seq * _FRAGMENTS_PER_CHUNK + claim.index * 8 + 1
+    for name in ladder.names:
+        template = _slate_template(channel, deps, run, name)
+        if name == ladder.audio.name:
+            body = slate.compose_audio(template, claim.a_dur // grid.AAC_FRAME, claim.a_start, sequence)
+        else:
+            body, _ = slate.compose_video(template, claim.v_dur // ladder.frame_ticks, claim.v_start, sequence)
+        key = f"{channel}/{name}/{run_name(run)}/{claim.seq:08d}.{claim.index}.m4s"
+        deps.objects.put_new(bucket, key, body, content_type(key, name, ladder.audio.name), IMMUTABLE)
+    ps.record_part_slate(channel, run, claim.seq, claim.index)
+    metrics.add_metric(name="SlateParts", unit=MetricUnit.Count, value=1)
+    deps.store.count(channel, "slate_segments", f"part {claim.seq}.{claim.index} of run {run}: {claim.reason}")
+    logger.warning("part slot published as slate", extra={"seq": claim.seq, "part": claim.index,
+                                                          "reason": claim.reason, "gap": gap})
+    return PartState(seq=claim.seq, index=claim.index, received_at=existing.received_at if existing else now,
+                     status=existing.status if existing else RECEIVED, v_start=claim.v_start, v_dur=claim.v_dur,
+                     a_start=claim.a_start, a_dur=claim.a_dur, fill=SLATE, claimed_at=now, slate_written=True)
+
+
+def fragments_of(data: bytes) -> tuple[bytes, ...]:
+    """The moof+mdat pairs of a part file (its styp and anything else at the top level dropped)."""
+    from ..transcode import boxes
+
+    out: list[bytearray] = []
+    for box in boxes.iter_boxes(data):
+        raw = data[box.offset:box.end]
+        if box.type == b"moof":
+            out.append(bytearray(raw))
+        elif box.type == b"mdat" and out:
+            out[-1] += raw
+    return tuple(bytes(f) for f in out)
+
+
+def _write_segment(channel: str, deps: Deps, ladder: Ladder, run: int, seq: int, parts: list[PartState],
+                   items: Mapping[tuple[int, int], Mapping[str, Any]], run_chunks: dict[int, ChunkState],
+                   now: datetime) -> None:
+    """The full segment of `parts` in every rendition: styp + their fragments, tfdt as transcoded and
+    sequence numbers renumbered; then its SEG# item (ready, claimed for media), conditional: if the slot
+    went to slate or a whole chunk meanwhile, that stays and the parts were late for it."""
+    from ..transcode import boxes
+
+    bucket = deps.settings.origin_bucket
+    rname = run_name(run)
+    iframes: dict[str, list[list[int]]] = {}
+    for name in ladder.names:
+        frags: list[bytes] = []
+        for p in parts:
+            data = deps.objects.get(bucket, f"{channel}/{name}/{rname}/{seq:08d}.{p.index}.m4s")
+            if data is None:
+                raise StoreError(f"part {seq}.{p.index} of {channel} {name} is listed but missing from the origin")
+            frags.extend(fragments_of(data))
+        segment = boxes.media_segment(tuple(frags), boxes.decode_time(frags[0]), seq * _FRAGMENTS_PER_CHUNK + 1)
+        key = f"{channel}/{name}/{rname}/{seq:08d}.m4s"
+        deps.objects.put_new(bucket, key, segment, content_type(key, name, ladder.audio.name), IMMUTABLE)
+        if name != ladder.audio.name:
+            init = _init(channel, deps, rname, name)
+            iframes[name] = [[i.offset, i.first_sample_end, i.duration] for i in boxes.fragments_info(segment, init)
+                             if i.starts_with_sync]
+    first = parts[0]
+    assert first.v_start is not None and first.a_start is not None
+    v_dur = sum(p.v_dur or 0 for p in parts)
+    a_dur = sum(p.a_dur or 0 for p in parts)
+    if any(b.v_start != a.v_end for a, b in itertools.pairwise(parts)):
+        logger.warning("parts of a segment do not meet on the grid", extra={"seq": seq})
+    etag = hashlib.sha256("|".join(str(items.get(p.key, {}).get("etag") or f"slate{p.index}") for p in parts)
+                          .encode()).hexdigest()[:32]
+    codecs: dict[str, str] = {}
+    for p in parts:
+        codecs.update(p.codecs)
+    item: dict[str, Any] = {
+        "etag": etag, "status": RECEIVED, "received_at": iso(min(p.received_at for p in parts)),
+        "v_start": first.v_start, "v_dur": v_dur, "a_start": first.a_start, "a_dur": a_dur,
+        "duration": v_dur / grid.TICKS, "media_start": first.v_start / grid.TICKS,
+        "done": set(ladder.names), "done_at": iso(now), "fill": MEDIA, "claimed_at": iso(now), "queued": True,
+        "parts": len(parts), "source_key": "", "expires_at": int(now.timestamp() + 7 * 86400),
+        **{f"codec_{k}": v for k, v in codecs.items()}, **{f"ifr_{k}": v for k, v in iframes.items()},
+    }
+    try:
+        deps.store.put_chunk(channel, run, seq, item)
+    except ConflictError as e:
+        logger.warning("full segment from parts not recorded: the slot is taken", extra={"seq": seq, "why": str(e)})
+        metrics.add_metric(name="LateChunks", unit=MetricUnit.Count, value=1)
+        return
+    stored = deps.store.chunk(channel, run, seq)
+    if stored is not None:
+        run_chunks[seq] = chunk_state(stored)
+    metrics.add_metric(name="SegmentsFromParts", unit=MetricUnit.Count, value=1)
+
+
+def _init(channel: str, deps: Deps, run: str, rendition: str) -> bytes:
+    cache = deps.extra.setdefault("inits", {})
+    key = (channel, run, rendition)
+    if key not in cache:
+        cache[key] = deps.objects.get(deps.settings.origin_bucket, f"{channel}/{rendition}/{run}/init.mp4") or b""
+    data: bytes = cache[key]
+    return data
+
+
+def _timer(channel: str, deps: Deps, pub: Mapping[str, Any], when: datetime, now: datetime) -> None:
+    """A packager run when a waiting part slot can be decided (SQS delays are whole seconds, so at most
+    one second late; every new part wakes the packager sooner anyway)."""
+    pending = float(pub.get(LL_TIMER) or 0)
+    at, t = when.timestamp(), now.timestamp()
+    if t < pending <= at + 1:
+        return
+    deps.store.set_timer(channel, LL_TIMER, at)
+    if deps.settings.package_queue_url:
+        deps.queue.send(deps.settings.package_queue_url, PackageMessage(channel).body(),
+                        delay=max(1, int(at - t + 0.999)))
+
+
+def listed_parts(spec: PartSpec, states: Mapping[tuple[int, int], PartState], renditions: frozenset[str],
+                 start_seq: int | None, prev_end: tuple[int, int] | None, now: datetime) -> list[PartState]:
+    """The parts a playlist may list after the last full segment (what the packager would list; no claims)."""
+    plan = plan_parts(spec, states, renditions, now, start_seq=start_seq, prev_end=prev_end,
+                      wait=timedelta(days=1), stale=assemble.STALE_CLAIM)
+    return list(plan.listed)
+
+
+__all__ = ["PartStore", "before_plan", "channel_spec", "fragments_of", "listed_parts", "on_part_uploaded",
+           "part_state", "part_store", "transcode_part"]

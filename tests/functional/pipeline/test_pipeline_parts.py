@@ -1,0 +1,434 @@
+"""Low-Latency HLS end to end on moto: parts in, parts and full segments out, LL playlists from the origin.
+
+The encoder uploads 4 parts of 0.5 s per 2 s segment; each is transcoded as it arrives; the full segment
+appears for regular players once its parts are there; the LL origin renders from the store, holds
+blocking requests until the part exists, and answers bad input with 400/404, never a hang."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import m3u8
+import pytest
+from pipeline_harness import Pipeline
+
+from chalicelib import records
+from chalicelib.pipeline import llorigin, parts
+from chalicelib.pipeline.llorigin import Request, Views
+from chalicelib.transcode import boxes
+from tests.support.fake_parts import FakePartTranscoder, part_body
+
+CH = "fast"
+K = 4  # parts per segment
+
+
+@pytest.fixture
+def ll(pipe: Pipeline) -> Pipeline:
+    pipe.deps.transcode = FakePartTranscoder()
+    pipe.channel(CH, part_duration=0.5)
+    parts._INITS.clear()
+    return pipe
+
+
+def send(pipe: Pipeline, seq: int, index: int, *, advance: float = 0.5, process: bool = True,
+         body: bytes | None = None) -> list[str]:
+    """Part `index` of segment `seq` closes at the encoder and is uploaded (then transcoded and packaged)."""
+    pipe.clock.advance(advance)
+    out = pipe.ingest(pipe.upload(CH, seq, body=body if body is not None else part_body(seq, index),
+                                  key=f"{CH}/{seq:08d}.{index}.ts"))
+    if process:
+        pipe.pump()
+    return out
+
+
+def segments(pipe: Pipeline, n: int, first: int = 0) -> None:
+    for seq in range(first, first + n):
+        for i in range(K):
+            assert send(pipe, seq, i) == ["accepted"]
+
+
+class Time:
+    """A monotonic clock the origin's hold loop runs on; sleeping advances it and may make things happen."""
+
+    def __init__(self, on_sleep: Callable[[int], None] | None = None) -> None:
+        self.t = 1000.0
+        self.sleeps = 0
+        self.on_sleep = on_sleep
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, dt: float) -> None:
+        self.sleeps += 1
+        self.t += dt
+        if self.on_sleep is not None:
+            self.on_sleep(self.sleeps)
+
+
+def get(pipe: Pipeline, path: str, query: str = "", t: Time | None = None, views: Views | None = None
+        ) -> llorigin.Response:
+    t = t or Time()
+    return llorigin.handle(Request.of(path, query), pipe.deps, views=views or Views(), sleep=t.sleep, clock=t)
+
+
+def part_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(("#EXT-X-PART:", "#EXTINF", "#EXT-X-PRELOAD"))
+            or (line and not line.startswith("#"))]
+
+
+# --------------------------------------------------------------------------- parts and full segments
+
+
+def test_each_part_is_one_fragment_per_rendition_and_the_full_segment_is_the_parts_fragments(ll: Pipeline) -> None:
+    segments(ll, 1)
+    for r in ("360p", "240p", "audio"):
+        frags = []
+        for i in range(K):
+            key = f"{CH}/{r}/r1/00000000.{i}.m4s"
+            head = ll.head(key)
+            assert head["CacheControl"] == "public, max-age=1209600, immutable"
+            frags.append(boxes.fragments_info(ll.origin_bytes(key))[0])
+        whole = boxes.fragments_info(ll.origin_bytes(f"{CH}/{r}/r1/00000000.m4s"))
+        # The full segment is the parts' fragments, in order, with the tfdt each part was transcoded with.
+        assert [(f.decode_time, f.duration) for f in whole] == [(f.decode_time, f.duration) for f in frags]
+        for a, b in zip(whole, whole[1:], strict=False):
+            assert a.decode_time + a.duration == b.decode_time  # seamless: no gap, no overlap
+    video = [boxes.fragments_info(ll.origin_bytes(f"{CH}/360p/r1/00000000.{i}.m4s"))[0] for i in range(K)]
+    assert [f.samples for f in video] == [13, 12, 13, 12]  # 0.5 s parts on the 25 fps grid
+    assert all(f.starts_with_sync for f in video)  # every part starts on an IDR (INDEPENDENT=YES)
+    # Regular players: the segment is listed in live.m3u8, dvr.m3u8 and the MPD, once it is complete.
+    assert ll.listed(CH) == ["r1/00000000.m4s"]
+    assert "r1/$Number%08d$.m4s" in ll.origin(f"{CH}/manifest.mpd")
+
+
+def test_a_segment_is_listed_for_regular_players_only_when_its_last_part_is_done(ll: Pipeline) -> None:
+    segments(ll, 1)
+    for i in range(K - 1):
+        send(ll, 1, i)
+    assert ll.listed(CH) == ["r1/00000000.m4s"]
+    send(ll, 1, K - 1)
+    assert ll.listed(CH) == ["r1/00000000.m4s", "r1/00000001.m4s"]
+
+
+def test_parts_are_transcoded_on_arrival_whatever_the_parts_before_them_do(ll: Pipeline) -> None:
+    """Out of order: part 2 arrives before part 1; it is transcoded at once, listed once part 1 is."""
+    segments(ll, 1)
+    send(ll, 1, 0)
+    send(ll, 1, 2)
+    assert ll.head(f"{CH}/360p/r1/00000001.2.m4s")  # transcoded on arrival
+    text = get(ll, f"/{CH}/360p/ll.m3u8").text
+    assert 'URI="r1/00000001.0.m4s"' in text and "00000001.2.m4s" not in text.split("PRELOAD-HINT")[0]
+    send(ll, 1, 1, advance=0.1)
+    text = get(ll, f"/{CH}/360p/ll.m3u8").text
+    assert [ln.split('URI="')[1].split('"')[0] for ln in text.splitlines() if ln.startswith("#EXT-X-PART:")][-3:] == [
+        "r1/00000001.0.m4s", "r1/00000001.1.m4s", "r1/00000001.2.m4s"]
+
+
+# --------------------------------------------------------------------------- the LL playlist
+
+
+def test_the_ll_playlist_lists_parts_of_the_newest_segments_with_server_control_hint_and_reports(ll: Pipeline) -> None:
+    segments(ll, 5)
+    send(ll, 5, 0)
+    send(ll, 5, 1)
+    resp = get(ll, f"/{CH}/360p/ll.m3u8")
+    assert resp.status == 200 and resp.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert resp.headers["Cache-Control"] == "public, max-age=1"
+    text = resp.text
+    assert "#EXT-X-VERSION:10" in text
+    assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.626,CAN-SKIP-UNTIL=12.0," \
+           "CAN-SKIP-DATERANGES=YES" in text
+    assert "#EXT-X-PART-INF:PART-TARGET=0.542" in text
+    lines = part_lines(text)
+    # Segments 0 and 1 are more than three target durations from the end: no parts.
+    assert lines[:4] == ["#EXTINF:2.000,", "r1/00000000.m4s", "#EXTINF:2.000,", "r1/00000001.m4s"]
+    assert lines[-7:] == [
+        '#EXT-X-PART:DURATION=0.52000,URI="r1/00000004.2.m4s",INDEPENDENT=YES',
+        '#EXT-X-PART:DURATION=0.48000,URI="r1/00000004.3.m4s",INDEPENDENT=YES',
+        "#EXTINF:2.000,", "r1/00000004.m4s",
+        '#EXT-X-PART:DURATION=0.52000,URI="r1/00000005.0.m4s",INDEPENDENT=YES',
+        '#EXT-X-PART:DURATION=0.48000,URI="r1/00000005.1.m4s",INDEPENDENT=YES',
+        '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="r1/00000005.2.m4s"', ]
+    assert '#EXT-X-RENDITION-REPORT:URI="../240p/ll.m3u8",LAST-MSN=5,LAST-PART=1' in text
+    assert '#EXT-X-RENDITION-REPORT:URI="../audio/ll.m3u8",LAST-MSN=5,LAST-PART=1' in text
+    assert "../360p/ll.m3u8" not in text
+    # The same segments, PDT and numbering as the regular live playlist (one renderer, one timeline).
+    live = m3u8.loads(ll.origin(f"{CH}/360p/live.m3u8"))
+    lowl = m3u8.loads(text)
+    assert lowl.media_sequence == live.media_sequence
+    assert [(s.uri, s.program_date_time) for s in lowl.segments if s.uri] == \
+           [(s.uri, s.program_date_time) for s in live.segments]
+    # The segment being written carries its PDT before its first part: where segment 4 ends.
+    being_written = text.split("r1/00000004.m4s\n")[1]
+    assert being_written.startswith("#EXT-X-PROGRAM-DATE-TIME:2026-03-01T12:00:10.000Z\n#EXT-X-PART:")
+
+
+def test_the_audio_playlist_lists_the_audio_durations_of_its_parts(ll: Pipeline) -> None:
+    segments(ll, 1)
+    text = get(ll, f"/{CH}/audio/ll.m3u8").text
+    durations = [float(ln.split("DURATION=")[1].split(",")[0]) for ln in text.splitlines()
+                 if ln.startswith("#EXT-X-PART:")]
+    assert len(durations) == 4 and all(0.47 < d <= 0.542 for d in durations)  # whole AAC frames, <= PART-TARGET
+    assert abs(sum(durations) - float(text.split("#EXTINF:")[1].split(",")[0])) < 0.001
+
+
+def test_the_ll_master_points_at_the_ll_media_playlists(ll: Pipeline) -> None:
+    segments(ll, 1)
+    resp = get(ll, f"/{CH}/ll.m3u8")
+    master = m3u8.loads(resp.text)
+    assert [p.uri for p in master.playlists] == ["360p/ll.m3u8", "240p/ll.m3u8"]
+    assert master.media[0].uri == "audio/ll.m3u8"
+    assert 'URI="360p/iframes.m3u8"' in resp.text  # trick play from the live I-frame playlists
+
+
+def test_regular_playlists_dvr_and_dash_keep_working_on_a_low_latency_channel(ll: Pipeline) -> None:
+    segments(ll, 3)
+    assert ll.listed(CH, "360p") == ll.listed(CH, "audio") == [f"r1/{i:08d}.m4s" for i in range(3)]
+    assert ll.listed(CH, "240p", "dvr") == [f"r1/{i:08d}.m4s" for i in range(3)]
+    assert "EXT-X-PART" not in ll.origin(f"{CH}/360p/live.m3u8")
+    iframes = ll.origin(f"{CH}/360p/iframes.m3u8")
+    assert "#EXT-X-BYTERANGE:" in iframes and "#EXT-X-GAP" not in iframes  # each part's IDR is in the segment
+
+
+# --------------------------------------------------------------------------- blocking reload
+
+
+def test_a_blocking_request_is_held_until_its_part_exists_then_answered(ll: Pipeline) -> None:
+    segments(ll, 2)
+    send(ll, 2, 0)
+
+    def arrive(n: int) -> None:
+        if n == 5:
+            send(ll, 2, 1, advance=0.1)
+
+    t = Time(arrive)
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=1", t)
+    assert resp.status == 200
+    assert t.sleeps == 5  # held while the part did not exist, answered at the first look after it did
+    assert 'URI="r1/00000002.1.m4s"' in resp.text and 'PRELOAD-HINT:TYPE=PART,URI="r1/00000002.2.m4s"' in resp.text
+    assert resp.headers["Cache-Control"] == "public, max-age=12"  # six target durations (RFC 8216bis App. B)
+    assert int(resp.headers["CMSD-Static"].removeprefix("ht=")) == round(5 * llorigin.POLL * 1000)
+
+
+def test_a_request_for_the_part_after_a_segments_last_waits_for_the_next_segments_first(ll: Pipeline) -> None:
+    segments(ll, 2)
+    t = Time(lambda n: send(ll, 2, 0) if n == 2 else None)
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=1&_HLS_part=4", t)
+    assert resp.status == 200 and t.sleeps == 2 and 'URI="r1/00000002.0.m4s"' in resp.text
+
+
+def test_a_request_for_a_listed_part_or_segment_is_answered_at_once(ll: Pipeline) -> None:
+    segments(ll, 2)
+    t = Time()
+    for q in ("_HLS_msn=1&_HLS_part=3", "_HLS_msn=0", "_HLS_msn=1"):
+        assert get(ll, f"/{CH}/240p/ll.m3u8", q, t).status == 200
+    assert t.sleeps == 0
+
+
+def test_a_request_nothing_answers_is_released_with_503_after_three_target_durations(ll: Pipeline) -> None:
+    segments(ll, 1)
+    t = Time()
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=1&_HLS_part=0", t)
+    assert resp.status == 503 and "within 3 target durations (6 s)" in json.loads(resp.body)["message"]
+    assert 6.0 <= t.t - 1000.0 < 6.0 + 2 * llorigin.POLL
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("_HLS_part=1", "_HLS_part needs _HLS_msn"),
+    ("_HLS_msn=-1", "_HLS_msn='-1' is not a non-negative decimal integer"),
+    ("_HLS_msn=abc", "not a non-negative decimal integer"),
+    ("_HLS_msn=1&_HLS_part=-2", "_HLS_part='-2' is not a non-negative decimal integer"),
+    ("_HLS_msn=1.5", "not a non-negative decimal integer"),
+    ("_HLS_msn=", "not a non-negative decimal integer"),
+    ("_HLS_msn=99", "more than two segments beyond the last one"),
+    ("_HLS_msn=1&_HLS_part=5", "beyond the last part index of a segment"),
+    ("_HLS_msn=3&_HLS_part=2", "beyond the advance limit"),
+    ("_HLS_msn=1&_HLS_msn=2", "appears more than once"),
+    ("_HLS_skip=no", "_HLS_skip='no': use YES or v2"),
+    ("_HLS_push=1", "unknown delivery directive"),
+])
+def test_bad_delivery_directives_get_400_with_the_reason_and_never_wait(ll: Pipeline, query: str, message: str) -> None:
+    segments(ll, 1)
+    send(ll, 1, 0)
+    t = Time()
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", query, t)
+    assert resp.status == 400, resp.text
+    assert message in json.loads(resp.body)["message"]
+    assert t.sleeps == 0 and resp.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/nosuch/360p/ll.m3u8", "channel 'nosuch' not found"),
+    (f"/{CH}/1080p/ll.m3u8", "unknown rendition '1080p'"),
+    (f"/{CH}/360p/r1/00000009.7.m4s", "is not published and is not the next part"),
+    (f"/{CH}/360p/other.m3u8", "no such low-latency resource"),
+    ("/../etc/passwd", "no such low-latency resource"),
+    ("/Bad_Channel/ll.m3u8", "no such low-latency resource"),
+])
+def test_unknown_channels_renditions_and_paths_get_404(ll: Pipeline, path: str, message: str) -> None:
+    segments(ll, 1)
+    t = Time()
+    resp = get(ll, path, "", t)
+    assert resp.status == 404 and message in json.loads(resp.body)["message"]
+    assert t.sleeps == 0
+
+
+def test_a_channel_without_low_latency_has_no_ll_playlists_and_refuses_parts(pipe: Pipeline) -> None:
+    pipe.channel("plain")
+    resp = llorigin.handle(Request.of("/plain/360p/ll.m3u8"), pipe.deps, views=Views())
+    assert resp.status == 404 and "has no low-latency playlists" in json.loads(resp.body)["message"]
+    out = pipe.ingest(pipe.upload("plain", 0, body=part_body(0, 0), key="plain/00000000.0.ts"))
+    assert out[0].startswith("rejected: the channel is not low-latency")
+
+
+def test_only_get_is_allowed(ll: Pipeline) -> None:
+    resp = llorigin.handle(Request.of(f"/{CH}/360p/ll.m3u8", method="POST"), ll.deps, views=Views())
+    assert resp.status == 405
+
+
+# --------------------------------------------------------------------------- preload hints
+
+
+def test_a_request_for_the_hinted_part_waits_until_it_exists(ll: Pipeline) -> None:
+    segments(ll, 1)
+    send(ll, 1, 0)
+    t = Time(lambda n: send(ll, 1, 1, advance=0.1) if n == 3 else None)
+    resp = get(ll, f"/{CH}/360p/r1/00000001.1.m4s", "", t)
+    assert resp.status == 200 and t.sleeps >= 3
+    assert resp.body == ll.origin_bytes(f"{CH}/360p/r1/00000001.1.m4s")
+    assert resp.headers["Cache-Control"] == "public, max-age=1209600, immutable"
+    # A part that exists is served at once; one far ahead is a 404 at once.
+    t2 = Time()
+    assert get(ll, f"/{CH}/360p/r1/00000001.0.m4s", "", t2).status == 200
+    assert get(ll, f"/{CH}/360p/r1/00000003.0.m4s", "", t2).status == 404 and t2.sleeps == 0
+
+
+def test_a_hinted_part_that_never_comes_is_a_404_after_the_bound(ll: Pipeline) -> None:
+    segments(ll, 1)
+    t = Time()
+    resp = get(ll, f"/{CH}/360p/r1/00000001.0.m4s", "", t)
+    assert resp.status == 404 and "was not published in time" in resp.text
+    assert t.t - 1000.0 <= 6.0 + 2 * llorigin.POLL
+
+
+# --------------------------------------------------------------------------- missing, late, corrupt parts
+
+
+def test_a_missing_part_becomes_a_slate_part_and_does_not_stall_the_parts_after_it(ll: Pipeline) -> None:
+    segments(ll, 1)
+    send(ll, 1, 0)
+    ll.clock.advance(0.5)  # part 1 is lost on its way
+    send(ll, 1, 2)
+    send(ll, 1, 3)
+    # Part 2 has been ready 0.5 s: not yet (the wait is two part durations).
+    assert "00000001.1.m4s" not in get(ll, f"/{CH}/360p/ll.m3u8").text.split("PRELOAD-HINT")[0]
+    ll.clock.advance(0.6)
+    send(ll, 2, 0, advance=0.0)  # the next part wakes the packager: the hole is due now
+    text = get(ll, f"/{CH}/360p/ll.m3u8").text
+    uris = [ln.split('URI="')[1].split('"')[0] for ln in text.splitlines() if ln.startswith("#EXT-X-PART:")]
+    assert uris[-5:] == ["r1/00000001.0.m4s", "r1/00000001.1.m4s", "r1/00000001.2.m4s", "r1/00000001.3.m4s",
+                         "r1/00000002.0.m4s"]
+    assert ll.listed(CH) == ["r1/00000000.m4s", "r1/00000001.m4s"]
+    slate = boxes.fragments_info(ll.origin_bytes(f"{CH}/360p/r1/00000001.1.m4s"))
+    whole = boxes.fragments_info(ll.origin_bytes(f"{CH}/360p/r1/00000001.m4s"))
+    assert sum(f.duration for f in whole) == 180_000 and slate[0].decode_time == whole[1].decode_time
+    meta = ll.meta(CH)
+    assert meta.extra == {} and int(ll.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"]["slate_segments"]) == 1
+    # The lost part arriving now is late: dropped, its slot stays slate.
+    assert send(ll, 1, 1)[0].startswith("late")
+
+
+def test_a_corrupt_part_is_slated_at_once(ll: Pipeline) -> None:
+    segments(ll, 1)
+    assert send(ll, 1, 0, body=b"CORRUPT bytes") == ["invalid"]
+    text = get(ll, f"/{CH}/360p/ll.m3u8").text
+    assert 'URI="r1/00000001.0.m4s"' in text
+    assert ll.head(f"{CH}/audio/r1/00000001.0.m4s")["ContentType"] == "audio/mp4"
+
+
+def test_a_part_longer_than_the_part_target_is_refused_and_slated(ll: Pipeline) -> None:
+    segments(ll, 1)
+    out = send(ll, 1, 0, body=part_body(1, 0, duration=0.7))
+    assert out == ["invalid"]
+    item = ll.table.get_item(Key={"pk": f"CH#{CH}", "sk": parts.part_sk(1, 1, 0)})["Item"]
+    assert "longer than PART-TARGET 0.542 s" in item["error"]
+
+
+# --------------------------------------------------------------------------- delta updates
+
+
+def test_delta_updates_skip_the_old_segments(ll: Pipeline) -> None:
+    segments(ll, 12)
+    send(ll, 12, 0)
+    full = get(ll, f"/{CH}/360p/ll.m3u8").text
+    delta = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_skip=YES").text
+    full_pl, delta_pl = m3u8.loads(full), m3u8.loads(delta)
+    assert delta_pl.media_sequence == full_pl.media_sequence
+    skipped = int(delta.split("#EXT-X-SKIP:SKIPPED-SEGMENTS=")[1].split("\n")[0])
+    kept = [s.uri for s in delta_pl.segments if s.uri]
+    assert skipped > 0 and [s.uri for s in full_pl.segments if s.uri][skipped:] == kept
+    assert sum(2.0 for _ in kept) >= 12.0  # the Skip Boundary: at least six target durations stay
+    assert delta.split("r1/00000011.m4s\n")[1] == full.split("r1/00000011.m4s\n")[1]  # the same live edge
+    v2 = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_skip=v2").text
+    assert f'#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped},RECENTLY-REMOVED-DATERANGES=""' in v2
+
+
+# --------------------------------------------------------------------------- stop and end
+
+
+def test_a_stop_releases_held_requests_with_the_playlist_and_endlist(ll: Pipeline) -> None:
+    segments(ll, 2)
+    send(ll, 2, 0)
+
+    def stop(n: int) -> None:
+        if n == 3:
+            ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                                 ExpressionAttributeNames={"#s": "state"},
+                                 ExpressionAttributeValues={":s": records.STOPPING})
+
+    t = Time(stop)
+    views = Views()
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=1", t, views)
+    assert resp.status == 200 and resp.text.endswith("#EXT-X-ENDLIST\n")
+    assert resp.headers["Cache-Control"] == "no-store"  # a restart reopens the same URL
+    assert "PRELOAD-HINT" not in resp.text
+    assert t.t - 1000.0 <= llorigin.REFRESH + 4 * llorigin.POLL  # released within a refresh, not at 6 s
+
+
+def test_stop_closes_the_last_segment_with_the_parts_it_has(ll: Pipeline) -> None:
+    from chalicelib.pipeline import publish
+
+    segments(ll, 2)
+    send(ll, 2, 0)
+    send(ll, 2, 1)
+    ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                         ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": records.STOPPING})
+    ll.deps.store.request_seal(CH, 1, ll.clock())
+    ll.clock.advance(publish.SEAL_GRACE + 0.1)
+    out = publish.package(CH, ll.deps, reasons=["stop"], force=True)
+    assert out.sealed
+    vod = m3u8.loads(ll.origin(f"{CH}/360p/vod-r1.m3u8"))
+    assert [s.uri for s in vod.segments] == ["r1/00000000.m4s", "r1/00000001.m4s", "r1/00000002.m4s"]
+    assert vod.segments[-1].duration == pytest.approx(1.0)  # the two parts it had
+    assert len(boxes.fragments_info(ll.origin_bytes(f"{CH}/360p/r1/00000002.m4s"))) == 2
+
+
+def test_the_playback_urls_include_ll_hls_for_low_latency_channels(ll: Pipeline) -> Any:
+    from chalicelib.control import channels
+
+    class Store:
+        def __init__(self, rec: records.ChannelRecord) -> None:
+            self.rec = rec
+
+        def get(self, cid: str) -> records.ChannelRecord:
+            return self.rec
+
+    class Ctl:
+        settings = ll.deps.settings
+        signer = None
+        store = Store(ll.meta(CH))
+
+    out = channels.playback(Ctl(), CH)  # type: ignore[arg-type]
+    assert out["ll_hls"].endswith(f"/{CH}/ll.m3u8") and out["hls"].endswith(f"/{CH}/master.m3u8")
