@@ -14,7 +14,13 @@ log field names, `.demo/logs/cdn-realtime.jsonl`, read by `slipstream qoe CHANNE
 `--signed`, enforces a trusted key group: the API signs with a fresh key (private half in the
 emulated SSM, like a stage's SecureString) and `/origin/*` answers 403 to anything unsigned.
 
+With `--low-latency` the channel is created with `low_latency` (0.5 s parts), the source is pushed as
+parts, and the page opens in low-latency mode: `/origin/{channel}/ll.m3u8`, `.../{rendition}/ll.m3u8` and
+the part URLs `.../{seq}.{part}.m4s` go to the LL origin's own handler (chalicelib.pipeline.llorigin.handle,
+the code the `ll_origin` Lambda runs behind CloudFront), everything else to the origin bucket.
+
     python -m devtools.demo [--duration SECONDS] [--no-push] [--channel ID] [--port N] [--signed]
+                            [--low-latency]
 """
 
 from __future__ import annotations
@@ -221,6 +227,9 @@ class ServerConfig:
     api_key: str = LOCAL_API_KEY
     trusted_keys: TrustedKeys | None = None  # set: /origin/* demands a CloudFront signature
     realtime_log: RealtimeLog | None = None  # set: one JSON line per /origin/* request
+    # set: the LL-HLS paths go to this handler (llorigin.Request -> llorigin.Response), like CloudFront's
+    # cache behaviours send them to the ll_origin function URL
+    ll_origin: Callable[[Any], Any] | None = None
 
 
 def _media_type(path: str, table: Mapping[str, str]) -> str:
@@ -337,6 +346,15 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
         if not key or ".." in key.split("/"):
             self._error(HTTPStatus.NOT_FOUND, "no object key")
             return HTTPStatus.NOT_FOUND, 0, "application/json", grant
+        if self.config.ll_origin is not None:
+            from chalicelib.pipeline.llorigin import Request, is_ll_path
+
+            if is_ll_path(key):
+                resp = self.config.ll_origin(Request.of("/" + key, urlsplit(self.path).query, self.command))
+                answer = {**resp.headers, "Access-Control-Allow-Origin": "*",
+                          "Access-Control-Expose-Headers": "CMSD-Static, Age, Date"}
+                self._send(resp.status, b"" if head else resp.body, answer, length=len(resp.body))
+                return resp.status, len(resp.body), answer.get("Content-Type", ""), grant
         try:
             body, headers = self.config.origin.get(key)
         except KeyError:
@@ -426,6 +444,38 @@ def serving(config: ServerConfig, port: int = 0) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+def ll_origin_handler(env: Mapping[str, str]) -> Callable[[Any], Any]:
+    """The LL origin's request handler against the emulated stack, one set of boto3 objects per server
+    thread (boto3 resources are not thread-safe); the views are shared, so held requests share polls."""
+    import boto3
+
+    from chalicelib.pipeline import llorigin
+    from chalicelib.pipeline.deps import Deps
+    from chalicelib.pipeline.objects import S3ObjectStore
+    from chalicelib.pipeline.queues import SqsQueue
+    from chalicelib.pipeline.store import PipelineStore
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env(env)
+    kw = {"endpoint_url": env.get("AWS_ENDPOINT_URL"), "region_name": env.get("AWS_DEFAULT_REGION"),
+          "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID"), "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY")}
+    local = threading.local()
+    session_lock = threading.Lock()
+
+    def deps() -> Deps:
+        d = getattr(local, "deps", None)
+        if d is None:
+            with session_lock:  # creating clients from one session in many threads at once is not safe either
+                session = boto3.session.Session()
+                table = session.resource("dynamodb", **kw).Table(settings.table_name)
+                d = local.deps = Deps(settings=settings, store=PipelineStore(table),
+                                      objects=S3ObjectStore(session.client("s3", **kw)),
+                                      queue=SqsQueue(session.client("sqs", **kw)), cdn=None)
+        return d
+
+    return lambda request: llorigin.handle(request, deps())
+
+
 # --------------------------------------------------------------------------- API client
 def call_api(base: str, method: str, path: str, body: Any = None, api_key: str = LOCAL_API_KEY,
              timeout: float = 30) -> tuple[int, Any]:
@@ -505,9 +555,11 @@ class DemoStack:
     closers: list[Callable[[], None]] = field(default_factory=list)
     realtime_log: Path | None = None  # the CDN-style request log (CMCD), input of `slipstream qoe`
     signed: bool = False  # /origin/* enforces the API's CloudFront signatures
+    low_latency: bool = False  # the channel has 0.5 s parts and LL-HLS playlists
 
     def player_url(self, fmt: str = "hls") -> str:
-        return f"{self.base_url}/player.html?channel={self.channel_id}" + ("&format=dash" if fmt == "dash" else "")
+        return f"{self.base_url}/player.html?channel={self.channel_id}" + ("&format=dash" if fmt == "dash" else "") + (
+            "&ll=1" if self.low_latency and fmt != "dash" else "")
 
     def stop(self) -> None:
         """Stop in reverse start order; every step runs even if an earlier one fails."""
@@ -566,8 +618,12 @@ def signing_key_pair() -> tuple[str, str]:
     return private, public
 
 
+PART_DURATION = 0.5  # --low-latency: 4 parts per 2 s segment
+
+
 def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
-               work_dir: Path | None = None, startup_timeout: float = 180.0, signed: bool = False) -> DemoStack:
+               work_dir: Path | None = None, startup_timeout: float = 180.0, signed: bool = False,
+               low_latency: bool = False) -> DemoStack:
     """Bring the whole demo up; on any failure everything already started is stopped again.
 
     work_dir (default .demo/) holds the children's logs and the emulator's state; tests pass their
@@ -601,7 +657,8 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         log_path = work_dir / "logs" / "cdn-realtime.jsonl"
         log_path.unlink(missing_ok=True)  # one run's viewers per file: `slipstream qoe` reads them all
         config = ServerConfig(web_root=WEB, origin=S3ObjectSource(s3, env["ORIGIN_BUCKET"]), api_base=api,
-                              trusted_keys=trusted, realtime_log=RealtimeLog(log_path))
+                              trusted_keys=trusted, realtime_log=RealtimeLog(log_path),
+                              ll_origin=ll_origin_handler(env))
         server = make_server(config, port)
         thread = threading.Thread(target=server.serve_forever, name="demo-http", daemon=True)
         thread.start()
@@ -622,7 +679,10 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         wait_until("chalice local", lambda: _port_open(api_port), 60, children)
 
         say(f"creating and starting channel {channel_id!r}")
-        status, body = call_api(api, "POST", "/channels", {"id": channel_id, "name": "Slipstream demo"})
+        create: dict[str, Any] = {"id": channel_id, "name": "Slipstream demo"}
+        if low_latency:
+            create["low_latency"] = {"part_duration": PART_DURATION}
+        status, body = call_api(api, "POST", "/channels", create)
         if status == 409:
             say(f"channel {channel_id!r} exists already; reusing it")
         elif status >= 300:
@@ -630,7 +690,8 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         start_channel(api, channel_id, children)
 
         stack = DemoStack(url="", base_url=base, api_url=api, channel_id=channel_id, env=env,
-                          children=children, closers=closers, realtime_log=log_path, signed=signed)
+                          children=children, closers=closers, realtime_log=log_path, signed=signed,
+                          low_latency=low_latency)
         stack.url = stack.player_url()
         if push:
             start_push(stack)
@@ -652,9 +713,11 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
 
 def start_push(stack: DemoStack) -> None:
     """Push the live synthetic source with the project's own encoder helper (`slipstream push`)."""
-    say("pushing a live testsrc2 source with a burned-in clock (slipstream_cli push)")
+    say("pushing a live testsrc2 source with a burned-in clock (slipstream_cli push)" +
+        (f" as {PART_DURATION:g} s parts" if stack.low_latency else ""))
+    parts = ["--part-time", f"{PART_DURATION:g}"] if stack.low_latency else []
     stack.children.start("push", [str(VENV_PY), "-m", "slipstream_cli", "push", "--channel", stack.channel_id,
-                                  "--bucket", stack.env["INGEST_BUCKET"], "testsrc", "--realtime"], stack.env)
+                                  "--bucket", stack.env["INGEST_BUCKET"], *parts, "testsrc", "--realtime"], stack.env)
 
 
 class _Stop(Exception):
@@ -674,6 +737,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port of the page (default: a free one)")
     parser.add_argument("--signed", action="store_true",
                         help="signed playback: the origin answers 403 without the API's CloudFront grant")
+    parser.add_argument("--low-latency", action="store_true",
+                        help="Low-Latency HLS: 0.5 s parts, LL playlists with blocking reload, the page in LL mode")
     args = parser.parse_args(argv)
 
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -683,7 +748,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chalicelib.records import validate_id
 
         validate_id(args.channel)
-        stack = start_demo(channel_id=args.channel, port=args.port, push=not args.no_push, signed=args.signed)
+        stack = start_demo(channel_id=args.channel, port=args.port, push=not args.no_push, signed=args.signed,
+                           low_latency=args.low_latency)
         if stack.realtime_log is not None:
             say(f"CDN request log with CMCD: {stack.realtime_log} (slipstream qoe {stack.channel_id})")
         say("ready -- open this URL (Ctrl-C stops everything):")

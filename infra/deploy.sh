@@ -51,12 +51,16 @@ step "2/3 chalice deploy --stage $STAGE"
 # app.py's decorators read the stage at import (queue names; ingest arrives EventBridge -> SQS).
 (cd "$BUILD/project" && STAGE="$STAGE" INGEST_TRIGGER=sqs "$CHALICE" deploy --stage "$STAGE")
 
-step "3/3 wiring the state machine to the deployed lifecycle function"
+step "3/3 wiring the state machine to the lifecycle function, CloudFront to the LL-HLS origin function"
 LIFECYCLE_ARN=$("$PY" infra/stage_config.py function-arn --deployed "$BUILD/project/.chalice/deployed/$STAGE.json" --name lifecycle)
-deploy_stack LifecycleFunctionArn="$LIFECYCLE_ARN"
+# The LL-HLS origin (blocking playlist reload) gets its function URL, origin access control and the
+# CloudFront behaviours for */ll.m3u8 and *.?.m4s only once chalice has created the function.
+LL_ORIGIN_ARN=$("$PY" infra/stage_config.py function-arn --deployed "$BUILD/project/.chalice/deployed/$STAGE.json" --name ll_origin)
+deploy_stack LifecycleFunctionArn="$LIFECYCLE_ARN" LlOriginFunctionArn="$LL_ORIGIN_ARN"
 
 API_URL=$(cd "$BUILD/project" && "$CHALICE" url --stage "$STAGE" 2>/dev/null || true)
 PLAYBACK=$(aws cloudformation describe-stacks --stack-name "$STACK" --query "Stacks[0].Outputs[?OutputKey=='PlaybackBaseUrl'].OutputValue" --output text)
 step "done"
 echo "API:      $API_URL"
 echo "Playback: $PLAYBACK/{channel}/master.m3u8"
+echo "LL-HLS:   $PLAYBACK/{channel}/ll.m3u8 (channels created with low_latency)"

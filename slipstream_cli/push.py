@@ -16,6 +16,11 @@ How chunks are cut: ffmpeg's segment muxer with forced keyframes every chunk
 `-reset_timestamps 0` so chunk timestamps continue across chunks (the pipeline derives media time
 from them). `-segment_list pipe:1` prints each chunk's name when it is closed, which is exactly
 when it is complete and safe to upload.
+
+Low latency (`--part-time 0.5`, for a channel created with `low_latency`): every chunk is cut into parts
+of that duration instead, each starting on a forced IDR, and each part is uploaded the moment it closes as
+`{seq:08d}.{part}.ts` (parts 0 .. segment_time/part_time - 1 of segment `seq`): the pipeline transcodes
+and publishes each part on arrival, so a player sees it half a second after the encoder cut it.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="read the source at its native rate (-re), as a live encoder would")
     p.add_argument("--start-seq", type=int, default=0, help="sequence number of the first chunk")
     p.add_argument("--segment-time", type=float, default=2.0, help="chunk duration in seconds")
+    p.add_argument("--part-time", type=float, default=0.0,
+                   help="low latency: upload each chunk as parts of this many seconds (e.g. 0.5; 0: whole chunks)")
     p.add_argument("--size", default="640x360", help="testsrc picture size")
     p.add_argument("--fps", type=int, default=25, help="testsrc frame rate")
     p.add_argument("--bitrate", default="1500k", help="video bitrate of the chunks")
@@ -140,8 +147,23 @@ def input_args(source: str, *, realtime: bool, size: str, fps: int, drawtext: bo
     return [*re_flag, "-i", source]
 
 
+def parts_per_chunk(args: argparse.Namespace) -> int:
+    """How many parts a chunk is cut into (0: whole chunks). The part must divide the chunk evenly."""
+    part = float(getattr(args, "part_time", 0.0) or 0.0)
+    if not part:
+        return 0
+    k = float(args.segment_time) / part
+    if part < 0.2 or abs(k - round(k)) > 1e-6 or not 2 <= round(k) <= 10:
+        raise PushError(f"--part-time {part:g} must divide --segment-time {args.segment_time:g} into 2 to 10 "
+                        "equal parts of at least 0.2 s")
+    return round(k)
+
+
 def ffmpeg_command(ffmpeg: str, args: argparse.Namespace, out_dir: Path, drawtext: bool) -> list[str]:
-    seg = float(args.segment_time)
+    parts = parts_per_chunk(args)
+    # With parts, ffmpeg cuts every part (an IDR each) and numbers them; part n is part n % k of chunk n // k.
+    seg = float(args.part_time) if parts else float(args.segment_time)
+    first = args.start_seq * parts if parts else args.start_seq
     fps = int(args.fps)
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
            *input_args(args.source, realtime=args.realtime, size=args.size, fps=fps, drawtext=drawtext)]
@@ -158,7 +180,7 @@ def ffmpeg_command(ffmpeg: str, args: argparse.Namespace, out_dir: Path, drawtex
         "-force_key_frames", f"expr:gte(t,n_forced*{seg:g})", "-sc_threshold", "0",
         "-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2",
         "-f", "segment", "-segment_time", f"{seg:g}", "-segment_format", "mpegts",
-        "-reset_timestamps", "0", "-segment_start_number", str(args.start_seq),
+        "-reset_timestamps", "0", "-segment_start_number", str(first),
         "-segment_list", "pipe:1", "-segment_list_type", "flat",
         str(out_dir / "%08d.ts"),
     ]
@@ -224,19 +246,22 @@ class Uploader:
         # `slipstream --endpoint URL push ...`: the CLI's global API URL serves when --api is absent.
         self.api = (args.api or ("" if args.bucket else getattr(args, "endpoint", "")) or "").rstrip("/")
         self.api_key = args.api_key
-        self.window = float(window if window is not None else getattr(args, "segment_time", 2.0))
+        self.parts = parts_per_chunk(args) if hasattr(args, "segment_time") else 0
+        # A part later than two part durations is slated downstream anyway: stop retrying then.
+        default = 2 * float(args.part_time) if self.parts else float(getattr(args, "segment_time", 2.0))
+        self.window = float(window if window is not None else default)
         self._open = opener
         self._clock, self._sleep = clock, sleep
         self._on_retry = on_retry or (lambda seq, reason: None)
-        self._urls: dict[tuple[int, str], str] = {}
+        self._urls: dict[tuple[int, int, str], str] = {}
         self._lock = threading.Lock()
         self._s3: Any = None
         if not self.bucket and not self.api:
             raise PushError("say where chunks go: --bucket NAME (boto3) or --api URL --api-key KEY")
 
-    def put(self, seq: int, path: Path) -> int:
-        """Upload one chunk; returns the number of attempts it took. Raises PushError when it
-        could not be sent within the window (or was refused for good)."""
+    def put(self, seq: int, path: Path, part: int = -1) -> int:
+        """Upload one chunk (or part `part` of chunk `seq`); returns the number of attempts it took. Raises
+        PushError when it could not be sent within the window (or was refused for good)."""
         body = path.read_bytes()
         kind = content_type(path)
         started = self._clock()
@@ -248,9 +273,9 @@ class Uploader:
             timeout = max(MIN_ATTEMPT, deadline - self._clock())
             try:
                 if self.bucket:
-                    self._put_s3(seq, path.suffix, body, kind)
+                    self._put_s3(seq, path.suffix, body, kind, part)
                 else:
-                    url = url or self._url(seq, path.suffix, timeout)  # an API hiccup is retried too
+                    url = url or self._url(seq, path.suffix, timeout, part)  # an API hiccup is retried too
                     self._put_url(url, body, kind, timeout)
                 return attempt
             except PushError:
@@ -274,7 +299,7 @@ class Uploader:
         with self._open(req, timeout=timeout) as resp:
             resp.read()
 
-    def _put_s3(self, seq: int, suffix: str, body: bytes, kind: str) -> None:
+    def _put_s3(self, seq: int, suffix: str, body: bytes, kind: str, part: int = -1) -> None:
         with self._lock:  # boto3's default session is not safe to create clients from many threads
             if self._s3 is None:
                 try:
@@ -286,16 +311,19 @@ class Uploader:
                 self._s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1, "mode": "standard"},
                                                             connect_timeout=max(1.0, self.window),
                                                             read_timeout=max(1.0, self.window)))
-        self._s3.put_object(Bucket=self.bucket, Key=f"{self.channel}/{seq:08d}{suffix}", Body=body,
-                            ContentType=kind)
+        name = f"{seq:08d}.{part}" if part >= 0 else f"{seq:08d}"
+        self._s3.put_object(Bucket=self.bucket, Key=f"{self.channel}/{name}{suffix}", Body=body, ContentType=kind)
 
-    def _url(self, seq: int, suffix: str, timeout: float = 30) -> str:
-        """The presigned PUT URL for one chunk, fetched URL_BATCH at a time. A refusal (4xx) is a
-        PushError; a 5xx or an unreachable API raises as is, for put() to retry."""
+    def _url(self, seq: int, suffix: str, timeout: float = 30, part: int = -1) -> str:
+        """The presigned PUT URL for one chunk (or part), fetched URL_BATCH chunks at a time. A refusal
+        (4xx) is a PushError; a 5xx or an unreachable API raises as is, for put() to retry."""
         ext = suffix.lstrip(".")
         with self._lock:
-            if (seq, ext) not in self._urls:
-                body = json.dumps({"first_seq": seq, "count": URL_BATCH, "extension": ext}).encode()
+            if (seq, part, ext) not in self._urls:
+                request: dict[str, Any] = {"first_seq": seq, "count": URL_BATCH, "extension": ext}
+                if part >= 0:
+                    request["parts"] = self.parts
+                body = json.dumps(request).encode()
                 req = urllib.request.Request(
                     f"{self.api}/channels/{self.channel}/ingest-urls", data=body, method="POST",
                     headers={"content-type": "application/json", "x-api-key": self.api_key})
@@ -306,8 +334,8 @@ class Uploader:
                     if _transient(e):
                         raise
                     raise PushError(f"the API refused ingest URLs ({e.code}): {e.read()[:300]!r}") from e
-                self._urls.update({(int(u["seq"]), ext): str(u["url"]) for u in doc["urls"]})
-            return self._urls.pop((seq, ext))
+                self._urls.update({(int(u["seq"]), int(u.get("part", -1)), ext): str(u["url"]) for u in doc["urls"]})
+            return self._urls.pop((seq, part, ext))
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -347,6 +375,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                         "starting and ending with a letter or digit")
     if args.start_seq < 0:
         raise PushError("--start-seq must be >= 0")
+    parts_per_chunk(args)  # a bad --part-time fails before ffmpeg starts
     progress = Progress()
     uploader = Uploader(args, on_retry=lambda seq, reason: progress.retry())
     ffmpeg = _find_ffmpeg()
@@ -359,9 +388,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         # Uploads overlap with encoding; 4 in flight is plenty for one channel.
         with ThreadPoolExecutor(max_workers=4) as pool:
             pending: list[Future[None]] = []
+            parts = parts_per_chunk(args)
             for path in closed_chunks(proc, out_dir):
-                seq = int(path.stem)
-                pending.append(pool.submit(_upload_one, uploader, seq, path, args.segment_time, progress, errors))
+                n = int(path.stem)
+                seq, part = divmod(n, parts) if parts else (n, -1)
+                seconds = args.part_time if parts else args.segment_time
+                pending.append(pool.submit(_upload_one, uploader, seq, path, seconds, progress, errors, part))
                 if not args.quiet:
                     print(f"\r{progress.line()}", end="", file=out, flush=True)
             for f in pending:
@@ -378,10 +410,10 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _upload_one(uploader: Uploader, seq: int, path: Path, seconds: float, progress: Progress,
-                errors: list[str]) -> None:
+                errors: list[str], part: int = -1) -> None:
     try:
         size = path.stat().st_size
-        uploader.put(seq, path)
+        uploader.put(seq, path, part)
         progress.add(size, seconds)
     except PushError as e:
         errors.append(str(e))

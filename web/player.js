@@ -3,7 +3,8 @@
 // timeline on the seek bar, CMCD on every request, DVR, signed playback (cookies or query string).
 //
 // Query parameters: channel (required); engine=hlsjs|dashjs|shaka; format=hls|dash (default: the
-// engine's first); dvr=1; abr=0; signing=cookie|query (how a signed stage's grant travels);
+// engine's first); dvr=1; ll=1 (Low-Latency HLS: the playback API's ll_hls URL, the engine's
+// low-latency mode); abr=0; signing=cookie|query (how a signed stage's grant travels);
 // api (API base, default "api": the demo server proxies it, so the page holds no key); origin
 // (default "origin"); src (explicit manifest URL, skips the playback lookup); key (x-api-key when
 // not proxied); adDuration (seconds the ad-break button asks for, default 30); time (UTCTiming URL).
@@ -49,6 +50,7 @@ const state = {
   engine: startEngine,
   format: startFormat,
   dvr: params.get("dvr") === "1",
+  lowLatency: params.get("ll") === "1",
   abr: params.get("abr") !== "0",
   signing: params.get("signing") === "query" ? "query" : "cookie",
   source: "",
@@ -63,7 +65,8 @@ const state = {
   log: [],
   status: null,
   channelState: "",
-  latency: null, // wall clock minus the program date time of the frame on screen
+  latency: null, // wall clock minus the program date time of the frame on screen (glass to glass)
+  targetLatency: null, // what the engine aims for (LL-HLS: PART-HOLD-BACK)
   edgeLatency: null, // seconds behind the live edge
   rendition: null,
   renditions: [],
@@ -86,6 +89,7 @@ const state = {
   switchEngine: (engine, format) => switchTo({ engine: engine, format: format }),
   switchFormat: (format) => switchTo({ format: format, engine: format === "dash" ? "dashjs" : "hlsjs" }),
   setDvr: (on) => switchTo({ dvr: !!on }),
+  setLowLatency: (on) => switchTo({ lowLatency: !!on }),
   selectRendition: (index) => selectRendition(index),
   setAbr: (on) => setAbr(on),
   seek: (t) => { video.currentTime = t; },
@@ -225,10 +229,14 @@ async function lookupPlayback() {
 async function resolveSource() {
   if (params.get("src")) return params.get("src");
   const dash = state.format === "dash";
-  const fallback = originBase + "/" + channel + (dash ? "/manifest.mpd" : state.dvr ? "/dvr.m3u8" : "/master.m3u8");
+  // Low latency is an HLS live-edge mode: DVR and DASH keep their own manifests.
+  const ll = state.lowLatency && !dash && !state.dvr;
+  const fallback = originBase + "/" + channel + (dash ? "/manifest.mpd" : state.dvr ? "/dvr.m3u8"
+    : ll ? "/ll.m3u8" : "/master.m3u8");
   try {
     const p = await lookupPlayback();
-    const url = dash ? p.dash : state.dvr ? p.dvr : p.hls;
+    if (ll && !p.ll_hls) log("channel has no low-latency playlists (created without low_latency): regular HLS");
+    const url = dash ? p.dash : state.dvr ? p.dvr : ll && p.ll_hls ? p.ll_hls : p.hls;
     if (url) {
       $("signing-state").textContent = p.signed ? "signed (" + p.mode + ", until " + String(p.expires_at).slice(11, 19) + ")" : "unsigned";
       return sourceFailures >= 3 && !p.signed ? fallback : url;
@@ -246,6 +254,7 @@ function engineContext(gen) {
     video: video,
     timeUrl: timeUrl,
     abr: state.abr,
+    lowLatency: state.lowLatency && state.format === "hls" && !state.dvr,
     cmcd: { sessionId: state.cmcdSession, contentId: channel },
     grant: grant,
     log: live(log),
@@ -286,7 +295,8 @@ async function start(gen) {
   $("source-url").textContent = url.replace(/([?&](?:Policy|Signature)=)[^&]+/g, "$1…");
   $("source-url").href = url;
   const engine = ENGINES[state.engine];
-  log("loading " + state.format.toUpperCase() + " with " + engine.label + (state.dvr ? " (DVR)" : "") + ": " + url.split("?")[0]);
+  log("loading " + state.format.toUpperCase() + " with " + engine.label + (state.dvr ? " (DVR)" : "") +
+    (state.lowLatency && state.format === "hls" && !state.dvr ? " (low latency)" : "") + ": " + url.split("?")[0]);
   try {
     player = engine.create(engineContext(gen));
     Promise.resolve(player.load(url)).catch((e) => log("load: " + e.message, "error"));
@@ -301,6 +311,7 @@ function syncToolbar() {
   });
   $("dvr-toggle").checked = state.dvr;
   $("abr-toggle").checked = state.abr;
+  $("ll-toggle").checked = state.lowLatency;
 }
 
 async function switchTo(change) {
@@ -308,9 +319,11 @@ async function switchTo(change) {
   let format = change.format || (change.engine ? ENGINES[engine].formats[0] : state.format);
   if (!ENGINES[engine].formats.includes(format)) format = ENGINES[engine].formats[0];
   const dvr = change.dvr != null ? change.dvr : state.dvr;
+  const lowLatency = change.lowLatency != null ? change.lowLatency : state.lowLatency;
   // DASH has one MPD whose timeShiftBufferDepth is the DVR window: the toggle widens the seek bar
   // and leaves the stream alone; HLS switches between master.m3u8 and dvr.m3u8.
-  if (engine === state.engine && format === state.format && format === "dash" && dvr !== state.dvr && player) {
+  if (engine === state.engine && format === state.format && format === "dash" && dvr !== state.dvr && player &&
+      lowLatency === state.lowLatency) {
     state.dvr = dvr;
     if (!dvr) { const edge = player.liveEdge(); if (edge != null) video.currentTime = edge - 6; }
     syncToolbar();
@@ -320,7 +333,8 @@ async function switchTo(change) {
   generation += 1;
   // One CMCD session per engine and format: a DVR reload or a retry continues the viewer's session.
   if (engine !== state.engine || format !== state.format) newCmcdSession();
-  Object.assign(state, { engine: engine, format: format, dvr: dvr, stalls: 0, stallEvents: 0, progressedSeconds: 0 });
+  Object.assign(state, { engine: engine, format: format, dvr: dvr, lowLatency: lowLatency, stalls: 0, stallEvents: 0,
+    progressedSeconds: 0 });
   sourceFailures = 0;
   lastTime = -1;
   teardown();
@@ -368,6 +382,7 @@ function tick() {
   const lat = player.latency();
   state.latency = lat.wallclock != null && lat.wallclock > 0 ? lat.wallclock : null;
   state.edgeLatency = lat.edge;
+  state.targetLatency = Number.isFinite(lat.target) ? lat.target : null;
   state.bufferLevel = bufferAhead(video);
   const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
   state.droppedFrames = quality ? quality.droppedVideoFrames : player.droppedFrames ? player.droppedFrames() : 0;
@@ -380,6 +395,8 @@ function tick() {
   $("break-status").classList.toggle("in-break", !!position);
   $("latency").textContent = state.latency != null ? state.latency.toFixed(1) + " s" : "–";
   $("edge-latency").textContent = state.edgeLatency != null ? state.edgeLatency.toFixed(1) + " s" : "–";
+  $("target-latency").textContent = state.targetLatency != null ? state.targetLatency.toFixed(2) + " s" +
+    (state.lowLatency && state.format === "hls" && !state.dvr ? " (low latency)" : "") : "–";
   $("bandwidth").textContent = bw ? (bw / 1000).toFixed(0) + " kb/s" : "–";
   $("buffer").textContent = state.bufferLevel.toFixed(1) + " s";
   $("dropped").textContent = state.droppedFrames + " / " + state.totalFrames;
@@ -441,6 +458,7 @@ if (!channel) {
   document.querySelectorAll("[data-engine]").forEach((b) => b.addEventListener("click",
     () => switchTo({ engine: b.dataset.engine, format: b.dataset.format })));
   $("dvr-toggle").addEventListener("change", (e) => switchTo({ dvr: e.target.checked }));
+  $("ll-toggle").addEventListener("change", (e) => switchTo({ lowLatency: e.target.checked }));
   $("abr-toggle").addEventListener("change", (e) => setAbr(e.target.checked));
   $("rendition-select").addEventListener("change", (e) => selectRendition(e.target.value));
   $("live-button").addEventListener("click", () => { const edge = player && player.liveEdge(); if (edge != null) video.currentTime = edge - 3; });

@@ -20,7 +20,7 @@ and a part is transcoded the moment it arrives, whatever the parts before it do.
 
 Grids: part `i` of a segment of N nominal frames covers frames [round(N*i/k), round(N*(i+1)/k)) of
 it (12/13/12/13 frames for 0.5 s parts at 25 fps); its audio is the encoder's AAC frames that start in
-it (copied), so PART-TARGET is the longest video part plus one AAC frame.
+it (copied), so PART-TARGET is the longest video part plus two AAC frames.
 
 Pure: no I/O, no clock (`now` is an argument).
 """
@@ -39,6 +39,7 @@ from . import grid
 
 MIN_PART = 0.2  # seconds: shorter parts cost more requests than they save latency
 MAX_PARTS = 10  # per segment: the part index is one digit in URLs and CloudFront path patterns
+AUDIO_SLACK_FRAMES = 2  # AAC frames a part's audio may run past its video (see PartSpec.part_target)
 RECEIVED, INVALID = "received", "invalid"
 MEDIA, SLATE = "media", "slate"
 
@@ -84,9 +85,11 @@ class PartSpec:
     @property
     def part_target(self) -> float:
         """EXT-X-PART-INF:PART-TARGET: no part may be longer. Video parts hold whole grid frames; audio
-        parts the AAC frames that start in them, up to one frame more than the video."""
+        parts the encoder's AAC frames that start in them: an encoder's muxer interleaves audio up to a
+        frame or two off the video cut (ffmpeg's segment muxer: 22 to 26 frames in 0.5 s parts), so the
+        target leaves two AAC frames over the longest video part."""
         longest = max(self.part_frames(i) for i in range(self.count))
-        return _ceil_ms(float(Fraction(longest) / self.fps) + grid.AAC_FRAME / self.sample_rate)
+        return _ceil_ms(float(Fraction(longest) / self.fps) + AUDIO_SLACK_FRAMES * grid.AAC_FRAME / self.sample_rate)
 
     @property
     def part_hold_back(self) -> float:

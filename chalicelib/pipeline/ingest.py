@@ -46,13 +46,15 @@ MAX_EVENT_SKEW = 300.0  # seconds
 def handle(items: list[Upload | Rejection], deps: Deps) -> list[str]:
     """Process a batch of parsed events; one bad item never fails the others."""
     out = []
+    inline = True
     for item in items:
         if isinstance(item, Rejection):
             out.append(reject_key(item))
-        elif item.part >= 0:  # a low-latency part (chalicelib.pipeline.parts)
+        elif item.part >= 0:  # a low-latency part: transcoded here, the rest of a batch in parallel workers
             from . import parts
 
-            out.append(parts.on_part_uploaded(item, deps))
+            out.append(parts.on_part_uploaded(item, deps, inline=inline))
+            inline = False
         else:
             out.append(idempotent_upload(item, deps))
     return out

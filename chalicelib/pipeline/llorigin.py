@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -53,7 +54,8 @@ from .obs import MetricUnit, logger, metrics
 from .parts import channel_spec, listed_parts, part_state, part_store
 from .store import publish_state
 
-POLL = 0.02  # seconds between looks at the PRT# items while a request is held
+POLL = 0.02  # seconds between looks at the PRT# items while a request is held (near the part's due time)
+EARLY = 0.15  # seconds before the next part is due that polling starts (until then nothing can change)
 REFRESH = 1.0  # seconds a view's channel record, PUB state and windows may be reused while polling
 HOLD_TARGETS = 3  # a request is never held longer than this many target durations (RFC 8216bis 6.2.5.2)
 PLAYLIST = "application/vnd.apple.mpegurl"
@@ -112,6 +114,14 @@ class View:
     current: int = 0
     resume: tuple[int | None, tuple[int, int] | None] = (None, None)
     states: Mapping[tuple[int, int], PartState] = field(default_factory=dict)
+    last_ready: datetime | None = None  # when the last listed part was published
+
+    def quiet(self, now: datetime) -> float:
+        """Seconds in which no new part is expected: the encoder sends one every part duration, so a held
+        request sleeps until shortly before the next one is due instead of polling all along."""
+        if self.last_ready is None:
+            return 0.0
+        return (self.last_ready - now).total_seconds() + self.spec.part_duration - EARLY
 
     @property
     def final(self) -> bool:
@@ -261,8 +271,9 @@ def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict
         entries[(last.run, last.seq)] = tuple(_entry(x, ladder, shape.gap_mode) for x in partial)
     ll = hls.LowLatency(spec.part_target, spec.part_hold_back, entries, spec.count, partial=provisional)
     edge = hls.ll_edge(tl, ll) if tl is not None else Edge(None, None, None, spec.count)
+    ready = [p.ready_at for p in states.values() if p.filled(renditions)]
     return View(meta, ladder, spec, tl, ll, edge, target, parts_key, mono, mono, current, (start_seq, prev_end),
-                states)
+                states, max(ready) if ready else None)
 
 
 def _entry(p: PartState, ladder: Ladder, gap_mode: bool) -> hls.PartEntry:
@@ -385,12 +396,13 @@ def _media(channel: str, rendition: str, d: Directives, deps: Deps, views: Views
     deadline = started + HOLD_TARGETS * view.target
     waited = False
     while d.blocking and not view.final and not view.edge.has(d.msn or 0, d.part):
-        if clock() >= deadline:
+        left = deadline - clock()
+        if left <= 0:
             metrics.add_metric(name="LowLatencyHoldTimeouts", unit=MetricUnit.Count, value=1)
             return _error(503, f"segment {d.msn}" + (f" part {d.part}" if d.part is not None else "") +
                           f" did not appear within {HOLD_TARGETS} target durations ({HOLD_TARGETS * view.target} s)",
                           "max-age=1")
-        sleep(POLL)
+        sleep(min(left, max(POLL, view.quiet(deps.now()))))
         waited = True
         got = _view(channel, deps, views, clock)
         if isinstance(got, Response):
@@ -435,7 +447,7 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
         return _error(404, f"part {name} of {rendition}/{run} is not published and is not the next part", "max-age=1")
     deadline = started + HOLD_TARGETS * view.target
     while clock() < deadline:
-        sleep(POLL)
+        sleep(min(deadline - clock(), max(POLL, view.quiet(deps.now()))))
         got = _view(channel, deps, views, clock)
         if isinstance(got, Response):
             return got

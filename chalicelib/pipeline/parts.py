@@ -190,19 +190,24 @@ def part_state(it: Mapping[str, Any]) -> PartState:
     )
 
 
-# --------------------------------------------------------------------------- ingest
+# --------------------------------------------------------------------------- ingest + transcode
+# A part is transcoded in the very invocation that ingests it: one download, one (structural) probe, no
+# queue hop and no second Lambda per part; a corrupt part still fails in ffmpeg's decode and is slated.
+# When one invocation receives several parts at once (an SQS batch), the first is transcoded here and
+# the others go to the transcode queue, so no part waits for another's encode.
 
 
-def on_part_uploaded(u: Upload, deps: Deps) -> str:
+def on_part_uploaded(u: Upload, deps: Deps, inline: bool = True) -> str:
     from .ingest import _correlation
 
     with bind(channel=u.channel, seq=u.seq, part=u.part, correlation_id=_correlation(u)):
-        return _on_part(u, deps)
+        return _on_part(u, deps, inline)
 
 
-def _on_part(u: Upload, deps: Deps) -> str:
-    from .ingest import MAX_AHEAD, _arrival, _late, _probe, _reject, _request_slate
+def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
+    from .ingest import MAX_AHEAD, _arrival, _late, _reject, _request_slate
 
+    t0 = time.perf_counter()
     store = deps.store
     meta = store.channel(u.channel)
     if meta is None:
@@ -221,55 +226,95 @@ def _on_part(u: Upload, deps: Deps) -> str:
         return _reject(deps, u, f"seq {u.seq} is more than {MAX_AHEAD} ahead of the newest ({meta.last_seq})")
     ps = part_store(deps)
     received = _arrival(u, deps)
-    existing = ps.part(u.channel, run, u.seq, u.part)
-    if existing is not None:
-        if existing.get("fill") == SLATE and not existing.get("etag"):
-            return _late(deps, u, run, f"part {u.part}: its slot was already published as slate")
-        if existing.get("etag") != u.etag:
-            return _reject(deps, u, f"part {u.seq}.{u.part} already received with another ETag")
-        if existing.get("queued") or existing.get("status") == INVALID:
-            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
-            return "duplicate"
-        _fan_out(u, deps, run, str(existing.get("version_id", "")))
-        return "requeued"
     base_item: dict[str, Any] = {
         "etag": u.etag, "version_id": u.version_id, "bucket": u.bucket, "source_key": u.key, "ext": u.ext,
         "size": u.size, "received_at": iso(received),
         "expires_at": int(received.timestamp() + float(meta.dvr_window or deps.settings.dvr_window) + 86400),
     }
-    try:
-        info = _probe(u, deps)
-        facts, run_item = _place(u, deps, run, info, received, spec, ladder)
-        if not spec.fits(int(facts["v_dur"]), int(facts["a_dur"])):
-            raise InvalidMediaError(
-                f"part is {facts['v_dur'] / grid.TICKS:.3f} s (audio "
-                f"{facts['a_dur'] / ladder.audio.sample_rate:.3f} s), longer than PART-TARGET "
-                f"{spec.part_target:g} s: cut parts every {spec.part_duration:g} s with a keyframe at each cut")
-    except InvalidMediaError as e:
-        logger.warning("part rejected as invalid media", extra={"error": str(e)})
-        metrics.add_metric(name="InvalidChunks", unit=MetricUnit.Count, value=1)
+    timing: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="part-") as tmp:
+        src = Path(tmp) / f"source.{u.ext}"
         try:
-            status = ps.put_part(u.channel, run, u.seq, u.part, {**base_item, "status": INVALID, "error": str(e)[:500]})
+            try:
+                deps.objects.download(u.bucket, u.key, src, version_id=u.version_id, etag=u.etag)
+            except NotFoundError as e:
+                raise InvalidMediaError(f"part vanished or was replaced before it could be read: {e}") from e
+            info = _probe(deps, src)
+            timing["probe_ms"] = _ms(t0)
+            facts, run_item = _place(u, deps, run, info, received, spec, ladder)
+            if not spec.fits(int(facts["v_dur"]), int(facts["a_dur"])):
+                raise InvalidMediaError(
+                    f"part is {facts['v_dur'] / grid.TICKS:.3f} s (audio "
+                    f"{facts['a_dur'] / ladder.audio.sample_rate:.3f} s), longer than PART-TARGET "
+                    f"{spec.part_target:g} s: cut parts every {spec.part_duration:g} s with a keyframe at each cut")
+        except InvalidMediaError as e:
+            return _invalid(u, deps, run, base_item, str(e))
+        item = {**base_item, "status": RECEIVED, **facts}
+        try:
+            status = ps.put_part(u.channel, run, u.seq, u.part, item)
+        except ConflictError as e:
+            if "late" in str(e):
+                return _late(deps, u, run, str(e))
+            return _reject(deps, u, str(e))
+        if status == "duplicate":
+            existing = ps.part(u.channel, run, u.seq, u.part) or {}
+            if existing.get("queued") or existing.get("done") or existing.get("status") == INVALID:
+                metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+                return "duplicate"
+            item = existing  # recorded, but its transcode never ran (or crashed): run it now
+        if u.part == 0:
+            store.note_arrival(u.channel, run, u.seq, received)  # the watchdog's input: once per segment
+        if run_item.get("created"):
+            _request_slate(u, deps, run)
+        metrics.add_metric(name="AcceptedParts", unit=MetricUnit.Count, value=1)
+        if not inline:
+            _fan_out(u, deps, run, u.version_id)
+            return "accepted"
+        timing["ingest_ms"] = _ms(t0)
+        try:
+            result = _transcode(deps, meta, ladder, spec, u.channel, run, u.seq, u.part, u.etag, item, src, Path(tmp),
+                                timing)
+        except InvalidMediaError as e:
+            return _invalid(u, deps, run, base_item, str(e), recorded=True)
+    logger.info("part accepted", extra={"result": result, **timing, "total_ms": _ms(t0)})
+    return "accepted" if result == "done" else result
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def _probe(deps: Deps, path: Path) -> Any:
+    """The structural probe (container, streams, timestamps): ffmpeg's decode in the transcode right after
+    is the decode check, so the part is not decoded twice."""
+    from .deps import _probe as default_probe
+
+    if deps.probe is default_probe:
+        from ..transcode.probe import probe
+
+        return probe(str(path), decode=False)
+    return deps.probe(str(path))
+
+
+def _invalid(u: Upload, deps: Deps, run: int, item: dict[str, Any], error: str, recorded: bool = False) -> str:
+    """A corrupt part: recorded invalid (its slot is slated at once), counted, the packager woken."""
+    from .ingest import _reject
+
+    logger.warning("part rejected as invalid media", extra={"error": error})
+    metrics.add_metric(name="InvalidChunks", unit=MetricUnit.Count, value=1)
+    ps = part_store(deps)
+    if recorded:
+        ps.update_part(u.channel, run, u.seq, u.part, u.etag, {"status": INVALID, "error": error[:500]})
+        status = "new"
+    else:
+        try:
+            status = ps.put_part(u.channel, run, u.seq, u.part, {**item, "status": INVALID, "error": error[:500]})
         except ConflictError as c:
             return _reject(deps, u, str(c))
-        if status == "new":
-            store.count_error(u.channel, f"part {u.seq}.{u.part}: {e}")
-            _wake(deps, u.channel, u.seq)  # its slot is slated now, not at a deadline
-        return "invalid"
-    try:
-        status = ps.put_part(u.channel, run, u.seq, u.part, {**base_item, "status": RECEIVED, **facts})
-    except ConflictError as e:
-        if "late" in str(e):
-            return _late(deps, u, run, str(e))
-        return _reject(deps, u, str(e))
-    if status == "duplicate":
-        return "duplicate"
-    store.note_arrival(u.channel, run, u.seq, received)
-    if run_item.get("created"):
-        _request_slate(u, deps, run)
-    _fan_out(u, deps, run, u.version_id)
-    metrics.add_metric(name="AcceptedParts", unit=MetricUnit.Count, value=1)
-    return "accepted"
+    if status == "new":
+        deps.store.count_error(u.channel, f"part {u.seq}.{u.part}: {error}")
+        _wake(deps, u.channel, u.seq)
+    return "invalid"
 
 
 def _place(u: Upload, deps: Deps, run: int, info: Any, received: datetime, spec: PartSpec, ladder: Ladder
@@ -317,9 +362,6 @@ def _fan_out(u: Upload, deps: Deps, run: int, version_id: str) -> None:
     part_store(deps).update_part(u.channel, run, u.seq, u.part, u.etag, {"queued": True})
 
 
-# --------------------------------------------------------------------------- transcode
-
-
 def _neighbours(spec: PartSpec, seq: int, index: int) -> tuple[tuple[int, int], tuple[int, int]]:
     prev = (seq, index - 1) if index > 0 else (seq - 1, spec.count - 1)
     nxt = (seq, index + 1) if index + 1 < spec.count else (seq + 1, 0)
@@ -330,12 +372,8 @@ _INITS: set[str] = set()
 
 
 def transcode_part(msg: TranscodeMessage, deps: Deps) -> str:
-    """One part, every rendition, one ffmpeg (the chunk transcode job on a 0.5 s source), uploaded as
-    `{rendition}/{run}/{seq:08d}.{part}.m4s`: each holds the part's grid frames (an IDR first) and the
-    encoder's AAC frames that start in it, with their final tfdt."""
-    from ..transcode.job import TranscodeJob
-    from .worker import _audio_end, _audio_start, _facts, _preroll, job_timeout
-
+    """A queued part (the second and later parts of an ingest batch, or a redelivery): fetch it by the
+    version ingest accepted and transcode it."""
     ps = part_store(deps)
     meta = deps.store.channel(msg.channel)
     if meta is None:
@@ -344,20 +382,9 @@ def transcode_part(msg: TranscodeMessage, deps: Deps) -> str:
     spec = channel_spec(meta, ladder, deps.settings.segment_duration)
     if spec is None or not 0 <= msg.part < spec.count:
         return "not a low-latency part"
-    prev_key, next_key = _neighbours(spec, msg.seq, msg.part)
-    near = ps.parts(msg.channel, msg.run, max((0, 0), prev_key), next_key)
-    item = near.get((msg.seq, msg.part))
+    item = ps.part(msg.channel, msg.run, msg.seq, msg.part)
     if item is None or item.get("etag") != msg.etag:
         return "superseded"
-    if item.get("status") == INVALID:
-        return "invalid"
-    if item.get("fill") == SLATE:
-        return _late(msg, deps, "its slot was published as slate before the transcode started")
-    if set(ladder.names) <= set(item.get("done") or ()):
-        _wake(deps, msg.channel, msg.seq)
-        return "duplicate"
-    prev, nxt = near.get(prev_key), near.get(next_key)
-    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="part-") as tmp:
         src = Path(tmp) / f"source.{item.get('ext', 'ts')}"
         try:
@@ -366,32 +393,85 @@ def transcode_part(msg: TranscodeMessage, deps: Deps) -> str:
                                   etag=str(item.get("etag") or ""))
         except NotFoundError as e:
             raise TranscodeError(f"the accepted part is gone from the ingest bucket: {e}") from e
-        job = TranscodeJob(channel_id=msg.channel, seq=msg.seq, source_path=str(src),
-                           output_dir=str(Path(tmp) / "out"), ladder=ladder,
-                           media_start=float(item["start_ticks"]) / grid.TICKS, timeout=job_timeout(deps),
-                           start_ticks=int(item["start_ticks"]), first_frame=int(item["first_frame"]),
-                           frames=int(item["frames"]), audio_not_before=_audio_end(prev),
-                           audio_not_after=_audio_start(nxt), preroll_path=_preroll(deps, item, prev, Path(tmp)))
-        result = deps.transcode(job)
-        if not ps.claim_part_media(msg.channel, msg.run, msg.seq, msg.part, msg.etag, deps.now()):
-            return _late(msg, deps, "its slot was published as slate while it was transcoding")
-        names = _upload(deps, msg, ladder, result)
+        try:
+            return _transcode(deps, meta, ladder, spec, msg.channel, msg.run, msg.seq, msg.part, msg.etag, item, src,
+                              Path(tmp), {})
+        except InvalidMediaError as e:
+            ps.update_part(msg.channel, msg.run, msg.seq, msg.part, msg.etag,
+                           {"status": INVALID, "error": str(e)[:500]})
+            _wake(deps, msg.channel, msg.seq)
+            return "invalid"
+
+
+def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, channel: str, run: int, seq: int,
+               index: int, etag: str, item: Mapping[str, Any], src: Path, tmp: Path, timing: dict[str, float]) -> str:
+    """One part, every rendition, one ffmpeg (the chunk transcode job on a 0.5 s source), uploaded as
+    `{rendition}/{run}/{seq:08d}.{part}.m4s`: each holds the part's grid frames (an IDR first) and the
+    encoder's AAC frames that start in it, with their final tfdt."""
+    from ..transcode.job import TranscodeJob
+    from .worker import _audio_end, _audio_start, _facts, _preroll, job_timeout
+
+    t0 = time.perf_counter()
+    ps = part_store(deps)
+    prev_key, next_key = _neighbours(spec, seq, index)
+    near = ps.parts(channel, run, max((0, 0), prev_key), next_key)
+    current = near.get((seq, index), item)
+    if current.get("etag") != etag:
+        return "superseded"
+    if current.get("status") == INVALID:
+        return "invalid"
+    if current.get("fill") == SLATE:
+        return _late_part(deps, channel, run, seq, index, "its slot was published as slate before the transcode")
+    if set(ladder.names) <= set(current.get("done") or ()):
+        _wake(deps, channel, seq)
+        return "duplicate"
+    prev, nxt = near.get(prev_key), near.get(next_key)
+    job = TranscodeJob(channel_id=channel, seq=seq, source_path=str(src), output_dir=str(tmp / "out"), ladder=ladder,
+                       media_start=float(item["start_ticks"]) / grid.TICKS, timeout=job_timeout(deps),
+                       start_ticks=int(item["start_ticks"]), first_frame=int(item["first_frame"]),
+                       frames=int(item["frames"]), audio_not_before=_audio_end(prev),
+                       audio_not_after=_audio_start(nxt), preroll_path=_preroll(deps, dict(item), prev, tmp))
+    result = deps.transcode(job)
+    timing["ffmpeg_ms"] = _ms(t0)
+    if not ps.claim_part_media(channel, run, seq, index, etag, deps.now()):
+        return _late_part(deps, channel, run, seq, index, "its slot was published as slate while it was transcoding")
+    names = _upload(deps, channel, run, seq, index, ladder, result)
     facts = _facts(result, ladder)
-    ps.mark_part_done(msg.channel, msg.run, msg.seq, msg.part, msg.etag, names,
+    ps.mark_part_done(channel, run, seq, index, etag, names,
                       {k: v for k, v in facts.items() if not k.startswith("ifr_")}, deps.now())
-    wall = time.monotonic() - started
-    metrics.add_metric(name="PartTranscodeSeconds", unit=MetricUnit.Seconds, value=wall)
-    logger.info("part transcoded", extra={"part": msg.part, "renditions": names, "wall_seconds": round(wall, 3)})
-    _wake(deps, msg.channel, msg.seq)
+    timing["published_ms"] = _ms(t0)
+    metrics.add_metric(name="PartTranscodeSeconds", unit=MetricUnit.Seconds, value=time.perf_counter() - t0)
+    if _needs_packager(ps, channel, run, spec, seq, index, frozenset(ladder.names)):
+        _wake(deps, channel, seq)
+        timing["packaged_ms"] = _ms(t0)
     return "done"
 
 
-def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any) -> list[str]:
+def _needs_packager(ps: PartStore, channel: str, run: int, spec: PartSpec, seq: int, index: int,
+                    renditions: frozenset[str]) -> bool:
+    """Does this part complete its segment (the packager writes it), or come after a hole in its segment or
+    the one before (the packager decides when to slate it)? Otherwise the packager has nothing to do: the LL
+    origin lists the part from its PRT# item, and the playlists on S3 change only when a segment is complete."""
+    items = ps.parts(channel, run, (max(0, seq - 1), 0), (seq, spec.count - 1))
+
+    def filled(key: tuple[int, int]) -> bool:
+        it = items.get(key)
+        return it is not None and part_state(it).filled(renditions)
+
+    if all(filled((seq, i)) for i in range(spec.count)):
+        return True
+    before = [(seq, i) for i in range(index)]
+    if seq > 0 and any((seq - 1, i) in items for i in range(spec.count)):
+        before += [(seq - 1, i) for i in range(spec.count)]
+    return not all(filled(k) for k in before)
+
+
+def _upload(deps: Deps, channel: str, run_no: int, seq: int, index: int, ladder: Ladder, result: Any) -> list[str]:
     bucket = deps.settings.origin_bucket
-    run = run_name(msg.run)
+    run = run_name(run_no)
     names = []
     for out in result.outputs:
-        folder = f"{msg.channel}/{out.rendition}/{run}"
+        folder = f"{channel}/{out.rendition}/{run}"
         kind = content_type(f"{folder}/x.m4s", out.rendition, ladder.audio.name)
         if out.init_path:
             key = f"{folder}/init.mp4"
@@ -399,16 +479,16 @@ def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any) -> l
                 deps.objects.put_new(bucket, key, Path(out.init_path).read_bytes(),
                                      content_type(key, out.rendition, ladder.audio.name), IMMUTABLE)
                 _INITS.add(key)
-        deps.objects.put_new(bucket, f"{folder}/{msg.seq:08d}.{msg.part}.m4s", Path(out.segment_path).read_bytes(),
+        deps.objects.put_new(bucket, f"{folder}/{seq:08d}.{index}.m4s", Path(out.segment_path).read_bytes(),
                              kind, IMMUTABLE)
         names.append(str(out.rendition))
     return names
 
 
-def _late(msg: TranscodeMessage, deps: Deps, why: str) -> str:
-    if part_store(deps).mark_part_late(msg.channel, msg.run, msg.seq, msg.part):
+def _late_part(deps: Deps, channel: str, run: int, seq: int, index: int, why: str) -> str:
+    if part_store(deps).mark_part_late(channel, run, seq, index):
         metrics.add_metric(name="LateChunks", unit=MetricUnit.Count, value=1)
-        deps.store.count(msg.channel, "late_chunks", f"part {msg.seq}.{msg.part} of run {msg.run}: {why}")
+        deps.store.count(channel, "late_chunks", f"part {seq}.{index} of run {run}: {why}")
     logger.warning("late part dropped", extra={"why": why})
     return "late"
 

@@ -3,7 +3,10 @@
 //
 //   node web/tests/player.spec.mjs URL [--play 20] [--ad-break] [--screenshot out.png]
 //        [--format hls|dash] [--engine hlsjs|dashjs|shaka] [--signing cookie|query]
-//        [--start-timeout 120] [--marker-timeout 60] [--full]
+//        [--start-timeout 120] [--marker-timeout 60] [--full] [--ll]
+//
+// --ll plays Low-Latency HLS (the page's ll=1: the channel's ll_hls URL, hls.js lowLatencyMode); every
+// second's sample carries the glass-to-glass latency and the playback rate.
 //
 // --full walks through what a streaming engineer checks with the page: stats and charts fill,
 // manual rendition selection then ABR again, an ad break entered on the timeline ("in break,
@@ -18,7 +21,7 @@ import { join } from "node:path";
 
 function parseArgs(argv) {
   const opts = { url: "", play: 20, adBreak: false, screenshot: "", format: "", engine: "", signing: "",
-    full: false, startTimeout: 120, markerTimeout: 60 };
+    full: false, startTimeout: 120, markerTimeout: 60, ll: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--play") opts.play = Number(argv[++i]);
@@ -28,6 +31,7 @@ function parseArgs(argv) {
     else if (a === "--engine") opts.engine = argv[++i];
     else if (a === "--signing") opts.signing = argv[++i];
     else if (a === "--full") { opts.full = true; opts.adBreak = true; }
+    else if (a === "--ll") opts.ll = true;
     else if (a === "--start-timeout") opts.startTimeout = Number(argv[++i]);
     else if (a === "--marker-timeout") opts.markerTimeout = Number(argv[++i]);
     else if (!opts.url) opts.url = a;
@@ -108,7 +112,8 @@ async function fullChecks(page, snapshot, report, fail, opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const extra = [["format", opts.format], ["engine", opts.engine], ["signing", opts.signing]].filter(([, v]) => v)
+  const extra = [["format", opts.format], ["engine", opts.engine], ["signing", opts.signing],
+    ["ll", opts.ll ? "1" : ""]].filter(([, v]) => v)
     .map(([k, v]) => k + "=" + encodeURIComponent(v)).join("&");
   const url = extra ? opts.url + (opts.url.includes("?") ? "&" : "?") + extra : opts.url;
   const profile = mkdtempSync(join(tmpdir(), "slipstream-chromium-"));
@@ -132,7 +137,8 @@ async function main() {
       const s = window.slipstream;
       return s ? { ready: s.ready, t: s.currentTime(), stalls: s.stalls, stallEvents: s.stallEvents,
         progressed: s.progressedSeconds, markers: s.markers, errors: s.errors, channelState: s.channelState,
-        latency: s.latency, edgeLatency: s.edgeLatency, rendition: s.rendition, source: s.source,
+        latency: s.latency, edgeLatency: s.edgeLatency, targetLatency: s.targetLatency, lowLatency: s.lowLatency,
+        rendition: s.rendition, source: s.source,
         adBreaks: s.adBreaks, format: s.format, engine: s.engine, log: s.log.slice(-30), abr: s.abr,
         renditions: s.renditions, bufferLevel: s.bufferLevel, droppedFrames: s.droppedFrames,
         totalFrames: s.totalFrames, playbackRate: s.playbackRate, breakStatus: s.breakStatus, breakAt: s.breakAt(),
@@ -158,7 +164,8 @@ async function main() {
       while (Date.now() - wall0 < opts.play * 1000) {
         await sleep(1000);
         const s = await snapshot();
-        samples.push({ t: s.t, stalls: s.stalls, latency: s.latency, rendition: s.rendition && s.rendition.name });
+        samples.push({ t: s.t, stalls: s.stalls, latency: s.latency, rate: s.playbackRate, target: s.targetLatency,
+          rendition: s.rendition && s.rendition.name, at: Date.now() });
       }
       snap = await snapshot();
       const wall = (Date.now() - wall0) / 1000;
@@ -198,7 +205,8 @@ async function main() {
     Object.assign(report, { markers: snap.markers, errors: snap.errors, channelState: snap.channelState,
       latency: snap.latency, edgeLatency: snap.edgeLatency, rendition: snap.rendition, source: snap.source,
       stallEvents: snap.stallEvents, log: snap.log, format: snap.format, engine: snap.engine,
-      cmcdSession: snap.cmcdSession, playback: snap.playback, breaks: snap.breaks });
+      cmcdSession: snap.cmcdSession, playback: snap.playback, breaks: snap.breaks, lowLatency: snap.lowLatency,
+      targetLatency: snap.targetLatency, engineConfig: await page.evaluate(() => window.slipstream.engineConfig()) });
     if (opts.screenshot && !report.screenshot) {
       await page.screenshot({ path: opts.screenshot, fullPage: true });
       report.screenshot = opts.screenshot;

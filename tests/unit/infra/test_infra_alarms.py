@@ -112,7 +112,7 @@ def test_every_function_the_stage_deploys_has_errors_throttles_and_duration_alar
         deployed = "${AppName}-${Stage}" if handler == "app" else f"${{AppName}}-${{Stage}}-{handler}"
         budget = float(fn["Properties"]["Timeout"])
         functions[deployed] = min(budget, API_GATEWAY_TIMEOUT_S) if handler == "app" else budget
-    assert len(functions) == 5, sorted(functions)
+    assert len(functions) == 6, sorted(functions)
     by_metric: dict[str, dict[str, float]] = {"Errors": {}, "Throttles": {}, "Duration": {}}
     for alarm in alarms(template).values():
         if alarm.get("Namespace") == "AWS/Lambda":
@@ -222,6 +222,7 @@ def test_docs_explain_every_alarm(template: dict[str, Any]) -> None:
     section = text[text.index("## Alarms"):]
     for name, alarm in alarms(template).items():
         suffix = alarm["AlarmName"]["Fn::Sub"].removeprefix("${AppName}-${Stage}-")
-        for function in ("api", "on_segment_uploaded_queued", "transcode_chunk", "package_channel", "lifecycle"):
+        for function in ("api", "on_segment_uploaded_queued", "transcode_chunk", "package_channel", "lifecycle",
+                         "ll_origin"):
             suffix = re.sub(rf"^{function}-(errors|throttles|duration)$", r"{function}-\1", suffix)
         assert f"`{suffix}`" in section, f"docs/deploy.md, Alarms, does not explain {name} (`{suffix}`)"

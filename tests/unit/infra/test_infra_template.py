@@ -35,6 +35,20 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
 
+def cache_behaviours(dist: dict[str, Any], ll_wired: bool = True) -> list[dict[str, Any]]:
+    """The distribution's ordered cache behaviours, with the LL-HLS ones (`!If [LlOriginWired, ...]`) in or out."""
+    out = []
+    for b in dist["CacheBehaviors"]:
+        if "Fn::If" in b:
+            condition, then, _else = b["Fn::If"]
+            assert condition == "LlOriginWired" and _else == {"Ref": "AWS::NoValue"}, b
+            if ll_wired:
+                out.append(then)
+        else:
+            out.append(b)
+    return out
+
+
 def test_given_the_template_when_cfn_lint_runs_then_it_reports_nothing(cfn_lint: Any) -> None:
     result = cfn_lint(TEMPLATE)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -104,7 +118,7 @@ def test_playlists_expire_quickly_at_the_edge_and_segments_stay_cached(template:
     segments = res["SegmentCachePolicy"]["Properties"]["CachePolicyConfig"]
     # Origin max-age (half a segment) must win for playlists: MinTTL 0, and a wrong header is capped.
     assert manifests["MinTTL"] == 0 and manifests["MaxTTL"] <= 10
-    by_pattern = {b["PathPattern"]: b["CachePolicyId"] for b in dist["CacheBehaviors"]}
+    by_pattern = {b["PathPattern"]: b["CachePolicyId"] for b in cache_behaviours(dist)}
     assert by_pattern["*.m3u8"] == {"Ref": "ManifestCachePolicy"}
     assert by_pattern["*.mpd"] == {"Ref": "ManifestCachePolicy"}
     # Everything else (segments, init segments) is immutable: 14 days unless the origin says otherwise.
@@ -189,8 +203,8 @@ def test_given_signing_enabled_then_playlists_and_segments_trust_the_stages_key_
     assert key["Properties"]["PublicKeyConfig"]["EncodedKey"] == {"Ref": "PlaybackPublicKey"}
     assert group["Properties"]["KeyGroupConfig"]["Items"] == [{"Ref": "PlaybackSigningKey"}]
     dist = res["Distribution"]["Properties"]["DistributionConfig"]
-    behaviours = {"default": dist["DefaultCacheBehavior"], **{b["PathPattern"]: b for b in dist["CacheBehaviors"]}}
-    assert set(behaviours) == {"default", "*.m3u8", "*.mpd"}
+    behaviours = {"default": dist["DefaultCacheBehavior"], **{b["PathPattern"]: b for b in cache_behaviours(dist)}}
+    assert set(behaviours) == {"default", "*/ll.m3u8", "*.?.m4s", "*.m3u8", "*.mpd"}
     trusted = {"Fn::If": ["SigningEnabled", [{"Ref": "PlaybackKeyGroup"}], {"Ref": "AWS::NoValue"}]}
     for name, behaviour in behaviours.items():
         assert behaviour["TrustedKeyGroups"] == trusted, name
@@ -224,3 +238,48 @@ def test_cross_site_signed_cookies_need_named_player_origins(template: dict[str,
     assert cors["AccessControlAllowCredentials"] == {"Fn::If": ["AnyPlayerOrigin", False, True]}
     assert cors["AccessControlAllowOrigins"] == {"Items": {"Ref": "PlayerOrigins"}}
     assert template["Parameters"]["PlayerOrigins"]["Default"] == "*"
+
+
+def test_ll_hls_paths_go_to_the_ll_origin_function_with_the_directives_in_the_cache_key(template: dict[str, Any]) -> None:
+    """RFC 8216bis Appendix B: _HLS_msn, _HLS_part and _HLS_skip are what a blocking response answers,
+    so they are the cache key (and nothing per-viewer is); the origin's max-age decides the TTL."""
+    res = template["Resources"]
+    dist = res["Distribution"]["Properties"]["DistributionConfig"]
+    patterns = [b["PathPattern"] for b in cache_behaviours(dist)]
+    # CloudFront takes the first matching pattern: the LL ones must come before *.m3u8.
+    assert patterns.index("*/ll.m3u8") < patterns.index("*.m3u8") and patterns.index("*.?.m4s") == 1
+    assert [b["PathPattern"] for b in cache_behaviours(dist, ll_wired=False)] == ["*.m3u8", "*.mpd"]
+    by_pattern = {b["PathPattern"]: b for b in cache_behaviours(dist)}
+    for pattern in ("*/ll.m3u8", "*.?.m4s"):
+        assert by_pattern[pattern]["TargetOriginId"] == "ll-origin"
+    assert by_pattern["*/ll.m3u8"]["CachePolicyId"] == {"Ref": "LowLatencyPlaylistCachePolicy"}
+    assert by_pattern["*.?.m4s"]["CachePolicyId"] == {"Ref": "SegmentCachePolicy"}  # parts are immutable
+    policy = res["LowLatencyPlaylistCachePolicy"]["Properties"]["CachePolicyConfig"]
+    key = policy["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "whitelist",
+                                         "QueryStrings": ["_HLS_msn", "_HLS_part", "_HLS_skip"]}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"} and key["HeadersConfig"] == {"HeaderBehavior": "none"}
+    # The origin's Cache-Control wins: 6 target durations for a blocking answer (12 s), 1 s otherwise.
+    assert policy["MinTTL"] == 0 and policy["DefaultTTL"] <= 1 and policy["MaxTTL"] >= 12
+    origins = dist["Origins"]
+    [ll] = [o["Fn::If"][1] for o in origins if "Fn::If" in o]
+    assert ll["Id"] == "ll-origin" and ll["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    assert ll["CustomOriginConfig"]["OriginReadTimeout"] > 6  # a request is held up to 3 target durations
+    assert ll["OriginAccessControlId"] == {"Fn::GetAtt": ["LlOriginAccessControl", "Id"]}
+    oac = res["LlOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert oac["OriginAccessControlOriginType"] == "lambda" and oac["SigningBehavior"] == "always"
+    url = res["LlOriginUrl"]["Properties"]
+    assert url["AuthType"] == "AWS_IAM"  # only CloudFront's signed requests reach the function
+    for name, action in (("LlOriginUrlPermission", "lambda:InvokeFunctionUrl"),
+                         ("LlOriginInvokePermission", "lambda:InvokeFunction")):
+        perm = res[name]["Properties"]
+        assert perm["Action"] == action and perm["Principal"] == "cloudfront.amazonaws.com"
+        assert "${Distribution}" in json.dumps(perm["SourceArn"])
+    for name in ("LlOriginUrl", "LlOriginAccessControl", "LlOriginUrlPermission", "LlOriginInvokePermission"):
+        assert res[name]["Condition"] == "LlOriginWired", name
+
+
+def test_the_deploy_script_wires_the_ll_origin_function_after_chalice_created_it() -> None:
+    script = (ROOT / "infra" / "deploy.sh").read_text()
+    assert "--name ll_origin" in script and 'LlOriginFunctionArn="$LL_ORIGIN_ARN"' in script
+    assert script.index("chalice") < script.index("LlOriginFunctionArn=")

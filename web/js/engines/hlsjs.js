@@ -36,6 +36,10 @@ export function create(ctx) {
   if (!Hls || !Hls.isSupported()) throw new Error("hls.js is not supported in this browser");
   const h = new Hls(Object.assign({
     liveSyncDurationCount: 3,
+    // Low-Latency HLS: parts, blocking playlist reload and preload hints; hold PART-HOLD-BACK behind the
+    // edge and catch up by playing up to 1.5x when further behind (the page shows the rate).
+    lowLatencyMode: !!ctx.lowLatency,
+    maxLiveSyncPlaybackRate: ctx.lowLatency ? 1.5 : 1,
     backBufferLength: 30,
     cmcd: { sessionId: ctx.cmcd.sessionId, contentId: ctx.cmcd.contentId, useHeaders: false },
     xhrSetup: (xhr, url) => {
@@ -136,7 +140,7 @@ export function create(ctx) {
           errorRetries: c.fragLoadPolicy.default.errorRetry && c.fragLoadPolicy.default.errorRetry.maxNumRetry },
         legacyRetryOptions: ["fragLoadingMaxRetry", "manifestLoadingMaxRetry", "levelLoadingMaxRetry"]
           .filter((k) => h.userConfig && h.userConfig[k] !== undefined),
-        cmcd: !!c.cmcd, version: Hls.version };
+        cmcd: !!c.cmcd, lowLatencyMode: !!c.lowLatencyMode, version: Hls.version };
     },
   };
 }

@@ -41,7 +41,8 @@ export function create(ctx) {
     // Without suggestedPresentationDelay shaka sits ~1.5 x minBufferTime behind the edge, closer
     // than a segment-publishing origin can keep up with: hold three 2 s segments back like the others.
     manifest: { defaultPresentationDelay: 6, dash: { clockSyncUri: ctx.timeUrl } },
-    streaming: { retryParameters: { maxAttempts: 8, baseDelay: 500, backoffFactor: 1.5, fuzzFactor: 0.2 } },
+    streaming: { retryParameters: { maxAttempts: 8, baseDelay: 500, backoffFactor: 1.5, fuzzFactor: 0.2 },
+      lowLatencyMode: !!ctx.lowLatency },
   });
   player.getNetworkingEngine().registerRequestFilter((_type, request) => {
     request.uris = request.uris.map((u) => withGrant(u, ctx.grant().query));
