@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..errors import SlipstreamError, ValidationError
+from ..errors import ValidationError
 from ..media import grid, hls
 from ..media.ladder import Ladder
 from ..media.parts import Directives, Edge, PartSpec, PartState, parse_directives
@@ -115,6 +115,8 @@ class View:
     resume: tuple[int | None, tuple[int, int] | None] = (None, None)
     states: Mapping[tuple[int, int], PartState] = field(default_factory=dict)
     last_ready: datetime | None = None  # when the last listed part was published
+    inputs: Inputs | None = None
+    complete: bool = False  # the segment being written has all its parts: its SEG# is about to appear
 
     def quiet(self, now: datetime) -> float:
         """Seconds in which no new part is expected: the encoder sends one every part duration, so a held
@@ -184,13 +186,14 @@ class Views:
             self._runs.clear()
 
     def _refresh(self, channel: str, deps: Deps, old: View | None, now: float) -> View | None:
-        """Look at the newest parts; read everything else again only when they changed or REFRESH passed."""
-        if old is not None and now - old.fetched < REFRESH:
-            start_seq, _ = old.resume
-            lo = (max(0, (start_seq or 0) - 3), 0)
-            if _parts_key(part_store(deps).parts(channel, old.current, lo)) == old.parts_key:
-                return replace(old, checked=now)
-        return build_view(channel, deps, self._runs, now)
+        """Look at the newest parts (one query); lay the view out again when they changed, and read the
+        rest of the channel's state again only when a segment completed or REFRESH passed."""
+        if old is None or old.inputs is None or now - old.fetched >= REFRESH or old.complete:
+            return build_view(channel, deps, self._runs, now)
+        items = part_items(channel, deps, old.inputs)
+        if _parts_key(items) == old.parts_key:
+            return replace(old, checked=now)
+        return layout(old.inputs, items, deps.now(), now)
 
 
 def _parts_key(items: Mapping[tuple[int, int], Mapping[str, Any]]) -> tuple[Any, ...]:
@@ -201,9 +204,28 @@ def _parts_key(items: Mapping[tuple[int, int], Mapping[str, Any]]) -> tuple[Any,
 VIEWS = Views()
 
 
-def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict[int, Any]]] | None = None,
-               now_mono: float | None = None) -> View | None:
-    """Read the channel's state and lay out its LL playlists (None: unknown or not a low-latency channel)."""
+@dataclass(frozen=True)
+class Inputs:
+    """What a view is laid out from besides the newest parts: read again when a segment completes or every
+    REFRESH seconds (the channel record for a stop, PUB for a new segment, ad breaks)."""
+
+    meta: ChannelRecord
+    ladder: Ladder
+    spec: PartSpec
+    shape: Any  # assemble.ChannelShape
+    runs: Mapping[int, Any]  # RunInfo by run
+    trimmed: PublishState
+    chunks: Mapping[int, Mapping[int, ChunkState]]
+    breaks: tuple[Any, ...]
+    target: int
+    current: int
+    resume: tuple[int | None, tuple[int, int] | None]
+    fetched: float
+
+
+def read_inputs(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict[int, Any]]] | None = None,
+                now_mono: float | None = None) -> Inputs | None:
+    """Read the channel's state from the store (None: unknown or not a low-latency channel)."""
     store = deps.store
     meta = store.channel(channel)
     if meta is None or meta.state == DELETED:
@@ -213,9 +235,7 @@ def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict
     if spec is None:
         return None
     mono = time.monotonic() if now_mono is None else now_mono
-    now = deps.now()
-    pub = store.pub(channel)
-    prev = publish_state(pub)
+    prev = publish_state(store.pub(channel))
     current = meta.current_run
     cached = (runs_cache or {}).get(channel)
     if cached is None or current not in cached[1] or not cached[1][current].slate_ready or mono - cached[0] > 30:
@@ -231,22 +251,34 @@ def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict
     keep_seconds = shape.live_window + HOLD_TARGETS * target + 2 * shape.segment_duration
     keep, chunks = _window_chunks(channel, deps, prev, current, math.ceil(keep_seconds / shape.segment_duration))
     trimmed = _trimmed(prev, keep)
-    # The newest parts of the current run, after its last full segment.
-    run_chunks = chunks.setdefault(current, {})
     from .parts import _resume_point
 
-    start_seq, prev_end = _resume_point(trimmed.run(current), run_chunks)
-    lo = (max(0, (start_seq or 0) - 3), 0)
-    items = part_store(deps).parts(channel, current, lo)
+    resume = _resume_point(trimmed.run(current), chunks.setdefault(current, {}))
+    try:
+        breaks = tuple(deps.ad_breaks(store.ad_break_items(channel)))
+    except ImportError:
+        breaks = ()
+    return Inputs(meta, ladder, spec, shape, runs, trimmed, chunks, breaks, target, current, resume, mono)
+
+
+def part_items(channel: str, deps: Deps, inputs: Inputs) -> dict[tuple[int, int], dict[str, Any]]:
+    """The PRT# items from a little before the first segment not yet written in full (one small query)."""
+    start_seq, _ = inputs.resume
+    return part_store(deps).parts(channel, inputs.current, (max(0, (start_seq or 0) - 3), 0))
+
+
+def layout(inputs: Inputs, items: Mapping[tuple[int, int], Mapping[str, Any]], now: datetime, mono: float) -> View:
+    """The LL view of `inputs` with these parts: the packager's planner over the newest segments plus the
+    segment being written as a provisional chunk, so its PDT, Period and markers are what it will get."""
+    meta, ladder, spec, shape, current = inputs.meta, inputs.ladder, inputs.spec, inputs.shape, inputs.current
+    chunks = {r: dict(c) for r, c in inputs.chunks.items()}
+    run_chunks = chunks.setdefault(current, {})
+    start_seq, prev_end = inputs.resume
     states = {k: part_state(v) for k, v in items.items()}
-    parts_key = _parts_key(items)
     renditions = frozenset(ladder.names)
     listed = listed_parts(spec, states, renditions, start_seq, prev_end, now)
-    partial: list[PartState] = []
-    if listed:
-        seq = listed[0].seq
-        partial = [p for p in listed if p.seq == seq]
-    if partial and current in runs and partial[0].seq not in run_chunks:
+    partial = [p for p in listed if p.seq == listed[0].seq] if listed else []
+    if partial and current in inputs.runs and partial[0].seq not in run_chunks:
         first = partial[0]
         assert first.v_start is not None and first.a_start is not None
         v_dur = spec.segment_frames * ladder.frame_ticks
@@ -255,11 +287,8 @@ def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict
             seq=first.seq, status=assemble.RECEIVED, received_at=first.received_at, v_start=first.v_start, v_dur=v_dur,
             a_start=first.a_start, a_dur=a_dur, done=renditions, done_at=first.ready_at, fill=MEDIA,
             claimed_at=first.ready_at, run=current, codecs=dict(first.codecs))
-    try:
-        breaks = deps.ad_breaks(store.ad_break_items(channel))
-    except ImportError:
-        breaks = ()
-    p = assemble.plan(shape, runs, chunks, trimmed, now, breaks, current=current if current in runs else None)
+    p = assemble.plan(shape, inputs.runs, chunks, inputs.trimmed, now, inputs.breaks,
+                      current=current if current in inputs.runs else None)
     tl: Timeline | None = p.timeline if p.timeline.segments else None
     provisional = bool(partial) and tl is not None and \
         (tl.segments[-1].run, tl.segments[-1].seq) == (run_name(current), partial[0].seq)
@@ -271,9 +300,19 @@ def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict
         entries[(last.run, last.seq)] = tuple(_entry(x, ladder, shape.gap_mode) for x in partial)
     ll = hls.LowLatency(spec.part_target, spec.part_hold_back, entries, spec.count, partial=provisional)
     edge = hls.ll_edge(tl, ll) if tl is not None else Edge(None, None, None, spec.count)
-    ready = [p.ready_at for p in states.values() if p.filled(renditions)]
-    return View(meta, ladder, spec, tl, ll, edge, target, parts_key, mono, mono, current, (start_seq, prev_end),
-                states, max(ready) if ready else None)
+    ready = [x.ready_at for x in states.values() if x.filled(renditions)]
+    complete = len(partial) == spec.count  # written in full any moment now: read SEG# again until it is
+    return View(meta, ladder, spec, tl, ll, edge, inputs.target, _parts_key(items), inputs.fetched, mono, current,
+                inputs.resume, states, max(ready) if ready else None, inputs, complete)
+
+
+def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict[int, Any]]] | None = None,
+               now_mono: float | None = None) -> View | None:
+    """Read the channel's state and lay out its LL playlists (None: unknown or not a low-latency channel)."""
+    inputs = read_inputs(channel, deps, runs_cache, now_mono)
+    if inputs is None:
+        return None
+    return layout(inputs, part_items(channel, deps, inputs), deps.now(), inputs.fetched)
 
 
 def _entry(p: PartState, ladder: Ladder, gap_mode: bool) -> hls.PartEntry:
@@ -332,11 +371,11 @@ def handle(req: Request, deps: Deps, *, views: Views = VIEWS, sleep: Callable[[f
     started = clock()
     try:
         resp = _route(req, deps, views, sleep, clock)
-    except SlipstreamError as e:
-        status = 400 if isinstance(e, ValidationError) else 503
-        resp = _error(status, str(e), "no-store" if status == 400 else "max-age=1")
-        if status == 503:
-            logger.exception("LL origin failed")
+    except ValidationError as e:
+        resp = _error(400, str(e), "no-store")
+    except Exception as e:  # the store or S3 failed: a short-lived 503, the player retries
+        logger.exception("LL origin failed")
+        resp = _error(503, f"the origin could not answer ({type(e).__name__}: {str(e)[:200]})", "max-age=1")
     held = round((clock() - started) * 1000)
     resp.headers["CMSD-Static"] = f"ht={held}"  # CTA-5006 held time: how long the origin blocked
     resp.headers.setdefault("Access-Control-Allow-Origin", "*")

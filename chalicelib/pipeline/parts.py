@@ -273,7 +273,7 @@ def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
         timing["ingest_ms"] = _ms(t0)
         try:
             result = _transcode(deps, meta, ladder, spec, u.channel, run, u.seq, u.part, u.etag, item, src, Path(tmp),
-                                timing)
+                                timing, info)
         except InvalidMediaError as e:
             return _invalid(u, deps, run, base_item, str(e), recorded=True)
     logger.info("part accepted", extra={"result": result, **timing, "total_ms": _ms(t0)})
@@ -404,7 +404,8 @@ def transcode_part(msg: TranscodeMessage, deps: Deps) -> str:
 
 
 def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, channel: str, run: int, seq: int,
-               index: int, etag: str, item: Mapping[str, Any], src: Path, tmp: Path, timing: dict[str, float]) -> str:
+               index: int, etag: str, item: Mapping[str, Any], src: Path, tmp: Path, timing: dict[str, float],
+               info: Any = None) -> str:
     """One part, every rendition, one ffmpeg (the chunk transcode job on a 0.5 s source), uploaded as
     `{rendition}/{run}/{seq:08d}.{part}.m4s`: each holds the part's grid frames (an IDR first) and the
     encoder's AAC frames that start in it, with their final tfdt."""
@@ -430,7 +431,7 @@ def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, 
                        media_start=float(item["start_ticks"]) / grid.TICKS, timeout=job_timeout(deps),
                        start_ticks=int(item["start_ticks"]), first_frame=int(item["first_frame"]),
                        frames=int(item["frames"]), audio_not_before=_audio_end(prev),
-                       audio_not_after=_audio_start(nxt), preroll_path=_preroll(deps, dict(item), prev, tmp))
+                       audio_not_after=_audio_start(nxt), preroll_path=_preroll(deps, dict(item), prev, tmp), info=info)
     result = deps.transcode(job)
     timing["ffmpeg_ms"] = _ms(t0)
     if not ps.claim_part_media(channel, run, seq, index, etag, deps.now()):

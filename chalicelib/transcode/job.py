@@ -79,6 +79,9 @@ class TranscodeJob:
     audio_not_before: int | None = None  # samples the previous segment's audio already covers
     audio_not_after: int | None = None  # where the next segment's audio starts, when that is fixed
     preroll_path: str = ""  # the previous chunk's source: its audio tail primes a re-encode
+    # A structural probe of `source_path` the caller already made (low-latency parts: ingest probes, then
+    # transcodes in the same invocation); None: run() probes it.
+    info: MediaInfo | None = None
 
     def video_span(self, info: MediaInfo) -> grid.VideoSpan:
         if self.first_frame is not None and self.frames is not None:
@@ -273,7 +276,7 @@ def run(job: TranscodeJob) -> TranscodeResult:
     # Structural checks only (container, streams, sizes, packets): the ingest already ran the
     # full decode check, and this job's ffmpeg decodes every frame anyway; an error it reports
     # while decoding is turned into InvalidMediaError below, before anything is written.
-    info = probe(job.source_path, timeout=min(job.timeout, 120.0), decode=False)
+    info = job.info if job.info is not None else probe(job.source_path, timeout=min(job.timeout, 120.0), decode=False)
     # A splice point at or past the chunk's real end belongs to the next chunk (the caller
     # computed it from a nominal duration): it is that chunk's frame 0, an IDR anyway. Failing
     # the chunk for it would turn an ad break into a gap.

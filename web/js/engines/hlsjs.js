@@ -35,9 +35,9 @@ export function create(ctx) {
   const Hls = window.Hls;
   if (!Hls || !Hls.isSupported()) throw new Error("hls.js is not supported in this browser");
   const h = new Hls(Object.assign({
-    liveSyncDurationCount: 3,
     // Low-Latency HLS: parts, blocking playlist reload and preload hints; hold PART-HOLD-BACK behind the
-    // edge and catch up by playing up to 1.5x when further behind (the page shows the rate).
+    // edge and catch up by playing up to 1.5x when further behind (the page shows the rate). A
+    // liveSyncDuration(Count) in the config would override PART-HOLD-BACK, so LL leaves it out.
     lowLatencyMode: !!ctx.lowLatency,
     maxLiveSyncPlaybackRate: ctx.lowLatency ? 1.5 : 1,
     backBufferLength: 30,
@@ -47,7 +47,7 @@ export function create(ctx) {
       if (signed !== url) xhr.open("GET", signed, true);
       if (ctx.grant().cookies && needsCredentials(url)) xhr.withCredentials = true;
     },
-  }, LOAD_POLICIES));
+  }, ctx.lowLatency ? {} : { liveSyncDurationCount: 3 }, LOAD_POLICIES));
   let ready = false;
 
   const emitCues = (frag) => {
