@@ -445,8 +445,10 @@ def serving(config: ServerConfig, port: int = 0) -> Iterator[str]:
 
 
 def ll_origin_handler(env: Mapping[str, str]) -> Callable[[Any], Any]:
-    """The LL origin's request handler against the emulated stack, one set of boto3 objects per server
-    thread (boto3 resources are not thread-safe); the views are shared, so held requests share polls."""
+    """The LL origin's request handler against the emulated stack. boto3 resources are not thread-safe
+    and the server starts a thread per request, so each request borrows a set of boto3 objects from a pool
+    (creating a session costs far more CPU than the request itself); the views are shared, so held
+    requests share their polls."""
     import boto3
 
     from chalicelib.pipeline import llorigin
@@ -459,21 +461,27 @@ def ll_origin_handler(env: Mapping[str, str]) -> Callable[[Any], Any]:
     settings = Settings.from_env(env)
     kw = {"endpoint_url": env.get("AWS_ENDPOINT_URL"), "region_name": env.get("AWS_DEFAULT_REGION"),
           "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID"), "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY")}
-    local = threading.local()
-    session_lock = threading.Lock()
+    free: list[Deps] = []
+    lock = threading.Lock()
 
-    def deps() -> Deps:
-        d = getattr(local, "deps", None)
-        if d is None:
-            with session_lock:  # creating clients from one session in many threads at once is not safe either
-                session = boto3.session.Session()
-                table = session.resource("dynamodb", **kw).Table(settings.table_name)
-                d = local.deps = Deps(settings=settings, store=PipelineStore(table),
-                                      objects=S3ObjectStore(session.client("s3", **kw)),
-                                      queue=SqsQueue(session.client("sqs", **kw)), cdn=None)
-        return d
+    def borrow() -> Deps:
+        with lock:  # creating clients from one session in many threads at once is not safe either
+            if free:
+                return free.pop()
+            session = boto3.session.Session()
+            table = session.resource("dynamodb", **kw).Table(settings.table_name)
+            return Deps(settings=settings, store=PipelineStore(table), objects=S3ObjectStore(session.client("s3", **kw)),
+                        queue=SqsQueue(session.client("sqs", **kw)), cdn=None)
 
-    return lambda request: llorigin.handle(request, deps())
+    def handle(request: Any) -> Any:
+        d = borrow()
+        try:
+            return llorigin.handle(request, d)
+        finally:
+            with lock:
+                free.append(d)
+
+    return handle
 
 
 # --------------------------------------------------------------------------- API client

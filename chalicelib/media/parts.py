@@ -137,6 +137,7 @@ class PartState:
     slate_written: bool = False  # the slate part files exist
     late: bool = False
     codecs: Mapping[str, str] = field(default_factory=dict, compare=False)
+    etag: str = ""  # the accepted upload's ETag ("" for a slate part)
 
     @property
     def key(self) -> tuple[int, int]:

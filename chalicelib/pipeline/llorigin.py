@@ -116,7 +116,7 @@ class View:
     states: Mapping[tuple[int, int], PartState] = field(default_factory=dict)
     last_ready: datetime | None = None  # when the last listed part was published
     inputs: Inputs | None = None
-    complete: bool = False  # the segment being written has all its parts: its SEG# is about to appear
+    complete: int | None = None  # the segment being written has all its parts: its SEG# is about to appear
 
     def quiet(self, now: datetime) -> float:
         """Seconds in which no new part is expected: the encoder sends one every part duration, so a held
@@ -188,8 +188,10 @@ class Views:
     def _refresh(self, channel: str, deps: Deps, old: View | None, now: float) -> View | None:
         """Look at the newest parts (one query); lay the view out again when they changed, and read the
         rest of the channel's state again only when a segment completed or REFRESH passed."""
-        if old is None or old.inputs is None or now - old.fetched >= REFRESH or old.complete:
+        if old is None or old.inputs is None or now - old.fetched >= REFRESH:
             return build_view(channel, deps, self._runs, now)
+        if old.complete is not None and deps.store.chunk(channel, old.current, old.complete) is not None:
+            return build_view(channel, deps, self._runs, now)  # the packager wrote it: a new resume point
         items = part_items(channel, deps, old.inputs)
         if _parts_key(items) == old.parts_key:
             return replace(old, checked=now)
@@ -301,7 +303,8 @@ def layout(inputs: Inputs, items: Mapping[tuple[int, int], Mapping[str, Any]], n
     ll = hls.LowLatency(spec.part_target, spec.part_hold_back, entries, spec.count, partial=provisional)
     edge = hls.ll_edge(tl, ll) if tl is not None else Edge(None, None, None, spec.count)
     ready = [x.ready_at for x in states.values() if x.filled(renditions)]
-    complete = len(partial) == spec.count  # written in full any moment now: read SEG# again until it is
+    # Written in full any moment now: look for its SEG# until it is there.
+    complete = partial[0].seq if len(partial) == spec.count else None
     return View(meta, ladder, spec, tl, ll, edge, inputs.target, _parts_key(items), inputs.fetched, mono, current,
                 inputs.resume, states, max(ready) if ready else None, inputs, complete)
 
@@ -441,7 +444,7 @@ def _media(channel: str, rendition: str, d: Directives, deps: Deps, views: Views
             return _error(503, f"segment {d.msn}" + (f" part {d.part}" if d.part is not None else "") +
                           f" did not appear within {HOLD_TARGETS} target durations ({HOLD_TARGETS * view.target} s)",
                           "max-age=1")
-        sleep(min(left, max(POLL, view.quiet(deps.now()))))
+        sleep(_nap(clock(), left, view.quiet(deps.now())))
         waited = True
         got = _view(channel, deps, views, clock)
         if isinstance(got, Response):
@@ -486,7 +489,7 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
         return _error(404, f"part {name} of {rendition}/{run} is not published and is not the next part", "max-age=1")
     deadline = started + HOLD_TARGETS * view.target
     while clock() < deadline:
-        sleep(min(deadline - clock(), max(POLL, view.quiet(deps.now()))))
+        sleep(_nap(clock(), deadline - clock(), view.quiet(deps.now())))
         got = _view(channel, deps, views, clock)
         if isinstance(got, Response):
             return got
@@ -498,6 +501,13 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
         if view.final or not _coming(view, run, seq, index):
             break
     return _error(404, f"part {name} of {rendition}/{run} was not published in time", "max-age=1")
+
+
+def _nap(now: float, left: float, quiet: float) -> float:
+    """How long a held request sleeps: until the next part can be due, then one POLL at a time, waking on a
+    shared POLL grid so that the held requests of a process look at the store together (one query)."""
+    wake = math.ceil((now + max(POLL, quiet)) / POLL) * POLL
+    return max(0.001, min(left, wake - now))
 
 
 def _coming(view: View, run: str, seq: int, index: int) -> bool:

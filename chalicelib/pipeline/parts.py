@@ -187,6 +187,7 @@ def part_state(it: Mapping[str, Any]) -> PartState:
         fill=fill, claimed_at=parse_iso(str(it["claimed_at"])) if it.get("claimed_at") else None,
         slate_written=bool(it.get("slate_written")), late=bool(it.get("late")),
         codecs={k[6:]: str(v) for k, v in it.items() if k.startswith("codec_")},
+        etag=str(it.get("etag") or ""),
     )
 
 
@@ -442,29 +443,37 @@ def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, 
                       {k: v for k, v in facts.items() if not k.startswith("ifr_")}, deps.now())
     timing["published_ms"] = _ms(t0)
     metrics.add_metric(name="PartTranscodeSeconds", unit=MetricUnit.Seconds, value=time.perf_counter() - t0)
-    if _needs_packager(ps, channel, run, spec, seq, index, frozenset(ladder.names)):
+    complete, needed = _after_part(ps, channel, run, spec, seq, index, frozenset(ladder.names))
+    if complete:
+        # The last part of a segment: write the full segment right here (the LL origin lists the next
+        # segment's parts once it exists), then the packager publishes it for every other player.
+        _write_segment(channel, deps, ladder, run, seq, complete, {}, deps.now())
+        timing["segment_ms"] = _ms(t0)
+    if needed:
         _wake(deps, channel, seq)
         timing["packaged_ms"] = _ms(t0)
     return "done"
 
 
-def _needs_packager(ps: PartStore, channel: str, run: int, spec: PartSpec, seq: int, index: int,
-                    renditions: frozenset[str]) -> bool:
-    """Does this part complete its segment (the packager writes it), or come after a hole in its segment or
-    the one before (the packager decides when to slate it)? Otherwise the packager has nothing to do: the LL
-    origin lists the part from its PRT# item, and the playlists on S3 change only when a segment is complete."""
+def _after_part(ps: PartStore, channel: str, run: int, spec: PartSpec, seq: int, index: int,
+                renditions: frozenset[str]) -> tuple[list[PartState], bool]:
+    """(the segment's parts if this one completed it, whether the packager has work): it has when the
+    segment is complete (to publish it) or when this part comes after a hole in its segment or the one
+    before (to decide when to slate it). Otherwise it has nothing to do: the LL origin lists the part from
+    its PRT# item, and the playlists on S3 change only when a segment is complete."""
     items = ps.parts(channel, run, (max(0, seq - 1), 0), (seq, spec.count - 1))
+    states = {k: part_state(v) for k, v in items.items()}
 
     def filled(key: tuple[int, int]) -> bool:
-        it = items.get(key)
-        return it is not None and part_state(it).filled(renditions)
+        return key in states and states[key].filled(renditions)
 
-    if all(filled((seq, i)) for i in range(spec.count)):
-        return True
+    own = [(seq, i) for i in range(spec.count)]
+    if all(filled(k) for k in own):
+        return [states[k] for k in own], True
     before = [(seq, i) for i in range(index)]
     if seq > 0 and any((seq - 1, i) in items for i in range(spec.count)):
         before += [(seq - 1, i) for i in range(spec.count)]
-    return not all(filled(k) for k in before)
+    return [], not all(filled(k) for k in before)
 
 
 def _upload(deps: Deps, channel: str, run_no: int, seq: int, index: int, ladder: Ladder, result: Any) -> list[str]:
@@ -555,10 +564,10 @@ def before_plan(channel: str, deps: Deps, meta: ChannelRecord, ladder: Ladder, s
         by_seq.setdefault(p.seq, []).append(p)
     for seq in plan.complete:
         if seq not in run_chunks:
-            _write_segment(channel, deps, ladder, rn, seq, by_seq[seq], items, run_chunks, now)
+            _write_segment(channel, deps, ladder, rn, seq, by_seq[seq], run_chunks, now)
     if plan.short is not None and plan.short not in run_chunks:
         logger.info("closing the final segment with the parts it has", extra={"seq": plan.short})
-        _write_segment(channel, deps, ladder, rn, plan.short, by_seq[plan.short], items, run_chunks, now)
+        _write_segment(channel, deps, ladder, rn, plan.short, by_seq[plan.short], run_chunks, now)
     if plan.recheck_at is not None:
         _timer(channel, deps, pub, plan.recheck_at, now)
 
@@ -639,8 +648,7 @@ def fragments_of(data: bytes) -> tuple[bytes, ...]:
 
 
 def _write_segment(channel: str, deps: Deps, ladder: Ladder, run: int, seq: int, parts: list[PartState],
-                   items: Mapping[tuple[int, int], Mapping[str, Any]], run_chunks: dict[int, ChunkState],
-                   now: datetime) -> None:
+                   run_chunks: dict[int, ChunkState], now: datetime) -> None:
     """The full segment of `parts` in every rendition: styp + their fragments, tfdt as transcoded and
     sequence numbers renumbered; then its SEG# item (ready, claimed for media), conditional: if the slot
     went to slate or a whole chunk meanwhile, that stays and the parts were late for it."""
@@ -669,8 +677,8 @@ def _write_segment(channel: str, deps: Deps, ladder: Ladder, run: int, seq: int,
     a_dur = sum(p.a_dur or 0 for p in parts)
     if any(b.v_start != a.v_end for a, b in itertools.pairwise(parts)):
         logger.warning("parts of a segment do not meet on the grid", extra={"seq": seq})
-    etag = hashlib.sha256("|".join(str(items.get(p.key, {}).get("etag") or f"slate{p.index}") for p in parts)
-                          .encode()).hexdigest()[:32]
+    # Stable across writers (the last part's worker and the packager may both get here): the same etag.
+    etag = hashlib.sha256("|".join(p.etag or f"slate{p.index}" for p in parts).encode()).hexdigest()[:32]
     codecs: dict[str, str] = {}
     for p in parts:
         codecs.update(p.codecs)
