@@ -470,7 +470,8 @@ def ll_origin_handler(env: Mapping[str, str]) -> Callable[[Any], Any]:
                 return free.pop()
             session = boto3.session.Session()
             table = session.resource("dynamodb", **kw).Table(settings.table_name)
-            return Deps(settings=settings, store=PipelineStore(table), objects=S3ObjectStore(session.client("s3", **kw)),
+            return Deps(settings=settings, store=PipelineStore(table),
+                        objects=S3ObjectStore(session.client("s3", **kw)),
                         queue=SqsQueue(session.client("sqs", **kw)), cdn=None)
 
     def handle(request: Any) -> Any:

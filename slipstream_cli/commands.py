@@ -25,7 +25,9 @@ def _kv(pairs: list[tuple[str, Any]]) -> str:
 def _channel(c: dict[str, Any]) -> str:
     return _kv([("channel", c["id"]), ("name", c.get("name")), ("state", c["state"]),
                 ("ladder", c.get("ladder")), ("segment", f"{c.get('segment_duration')}s"),
-                ("markers", c.get("marker_style")), ("error", c.get("error"))])
+                ("markers", c.get("marker_style")),
+                ("low latency", f"{c['low_latency']['part_duration']}s parts" if c.get("low_latency") else None),
+                ("error", c.get("error"))])
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -40,6 +42,8 @@ def create(args: argparse.Namespace, api: ApiClient) -> int:
         value = getattr(args, field)
         if value is not None:
             body[field] = value
+    if getattr(args, "part_duration", None):
+        body["low_latency"] = {"part_duration": args.part_duration}
     return _out(args, api.request("POST", "/channels", body), lambda c: "created\n" + _channel(c))
 
 
@@ -85,7 +89,8 @@ def status(args: argparse.Namespace, api: ApiClient) -> int:
 
 def playback(args: argparse.Namespace, api: ApiClient) -> int:
     return _out(args, api.request("GET", f"/channels/{args.channel}/playback"),
-                lambda p: _kv([("hls", p["hls"]), ("dash", p["dash"]), ("dvr", p["dvr"])]))
+                lambda p: _kv([("hls", p["hls"]), ("dash", p["dash"]), ("dvr", p["dvr"])] +
+                              ([("ll_hls", p["ll_hls"])] if p.get("ll_hls") else [])))
 
 
 def ad_break(args: argparse.Namespace, api: ApiClient) -> int:
@@ -138,6 +143,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--segment-duration", dest="segment_duration", type=float)
     p.add_argument("--live-window", dest="live_window", type=float)
     p.add_argument("--dvr-window", dest="dvr_window", type=float)
+    p.add_argument("--low-latency", dest="part_duration", type=float, metavar="PART_SECONDS",
+                   help="Low-Latency HLS with parts of this many seconds (e.g. 0.5; push with --part-time)")
     cmd("list", list_, "list channels", channel=False)
     cmd("show", show, "show one channel")
     cmd("start", start, "start a channel")
