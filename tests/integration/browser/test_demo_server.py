@@ -127,6 +127,41 @@ def test_a_segment_not_yet_published_is_a_briefly_cached_404(server: str) -> Non
     assert "not published" in json.loads(body)["error"]
 
 
+def test_ll_hls_paths_go_to_the_ll_origin_handler_with_their_query_and_everything_else_to_the_bucket(
+    tmp_path: Path,
+) -> None:
+    """The demo's stand-in for CloudFront's */ll.m3u8 and *.?.m4s behaviours: the LL origin's own handler
+    answers them (status, headers, body passed through); segments and regular playlists stay on the bucket."""
+    from chalicelib.pipeline.llorigin import Request, Response
+
+    seen: list[Request] = []
+
+    def ll_origin(request: Request) -> Response:
+        seen.append(request)
+        if request.path.endswith(".m4s"):
+            return Response(404, {"Content-Type": "application/json", "Cache-Control": "max-age=1"}, b'{"x": 1}')
+        return Response(200, {"Content-Type": "application/vnd.apple.mpegurl", "Cache-Control": "public, max-age=12",
+                              "CMSD-Static": "ht=40"}, b"#EXTM3U\n#EXT-X-PART-INF:PART-TARGET=0.563\n")
+
+    origin = tmp_path / "origin"
+    (origin / "demo" / "360p" / "r1").mkdir(parents=True)
+    (origin / "demo" / "360p" / "r1" / "00000001.m4s").write_bytes(b"\x00\x00\x00\x08styp")
+    (origin / "demo" / "master.m3u8").write_text("#EXTM3U\n")
+    config = demo.ServerConfig(web_root=demo.WEB, origin=demo.DirectoryObjectSource(origin), api_base="",
+                               ll_origin=ll_origin)
+    with demo.serving(config) as base:
+        status, headers, body = fetch(f"{base}/origin/demo/360p/ll.m3u8?_HLS_msn=12&_HLS_part=3&CMCD=sid%3D%22x%22")
+        assert (status, headers["Cache-Control"], headers["CMSD-Static"]) == (200, "public, max-age=12", "ht=40")
+        assert body.startswith(b"#EXTM3U") and headers["Access-Control-Allow-Origin"] == "*"
+        assert fetch(f"{base}/origin/demo/360p/r1/00000002.1.m4s")[0] == 404
+        assert fetch(f"{base}/origin/demo/ll.m3u8")[0] == 200
+        # Not LL: the bucket, as before.
+        assert fetch(f"{base}/origin/demo/360p/r1/00000001.m4s")[:1] == (200,)
+        assert fetch(f"{base}/origin/demo/master.m3u8")[2] == b"#EXTM3U\n"
+    assert [(r.path, dict(r.query).get("_HLS_msn"), dict(r.query).get("_HLS_part")) for r in seen] == [
+        ("/demo/360p/ll.m3u8", "12", "3"), ("/demo/360p/r1/00000002.1.m4s", None, None), ("/demo/ll.m3u8", None, None)]
+
+
 def test_the_api_proxy_adds_the_local_key_and_passes_status_and_body_through(server: str) -> None:
     status, _, body = fetch(f"{server}/api/channels/demo/ad-breaks", "POST", b'{"duration": 30}',
                             {"Content-Type": "application/json"})

@@ -240,7 +240,9 @@ def test_cross_site_signed_cookies_need_named_player_origins(template: dict[str,
     assert template["Parameters"]["PlayerOrigins"]["Default"] == "*"
 
 
-def test_ll_hls_paths_go_to_the_ll_origin_function_with_the_directives_in_the_cache_key(template: dict[str, Any]) -> None:
+def test_ll_hls_paths_go_to_the_ll_origin_function_with_the_directives_in_the_cache_key(
+    template: dict[str, Any],
+) -> None:
     """RFC 8216bis Appendix B: _HLS_msn, _HLS_part and _HLS_skip are what a blocking response answers,
     so they are the cache key (and nothing per-viewer is); the origin's max-age decides the TTL."""
     res = template["Resources"]

@@ -268,3 +268,49 @@ def test_the_cli_checks_channel_ids_with_the_apis_own_rule() -> None:
     from chalicelib.records import ID_RE
 
     assert push.CHANNEL_ID.pattern == ID_RE.pattern
+
+
+# --- low latency: parts ---
+
+
+def test_with_part_time_ffmpeg_cuts_a_part_on_every_forced_idr_numbered_from_the_first_chunk(tmp_path: Path) -> None:
+    a = parse("--channel", "fast", "--bucket", "b", "--part-time", "0.5", "--start-seq", "3", "testsrc")
+    assert push.parts_per_chunk(a) == 4
+    joined = " ".join(push.ffmpeg_command("ffmpeg", a, tmp_path, drawtext=False))
+    assert "-force_key_frames expr:gte(t,n_forced*0.5)" in joined and "-segment_time 0.5" in joined
+    assert "-segment_start_number 12" in joined  # file n is part n % 4 of chunk n // 4: chunk 3 part 0
+
+
+@pytest.mark.parametrize("part", ["0.3", "0.1", "2", "-0.5"])
+def test_a_part_time_that_does_not_divide_the_chunk_is_refused_before_ffmpeg_starts(part: str) -> None:
+    err = io.StringIO()
+    assert push.run(parse("--channel", "fast", "--bucket", "b", "--part-time", part, "testsrc"), out=err) == 2
+    assert "--part-time" in err.getvalue() and "equal parts" in err.getvalue()
+
+
+def test_parts_go_to_their_own_keys_and_presigned_urls_are_asked_for_with_the_part_count(tmp_path: Path) -> None:
+    import json
+    import urllib.request
+
+    asked: list[dict[str, object]] = []
+    puts: list[str] = []
+
+    def opener(req: urllib.request.Request, timeout: float) -> FakeResponse:
+        if req.get_method() == "POST":
+            body = json.loads(req.data or b"{}")  # type: ignore[arg-type]
+            asked.append(body)
+            first = int(body["first_seq"])
+            return FakeResponse(json.dumps({"urls": [{"seq": s, "part": p, "url": f"https://put/{s}.{p}"}
+                                                     for s in range(first, first + 2) for p in range(4)]}).encode())
+        puts.append(req.full_url)
+        return FakeResponse()
+
+    args = parse("--channel", "fast", "--api", "https://api.example/", "--part-time", "0.5", "testsrc")
+    up = push.Uploader(args, opener=opener)
+    assert up.window == 1.0  # a part later than two part durations is slated downstream anyway
+    part = tmp_path / "00000009.ts"
+    part.write_bytes(b"\x47" * 188)
+    for seq, index in ((2, 0), (2, 1), (2, 3), (3, 0)):
+        up.put(seq, part, index)
+    assert puts == ["https://put/2.0", "https://put/2.1", "https://put/2.3", "https://put/3.0"]
+    assert asked == [{"first_seq": 2, "count": push.URL_BATCH, "extension": "ts", "parts": 4}]
