@@ -169,9 +169,11 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
 
 
 def _place(u: Upload, deps: Deps, meta: ChannelRecord, run: int, info: Any, received: datetime,
-           segdur: float) -> tuple[dict[str, Any], dict[str, Any]]:
+           segdur: float, offset: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """Where the chunk goes on the run's clocks: the run's base (fixed by its first valid chunk), then
-    the chunk's grid frames and the audio frames the transcode will produce for it."""
+    the chunk's grid frames and the audio frames the transcode will produce for it. `offset`: ticks into
+    segment `u.seq` where the upload starts (a low-latency part), so a run's first part fixes the base its
+    segment would have."""
     ladder = deps.ladder(meta)
     rate = ladder.audio.sample_rate
     cache = deps.extra.setdefault("runs", {})
@@ -180,7 +182,7 @@ def _place(u: Upload, deps: Deps, meta: ChannelRecord, run: int, info: Any, rece
         run_item = deps.store.run(u.channel, run)
     created = False
     if run_item is None:
-        base = base_ticks(info.start_ticks, u.seq, segdur)
+        base = base_ticks(info.start_ticks, u.seq, segdur) - offset
         start = media_ticks(info.start_ticks, base, u.seq, segdur)
         avail = received - timedelta(seconds=(start + info.end_ticks - info.start_ticks) / grid.TICKS)
         phase = 0

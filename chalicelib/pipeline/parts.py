@@ -30,14 +30,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..errors import ConflictError, InvalidMediaError, NotFoundError, StoreError, TranscodeError
-from ..media import grid
+from ..media import grid, hls
 from ..media.ladder import Ladder
 from ..media.parts import INVALID, MEDIA, RECEIVED, SLATE, PartClaim, PartSpec, PartState, plan_parts, spec_for
 from ..records import INGEST_STATES, ChannelRecord, check_run, check_seq, iso, parse_iso, run_name
-from ..transcode import audio as audio_plan
 from . import assemble
 from .assemble import ChannelShape, ChunkState, PublishState, RunInfo
-from .clock import base_ticks, media_ticks
 from .deps import Deps
 from .events import Upload
 from .objects import IMMUTABLE, content_type
@@ -206,7 +204,7 @@ def on_part_uploaded(u: Upload, deps: Deps, inline: bool = True) -> str:
 
 
 def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
-    from .ingest import MAX_AHEAD, _arrival, _late, _reject, _request_slate
+    from .ingest import MAX_AHEAD, _arrival, _late, _place, _reject, _request_slate
 
     t0 = time.perf_counter()
     store = deps.store
@@ -242,7 +240,8 @@ def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
                 raise InvalidMediaError(f"part vanished or was replaced before it could be read: {e}") from e
             info = _probe(deps, src)
             timing["probe_ms"] = _ms(t0)
-            facts, run_item = _place(u, deps, run, info, received, spec, ladder)
+            facts, run_item = _place(u, deps, meta, run, info, received, spec.segment_duration,
+                                     offset=round(u.part * spec.part_duration * grid.TICKS))
             if not spec.fits(int(facts["v_dur"]), int(facts["a_dur"])):
                 raise InvalidMediaError(
                     f"part is {facts['v_dur'] / grid.TICKS:.3f} s (audio "
@@ -318,43 +317,6 @@ def _invalid(u: Upload, deps: Deps, run: int, item: dict[str, Any], error: str, 
     return "invalid"
 
 
-def _place(u: Upload, deps: Deps, run: int, info: Any, received: datetime, spec: PartSpec, ladder: Ladder
-           ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """As ingest places a chunk, for a part: its position on the run's clock is part `u.part` of
-    segment `u.seq`, so the first part of a run fixes the same clock base its segment's would have."""
-    rate = ladder.audio.sample_rate
-    segdur = spec.segment_duration
-    offset = round(u.part * spec.part_duration * grid.TICKS)
-    cache = deps.extra.setdefault("runs", {})
-    run_item = cache.get((u.channel, run)) or deps.store.run(u.channel, run)
-    created = False
-    if run_item is None:
-        base = base_ticks(info.start_ticks, u.seq, segdur) - offset
-        start = media_ticks(info.start_ticks, base, u.seq, segdur)
-        avail = received - timedelta(seconds=(start + info.end_ticks - info.start_ticks) / grid.TICKS)
-        phase = 0
-        if audio_plan.can_copy(info.audio, ladder):
-            phase = grid.samples(start + info.audio.start_ticks - info.start_ticks, rate) % grid.AAC_FRAME
-        run_item, created = deps.store.fix_run(u.channel, run, {
-            "base": base, "availability_start": iso(avail), "audio_phase": phase, "started_at": iso(received)})
-    cache[(u.channel, run)] = {k: v for k, v in run_item.items() if k != "created"}
-    base = int(run_item["base"])
-    start = media_ticks(info.start_ticks, base, u.seq, segdur)
-    span = grid.video_span(start, start + info.end_ticks - info.start_ticks, ladder.frame_rate)
-    plan = audio_plan.plan(ladder, info, start, span)
-    facts: dict[str, Any] = {
-        "src_start": info.start_ticks, "src_end": info.end_ticks, "start_ticks": start,
-        "first_frame": span.first_frame, "frames": span.frames,
-        "v_start": span.start(ladder.frame_rate), "v_dur": span.duration(ladder.frame_rate),
-        "a_start": plan.span.start, "a_dur": plan.span.duration, "a_mode": plan.mode,
-    }
-    if info.audio is not None:
-        facts.update({"a_src_start": info.audio.start_ticks, "a_src_end": info.audio.end_ticks,
-                      "a_codec": info.audio.codec, "a_rate": info.audio.sample_rate,
-                      "a_channels": info.audio.channels})
-    return facts, {**run_item, "created": created}
-
-
 def _fan_out(u: Upload, deps: Deps, run: int, version_id: str) -> None:
     from .ingest import _correlation
 
@@ -367,9 +329,6 @@ def _neighbours(spec: PartSpec, seq: int, index: int) -> tuple[tuple[int, int], 
     prev = (seq, index - 1) if index > 0 else (seq - 1, spec.count - 1)
     nxt = (seq, index + 1) if index + 1 < spec.count else (seq + 1, 0)
     return prev, nxt
-
-
-_INITS: set[str] = set()
 
 
 def transcode_part(msg: TranscodeMessage, deps: Deps) -> str:
@@ -411,7 +370,7 @@ def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, 
     `{rendition}/{run}/{seq:08d}.{part}.m4s`: each holds the part's grid frames (an IDR first) and the
     encoder's AAC frames that start in it, with their final tfdt."""
     from ..transcode.job import TranscodeJob
-    from .worker import _audio_end, _audio_start, _facts, _preroll, job_timeout
+    from .worker import _audio_end, _audio_start, _facts, _preroll, _upload, job_timeout
 
     t0 = time.perf_counter()
     ps = part_store(deps)
@@ -437,7 +396,8 @@ def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, 
     timing["ffmpeg_ms"] = _ms(t0)
     if not ps.claim_part_media(channel, run, seq, index, etag, deps.now()):
         return _late_part(deps, channel, run, seq, index, "its slot was published as slate while it was transcoding")
-    names = _upload(deps, channel, run, seq, index, ladder, result)
+    msg = TranscodeMessage(channel, seq, etag, (), run, "part", part=index)
+    names = _upload(deps, msg, ladder, result, name=hls.part_name(seq, index))
     facts = _facts(result, ladder)
     ps.mark_part_done(channel, run, seq, index, etag, names,
                       {k: v for k, v in facts.items() if not k.startswith("ifr_")}, deps.now())
@@ -474,25 +434,6 @@ def _after_part(ps: PartStore, channel: str, run: int, spec: PartSpec, seq: int,
     if seq > 0 and any((seq - 1, i) in items for i in range(spec.count)):
         before += [(seq - 1, i) for i in range(spec.count)]
     return [], not all(filled(k) for k in before)
-
-
-def _upload(deps: Deps, channel: str, run_no: int, seq: int, index: int, ladder: Ladder, result: Any) -> list[str]:
-    bucket = deps.settings.origin_bucket
-    run = run_name(run_no)
-    names = []
-    for out in result.outputs:
-        folder = f"{channel}/{out.rendition}/{run}"
-        kind = content_type(f"{folder}/x.m4s", out.rendition, ladder.audio.name)
-        if out.init_path:
-            key = f"{folder}/init.mp4"
-            if key not in _INITS:
-                deps.objects.put_new(bucket, key, Path(out.init_path).read_bytes(),
-                                     content_type(key, out.rendition, ladder.audio.name), IMMUTABLE)
-                _INITS.add(key)
-        deps.objects.put_new(bucket, f"{folder}/{seq:08d}.{index}.m4s", Path(out.segment_path).read_bytes(),
-                             kind, IMMUTABLE)
-        names.append(str(out.rendition))
-    return names
 
 
 def _late_part(deps: Deps, channel: str, run: int, seq: int, index: int, why: str) -> str:

@@ -186,7 +186,8 @@ def _facts(result: Any, ladder: Ladder) -> dict[str, Any]:
 _INITS: set[str] = set()  # init segments this process already made sure of (write-once, per run)
 
 
-def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any) -> list[str]:
+def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any, name: str = "") -> list[str]:
+    """`name`: the segment file name at the origin (default: the transcoder's, `{seq:08d}.m4s`)."""
     bucket = deps.settings.origin_bucket
     names: list[str] = []
     run = run_name(msg.run)
@@ -201,7 +202,7 @@ def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any) -> l
                                      content_type(key, out.rendition, ladder.audio.name), IMMUTABLE)
                 _INITS.add(key)
         seg = Path(out.segment_path)
-        key = f"{folder}/{seg.name}"
+        key = f"{folder}/{name or seg.name}"
         # Write-once: a retry writes the same bytes, and finding them there is fine.
         deps.objects.put_new(bucket, key, seg.read_bytes(), content_type(key, out.rendition, ladder.audio.name),
                              IMMUTABLE)

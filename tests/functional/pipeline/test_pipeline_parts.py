@@ -29,7 +29,6 @@ K = 4  # parts per segment
 def ll(pipe: Pipeline) -> Pipeline:
     pipe.deps.transcode = FakePartTranscoder()
     pipe.channel(CH, part_duration=0.5)
-    parts._INITS.clear()
     return pipe
 
 
