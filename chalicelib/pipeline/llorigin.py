@@ -60,6 +60,7 @@ REFRESH = 1.0  # seconds a view's channel record, PUB state and windows may be r
 HOLD_TARGETS = 3  # a request is never held longer than this many target durations (RFC 8216bis 6.2.5.2)
 PLAYLIST = "application/vnd.apple.mpegurl"
 _RUN_RE = re.compile(r"^r[0-9]{1,6}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")  # a rendition folder
 _PART_RE = re.compile(r"^(?P<seq>[0-9]{8,12})\.(?P<part>[0-9])\.m4s$")
 
 
@@ -397,7 +398,7 @@ def _route(req: Request, deps: Deps, views: Views, sleep: Callable[[float], None
         return _master(channel, deps, views, clock)
     if len(parts) == 3 and parts[2] == "ll.m3u8":
         return _media(channel, parts[1], parse_directives(req.query), deps, views, sleep, clock)
-    if len(parts) == 4 and _RUN_RE.match(parts[2]) and _PART_RE.match(parts[3]):
+    if len(parts) == 4 and _NAME_RE.match(parts[1]) and _RUN_RE.match(parts[2]) and _PART_RE.match(parts[3]):
         return _part(channel, parts[1], parts[2], parts[3], deps, views, sleep, clock, head=req.method == "HEAD")
     return _error(404, f"no such low-latency resource: {req.path[:120]} (LL paths: {{channel}}/ll.m3u8, "
                        "{channel}/{rendition}/ll.m3u8, {channel}/{rendition}/{run}/{seq:08d}.{part}.m4s)")
@@ -476,15 +477,15 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
     seq, index = int(m["seq"]), int(m["part"])
     key = f"{channel}/{rendition}/{run}/{name}"
     bucket = deps.settings.origin_bucket
+    data = deps.objects.get(bucket, key)  # published parts (almost every request): straight from S3
+    if data is not None:
+        return Response(200, _part_headers(key, rendition), b"" if head else data)
     view = _view(channel, deps, views, clock)
     if isinstance(view, Response):
         return view
     if rendition not in view.ladder.names:
         return _error(404, f"unknown rendition {rendition!r}; the ladder has {list(view.ladder.names)}")
-    headers = {"Content-Type": content_type(key, rendition, view.ladder.audio.name), "Cache-Control": IMMUTABLE}
-    data = deps.objects.get(bucket, key)
-    if data is not None:
-        return Response(200, headers, b"" if head else data)
+    headers = _part_headers(key, rendition, view.ladder.audio.name)
     if not _coming(view, run, seq, index):
         return _error(404, f"part {name} of {rendition}/{run} is not published and is not the next part", "max-age=1")
     deadline = started + HOLD_TARGETS * view.target
@@ -508,6 +509,10 @@ def _nap(now: float, left: float, quiet: float) -> float:
     shared POLL grid so that the held requests of a process look at the store together (one query)."""
     wake = math.ceil((now + max(POLL, quiet)) / POLL) * POLL
     return max(0.001, min(left, wake - now))
+
+
+def _part_headers(key: str, rendition: str, audio: str = "audio") -> dict[str, str]:
+    return {"Content-Type": content_type(key, rendition, audio), "Cache-Control": IMMUTABLE}
 
 
 def _coming(view: View, run: str, seq: int, index: int) -> bool:
