@@ -20,8 +20,8 @@ PRT# items every POLL seconds (one small query, shared by concurrent requests in
 msn beyond the last segment + 2, a part beyond the advance limit. 404 for an unknown channel, rendition or
 path, and for a channel that is not low-latency.
 
-Stop: a channel that stops (STOPPING, STOPPED, ...) releases every blocked request at once with its playlist
-and EXT-X-ENDLIST, served `no-store`. The regular live playlists stay open across a stop (a restart continues
+Stop: a channel that stops (STOPPING, STOPPED, ...; deleted too) releases every blocked request at once with its
+playlist and EXT-X-ENDLIST, served `no-store`. The regular live playlists stay open across a stop (a restart continues
 them) but an LL request cannot wait for a restart: it may hold at most 3 target durations, and answering
 503 until then would look like an origin failure to the player; ENDLIST ends playback cleanly. Because the
 response is never cached, a restart reopens the very same URL for the next request.
@@ -45,7 +45,7 @@ from ..media import grid, hls
 from ..media.ladder import Ladder
 from ..media.parts import Directives, Edge, PartSpec, PartState, parse_directives
 from ..media.timeline import Timeline
-from ..records import DELETED, ID_RE, INGEST_STATES, ChannelRecord, run_name
+from ..records import ID_RE, INGEST_STATES, ChannelRecord, run_name
 from . import assemble
 from .assemble import MEDIA, ChunkState, PeriodState, PublishState
 from .deps import Deps
@@ -231,7 +231,7 @@ def read_inputs(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dic
     """Read the channel's state from the store (None: unknown or not a low-latency channel)."""
     store = deps.store
     meta = store.channel(channel)
-    if meta is None or meta.state == DELETED:
+    if meta is None:
         return None
     ladder = deps.ladder(meta)
     spec = channel_spec(meta, ladder, deps.settings.segment_duration)
@@ -334,7 +334,7 @@ def _entries(tl: Timeline | None, states: Mapping[tuple[int, int], PartState], r
         return out
     name = run_name(current)
     for s in tl.segments[-8:]:
-        if s.run != name:
+        if s.run != name or s.slate:  # a slot slated whole was not made of its parts
             continue
         own: list[PartState] = []
         i = 0
@@ -408,8 +408,7 @@ def _view(channel: str, deps: Deps, views: Views, clock: Callable[[], float], ma
           ) -> View | Response:
     view = views.get(channel, deps, max_age, clock)
     if view is None:
-        meta = deps.store.channel(channel)
-        if meta is None or meta.state == DELETED:
+        if deps.store.channel(channel) is None:
             return _error(404, f"channel {channel!r} not found", "max-age=1")
         return _error(404, f"channel {channel!r} has no low-latency playlists (create it with low_latency: "
                            "{\"part_duration\": 0.5})", "max-age=1")

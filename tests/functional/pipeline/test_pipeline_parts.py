@@ -433,3 +433,12 @@ def test_the_playback_urls_include_ll_hls_for_low_latency_channels(ll: Pipeline)
 
     out = channels.playback(Ctl(), CH)  # type: ignore[arg-type]
     assert out["ll_hls"].endswith(f"/{CH}/ll.m3u8") and out["hls"].endswith(f"/{CH}/master.m3u8")
+
+
+def test_a_deleted_channel_answers_with_its_ended_playlist_not_a_wait(ll: Pipeline) -> None:
+    segments(ll, 2)
+    ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                         ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": records.DELETED})
+    t = Time()
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=0", t)
+    assert resp.status == 200 and resp.text.endswith("#EXT-X-ENDLIST\n") and t.sleeps == 0
