@@ -54,9 +54,9 @@ from .obs import MetricUnit, logger, metrics
 from .parts import channel_spec, listed_parts, part_state, part_store
 from .store import publish_state
 
-POLL = 0.02  # seconds between looks at the PRT# items while a request is held (near the part's due time)
+POLL = 0.03  # seconds between looks at the PRT# items while a request is held (near the part's due time)
 EARLY = 0.15  # seconds before the next part is due that polling starts (until then nothing can change)
-REFRESH = 1.0  # seconds a view's channel record, PUB state and windows may be reused while polling
+REFRESH = 2.0  # seconds a view's channel record, PUB state and windows may be reused (a stop is seen this late)
 HOLD_TARGETS = 3  # a request is never held longer than this many target durations (RFC 8216bis 6.2.5.2)
 PLAYLIST = "application/vnd.apple.mpegurl"
 _RUN_RE = re.compile(r"^r[0-9]{1,6}$")

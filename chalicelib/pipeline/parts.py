@@ -208,7 +208,7 @@ def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
 
     t0 = time.perf_counter()
     store = deps.store
-    meta = store.channel(u.channel)
+    meta = _channel(deps, u.channel)
     if meta is None:
         return _reject(deps, u, "unknown channel", count_on_channel=False)
     ladder = deps.ladder(meta)
@@ -278,6 +278,24 @@ def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
             return _invalid(u, deps, run, base_item, str(e), recorded=True)
     logger.info("part accepted", extra={"result": result, **timing, "total_ms": _ms(t0)})
     return "accepted" if result == "done" else result
+
+
+# A warm ingest Lambda takes a part every half second: the channel record it read for the previous part
+# serves for a part duration (a stop or start is seen at most that late; a stopping run is sealed only
+# after SEAL_GRACE anyway).
+_META: dict[str, tuple[float, ChannelRecord]] = {}
+META_TTL = 0.5
+
+
+def _channel(deps: Deps, channel: str) -> ChannelRecord | None:
+    hit = _META.get(channel)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < META_TTL and "lambda_context" in deps.extra:
+        return hit[1]
+    meta = deps.store.channel(channel)
+    if meta is not None:
+        _META[channel] = (now, meta)
+    return meta
 
 
 def _ms(since: float) -> float:
@@ -375,7 +393,12 @@ def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, 
     t0 = time.perf_counter()
     ps = part_store(deps)
     prev_key, next_key = _neighbours(spec, seq, index)
-    near = ps.parts(channel, run, max((0, 0), prev_key), next_key)
+    if info is not None and item.get("a_mode") == "copy":
+        # Just recorded by this invocation, its audio the encoder's own frames: the neighbours cannot change
+        # what it holds (their bounds only matter to re-encoded audio), so no read is needed.
+        near: dict[tuple[int, int], dict[str, Any]] = {(seq, index): dict(item)}
+    else:
+        near = dict(ps.parts(channel, run, max((0, 0), prev_key), next_key))
     current = near.get((seq, index), item)
     if current.get("etag") != etag:
         return "superseded"
