@@ -280,11 +280,11 @@ def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
     return "accepted" if result == "done" else result
 
 
-# A warm ingest Lambda takes a part every half second: the channel record it read for the previous part
-# serves for a part duration (a stop or start is seen at most that late; a stopping run is sealed only
-# after SEAL_GRACE anyway).
+# A channel's warm ingest Lambdas take its parts in turn: the channel record one read for an earlier part
+# serves for META_TTL seconds (a stop is seen at most that late, and a stopping run is sealed only after
+# SEAL_GRACE anyway; a restart takes longer than this to reach RUNNING).
 _META: dict[str, tuple[float, ChannelRecord]] = {}
-META_TTL = 0.5
+META_TTL = 2.0
 
 
 def _channel(deps: Deps, channel: str) -> ChannelRecord | None:
