@@ -16,7 +16,8 @@ LOCALSTACK_VENV ?= .venv-localstack
 LOCALSTACK_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13.0/bin/python) $(shell command -v python3.13 2>/dev/null))
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed
 # The LocalStack CI stage: these files run again with SLIPSTREAM_AWS=localstack after the main suite.
-LOCALSTACK_TESTS := tests/integration/localaws/test_localstack.py tests/integration/test_lifecycle_e2e.py \
+LOCALSTACK_TESTS := tests/integration/localaws/test_localstack.py tests/integration/localaws/test_localaws_project.py \
+	tests/integration/localaws/test_localaws_skeleton.py tests/integration/test_lifecycle_e2e.py \
 	tests/integration/pipeline/test_pipeline_live.py
 
 ## demo: install what is missing, start the emulated AWS stack, deploy, run a live channel, print the player URL

@@ -35,6 +35,7 @@ RUNTIME = "python3.11"
 DEFAULT_TIMEOUT = 60  # Chalice's default lambda_timeout
 DEFAULT_MEMORY = 128  # Chalice's default lambda_memory_size
 DLQ_MAX_RECEIVE = 3
+FUNCTION_WAIT = {"Delay": 0.25, "MaxAttempts": 240}  # botocore's 1 s polls would add ~1 s per function
 LAYER_ZIP = Path("layers/ffmpeg/build/ffmpeg-layer.zip")
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 ASSUME_ROLE = {
@@ -316,9 +317,14 @@ class _Deployer:
             lam.get_function(FunctionName=name)
         except lam.exceptions.ResourceNotFoundException:
             arn: str = lam.create_function(FunctionName=name, Code={"ZipFile": code}, **config)["FunctionArn"]
+            # A new function is Pending until its code is ready; invocations and updates fail until then.
+            lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FUNCTION_WAIT)
             return arn
         lam.update_function_code(FunctionName=name, ZipFile=code)
+        # Lambda (and LocalStack) refuse an update while another is in progress: ResourceConflictException.
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FUNCTION_WAIT)
         arn = lam.update_function_configuration(FunctionName=name, **config)["FunctionArn"]
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FUNCTION_WAIT)
         return arn
 
     def sqs_mapping(self, function_name: str, queue_arn: str, batch_size: int, window: int) -> None:

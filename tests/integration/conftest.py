@@ -31,7 +31,13 @@ if str(REPO_ROOT) not in sys.path:  # plain `pytest` (not `python -m pytest`) mu
 from devtools.localaws import LocalAWS  # noqa: E402
 from devtools.localaws.deploy import Deployment, deploy, endpoint_for  # noqa: E402
 from devtools.localaws.deploy import wait_for as _wait_for  # noqa: E402
-from devtools.localstack_executor.launcher import LocalStackSession, python313, venv_problem  # noqa: E402
+from devtools.localstack_executor.launcher import (  # noqa: E402
+    BUILT_IN_SERVICES,
+    SERVICES,
+    LocalStackSession,
+    python313,
+    venv_problem,
+)
 from devtools.localstack_executor.launcher import default_venv as _localstack_venv  # noqa: E402
 
 
@@ -88,6 +94,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep these tests on one xdist worker")
 
 
+def _on_localstack() -> bool:
+    return os.environ.get("SLIPSTREAM_AWS", "").lower() == "localstack"
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not _on_localstack():
+        return None
+    if os.environ.get("LOCALSTACK_ENDPOINT"):
+        return f"aws: LocalStack at {os.environ['LOCALSTACK_ENDPOINT']} (external) for every service"
+    return (f"aws: LocalStack (host process, no Docker) for {', '.join(SERVICES)}; "
+            f"the built-in emulator for {', '.join(BUILT_IN_SERVICES)}")
+
+
+_STARTED: list[str] = []  # what the `aws` fixture started, for the terminal summary
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _STARTED:
+        terminalreporter.write_sep("-", "AWS endpoints")
+        for line in _STARTED:
+            terminalreporter.write_line(line)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     os.environ.update(_ACTIVE_ENV)
 
@@ -107,7 +136,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """
     server: LocalAWS | None = None
     session: LocalStackSession | None = None
-    if os.environ.get("SLIPSTREAM_AWS", "").lower() == "localstack":
+    if _on_localstack():
         external = os.environ.get("LOCALSTACK_ENDPOINT", "")
         if external:
             env = {
@@ -116,10 +145,10 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 "AWS_ACCESS_KEY_ID": "test",
                 "AWS_SECRET_ACCESS_KEY": "test",
             }
-            print(f"\nLocalStack at {env['AWS_ENDPOINT_URL']} (external): every service")
+            _STARTED.append(f"LocalStack at {env['AWS_ENDPOINT_URL']} (external): every service")
         else:
             session = _host_localstack(tmp_path_factory.mktemp("localstack"))
-            print(f"\n{session.describe()}")
+            _STARTED.append(session.describe())
             env = session.env()
     else:
         server = LocalAWS(state_dir=tmp_path_factory.mktemp("localaws"))
@@ -147,11 +176,13 @@ _SESSIONS: dict[int, LocalStackSession | None] = {}
 
 
 @pytest.fixture(scope="session")
-def localstack(aws: dict[str, str]) -> LocalStackSession:
-    """The host LocalStack session (process, log, versions); skips on the built-in emulator."""
-    session = _SESSIONS.get(os.getpid())
-    if session is None:
+def localstack(request: pytest.FixtureRequest) -> LocalStackSession:
+    """The host LocalStack session (processes, endpoints, version); skips on the built-in emulator."""
+    if not _on_localstack() or os.environ.get("LOCALSTACK_ENDPOINT"):
         pytest.skip("needs SLIPSTREAM_AWS=localstack with a host LocalStack (the LocalStack stage: make localstack)")
+    request.getfixturevalue("aws")
+    session = _SESSIONS.get(os.getpid())
+    assert session is not None
     return session
 
 

@@ -14,6 +14,10 @@ import base64
 import io
 import json
 import os
+import select
+import signal
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
@@ -21,9 +25,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
-from devtools.localaws.deploy import Deployment, deploy
+from devtools.localaws.deploy import REPO_ROOT, Deployment, deploy
 from devtools.localaws.server import descendants
 from devtools.localstack_executor.launcher import (
     LocalStack,
@@ -238,9 +243,25 @@ def test_every_port_the_localstack_session_listens_on_is_loopback(localstack: Lo
     assert all(a.startswith(("127.", "::1:")) for a in listening), listening
 
 
+def _processes_under(root: Path) -> list[str]:
+    """pid and command line of every process whose working directory or command line names root."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if str(root) in cmdline or cwd.startswith(str(root)):
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
+
+
 @pytest.fixture
 def lone_localstack(localstack: LocalStackSession, tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
-    """make(**options) -> a LocalStack of the test's own; checks that stopping it leaves no process."""
+    """make(**options) -> a LocalStack of the test's own; afterwards no process it started may be left."""
     started: list[LocalStack] = []
 
     def make(**options: Any) -> LocalStack:
@@ -251,6 +272,7 @@ def lone_localstack(localstack: LocalStackSession, tmp_path: Path) -> Iterator[C
     yield make
     for ls in started:
         ls.stop()
+    assert _processes_under(tmp_path) == []
 
 
 def test_given_a_localstack_that_exits_at_start_then_the_run_stops_with_its_last_log_lines(
@@ -275,7 +297,40 @@ def test_given_a_localstack_that_never_becomes_healthy_then_the_run_stops_after_
     waited = time.monotonic() - started
     assert 6 <= waited < 6 + 20, waited  # the timeout, then at most the stop's grace period
     assert "not healthy after 6 s" in str(err.value) and "localstack.log" in str(err.value)
-    assert not ls.running
+    assert not ls.running and _processes_under(ls.state_dir) == []
+
+
+def test_given_ctrl_c_then_the_served_session_stops_every_process_it_started(
+    localstack: LocalStackSession, tmp_path: Path
+) -> None:
+    """`python -m devtools.localstack_executor serve` with a warm Lambda sandbox, then SIGINT (Ctrl-C)."""
+    state = tmp_path / "served"
+    with open(tmp_path / "serve.err", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "devtools.localstack_executor", "serve", "--state-dir",
+                                 str(state)], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("export "), (tmp_path / "serve.err").read_text()[-2000:]
+        env = dict(kv.split("=", 1) for kv in line.split()[1:])
+        lam = boto3.client("lambda", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        lam.create_function(FunctionName="warm", Runtime="python3.11", Role=ROLE, Handler="handlers.fail",
+                            Code={"ZipFile": _zip({"handlers.py": (HANDLERS, 0o644)})})
+        lam.get_waiter("function_active_v2").wait(FunctionName="warm")
+        assert lam.invoke(FunctionName="warm", Payload=b'{"why": "x"}').get("FunctionError") == "Unhandled"
+        running = _processes_under(state)
+        assert any("_runner.py --serve" in p for p in running), running  # the warm sandbox
+        assert any("devtools.localaws serve" in p for p in running), running  # the DynamoDB/CloudFront emulator
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+        assert _processes_under(state) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_given_no_python_313_then_the_reason_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
