@@ -56,7 +56,7 @@ unit: $(STAMP)
 functional: $(STAMP)
 	$(BIN)/python -m pytest tests/functional
 ## integration: the integration suite on the built-in emulator; SLIPSTREAM_AWS=localstack runs it on LocalStack
-integration: deps $(if $(filter localstack,$(SLIPSTREAM_AWS)),$(LOCALSTACK_STAMP))
+integration: deps $(if $(and $(filter localstack,$(SLIPSTREAM_AWS)),$(LOCALSTACK_PY)),$(LOCALSTACK_STAMP))
 	$(BIN)/python -m pytest tests/integration
 
 ## localstack: the LocalStack stage of `make test` (skips, saying why, only when Python 3.13 is missing)

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -28,9 +27,10 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any, Self
 
-from devtools.localaws.server import REGION, LocalAWS, descendants, loopback_host, url_host
+from devtools.localaws.deploy import endpoint_variable
+from devtools.localaws.server import LocalAWS, LoopbackServer, url_host
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSION = "2026.3.0"
@@ -98,8 +98,11 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-class LocalStack:
+class LocalStack(LoopbackServer):
     """LocalStack's runtime (`python -m localstack.runtime.main`) as a child process on loopback."""
+
+    name = "LocalStack"
+    stop_timeout = 15.0  # SIGTERM: LocalStack stops its execution environments (~4 s), then exits
 
     def __init__(
         self,
@@ -113,45 +116,20 @@ class LocalStack:
         function_python: str | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
-        self.bind = loopback_host(host)  # it runs deployed code for anyone who can reach it
-        self.requested_port = port
+        super().__init__(host, port)  # loopback only: it runs deployed code for anyone who reaches it
         self.state_dir = Path(state_dir).resolve()
         self.venv = venv or default_venv()
         self.services = services
         self.startup_timeout = startup_timeout
         self.function_python = function_python or str(REPO_ROOT / ".venv" / "bin" / "python")
         self.extra_env = dict(extra_env or {})
-        self.port = 0
-        self.start_seconds = 0.0
         self.version = ""
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        if not self.port:
-            raise RuntimeError("LocalStack is not running: call start() first")
-        return f"http://{url_host(self.bind)}:{self.port}"
 
     @property
     def log_path(self) -> Path:
         return self.state_dir / "localstack.log"
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise RuntimeError("LocalStack is not running")
-        return self._proc.pid
-
-    def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": REGION,
-                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-
-    def start(self) -> LocalStack:
+    def start(self) -> Self:
         if self.running:
             return self
         problem = venv_problem(self.venv)
@@ -220,38 +198,6 @@ class LocalStack:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (LocalStack stops its execution environments), then SIGKILL to whatever is left."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            leftovers = descendants(proc.pid)
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=5)
-            # Lambda sandboxes run in sessions of their own (a timeout kills their group, ffmpeg too).
-            for pid in leftovers:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        self.port = 0
-
-    def __enter__(self) -> LocalStack:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
 
 class LocalStackSession:
     """LocalStack for every service it can run offline, the built-in emulator for BUILT_IN_SERVICES.
@@ -286,7 +232,7 @@ class LocalStackSession:
     def env(self) -> dict[str, str]:
         env = self.localstack.env()
         for service in BUILT_IN_SERVICES:
-            env[f"AWS_ENDPOINT_URL_{service.upper()}"] = self.emulator.endpoint
+            env[endpoint_variable(service)] = self.emulator.endpoint
         return env
 
     def describe(self) -> str:
