@@ -10,10 +10,14 @@ STAGE ?= prod
 .PHONY: demo test deps system-deps lint unit functional integration localstack localstack-venv bench deploy destroy clean
 
 # LocalStack on the host (no Docker): localstack-core in its own Python 3.13 venv with the project's
-# Lambda executor plugin (devtools/localstack_executor). LOCALSTACK_PY: pyenv's 3.13.0, else python3.13.
+# Lambda executor plugin (devtools/localstack_executor). LOCALSTACK_PY: pyenv's 3.13.0, else a python3.13
+# on PATH that runs (a pyenv shim for a version not selected does not).
 LOCALSTACK_VERSION := 2026.3.0
 LOCALSTACK_VENV ?= .venv-localstack
-LOCALSTACK_PY ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13.0/bin/python) $(shell command -v python3.13 2>/dev/null))
+ifndef LOCALSTACK_PY
+LOCALSTACK_PY := $(shell for p in $(HOME)/.pyenv/versions/3.13.0/bin/python python3.13; do \
+  "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { command -v "$$p"; break; }; done)
+endif
 LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed
 # The LocalStack CI stage: these files run again with SLIPSTREAM_AWS=localstack after the main suite.
 LOCALSTACK_TESTS := tests/integration/localaws/test_localstack.py tests/integration/localaws/test_localaws_project.py \
@@ -62,7 +66,7 @@ integration: deps $(if $(and $(filter localstack,$(SLIPSTREAM_AWS)),$(LOCALSTACK
 ## localstack: the LocalStack stage of `make test` (skips, saying why, only when Python 3.13 is missing)
 localstack: deps
 	@if [ -z "$(LOCALSTACK_PY)" ]; then \
-	  echo "LocalStack stage skipped: Python 3.13 not found (looked for $(HOME)/.pyenv/versions/3.13.0/bin/python and python3.13 on PATH); localstack-core $(LOCALSTACK_VERSION) needs it"; \
+	  echo "LocalStack stage skipped: Python 3.13 not found (looked for $(HOME)/.pyenv/versions/3.13.0/bin/python and a working python3.13 on PATH); localstack-core $(LOCALSTACK_VERSION) needs it"; \
 	else \
 	  $(MAKE) --no-print-directory $(LOCALSTACK_STAMP) && \
 	  start=$$(date +%s) && SLIPSTREAM_AWS=localstack $(BIN)/python -m pytest -p no:xdist $(LOCALSTACK_TESTS) && \

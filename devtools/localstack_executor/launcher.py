@@ -56,11 +56,17 @@ class LocalStackStartError(LocalStackError):
 
 
 def python313() -> str | None:
-    """The interpreter LocalStack 2026.3 needs: LOCALSTACK_PYTHON, pyenv's 3.13.0, or python3.13 on PATH."""
+    """The interpreter LocalStack 2026.3 needs: LOCALSTACK_PYTHON, pyenv's 3.13.0, or python3.13 on PATH
+    (the Makefile's LOCALSTACK_PY), if it runs: a pyenv shim for a version not selected does not."""
     candidates = [os.environ.get("LOCALSTACK_PYTHON", ""),
                   str(Path.home() / ".pyenv" / "versions" / "3.13.0" / "bin" / "python"),
                   shutil.which("python3.13") or ""]  # fmt: skip
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    for candidate in filter(None, candidates):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            check = [candidate, "-c", "import sys; sys.exit(sys.version_info[:2] != (3, 13))"]
+            if subprocess.run(check, capture_output=True, timeout=20, check=False).returncode == 0:
+                return candidate
+    return None
 
 
 def default_venv() -> Path:

@@ -34,6 +34,7 @@ from devtools.localaws.deploy import wait_for as _wait_for  # noqa: E402
 from devtools.localstack_executor.launcher import (  # noqa: E402
     BUILT_IN_SERVICES,
     SERVICES,
+    LocalStackError,
     LocalStackSession,
     python313,
     venv_problem,
@@ -61,9 +62,12 @@ def _host_localstack(state_dir: Path) -> LocalStackSession:
         pytest.skip(f"LocalStack run skipped: {venv_problem(_localstack_venv())}")
     problem = venv_problem(_localstack_venv())
     if problem:  # Python 3.13 is there, so this is a setup step missing, not a reason to skip
-        pytest.fail(f"SLIPSTREAM_AWS=localstack: {problem}", pytrace=False)
+        pytest.exit(f"SLIPSTREAM_AWS=localstack: {problem}", returncode=1)
     session = LocalStackSession(state_dir)
-    session.start()  # LocalStackStartError (with LocalStack's last log lines) fails the run
+    try:
+        session.start()
+    except LocalStackError as exc:  # exited, or not healthy in 30 s: stop the run with its last log lines
+        pytest.exit(f"SLIPSTREAM_AWS=localstack: {exc}", returncode=1)
     return session
 
 

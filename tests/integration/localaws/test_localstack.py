@@ -341,3 +341,20 @@ def test_given_no_python_313_then_the_reason_says_so(tmp_path: Path, monkeypatch
     assert python313() is None
     reason = venv_problem(tmp_path / "no-venv")
     assert reason is not None and reason.startswith("Python 3.13 not found")
+
+
+def test_given_python_313_but_no_localstack_venv_then_the_run_stops_at_once_saying_what_to_run(tmp_path: Path) -> None:
+    if python313() is None:
+        pytest.skip("LocalStack run skipped: Python 3.13 not found (the one reason the LocalStack stage skips)")
+    env = {**os.environ, "SLIPSTREAM_AWS": "localstack", "LOCALSTACK_VENV": str(tmp_path / "missing")}
+    env.pop("LOCALSTACK_ENDPOINT", None)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-q", "-p", "no:cacheprovider",
+         f"{__file__}::test_given_a_function_with_a_layer_then_it_runs_in_the_project_interpreter_with_opt_paths",
+         f"{__file__}::test_given_handler_and_import_errors_then_they_come_back_in_lambdas_shape"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and time.monotonic() - started < 60
+    assert f"no LocalStack venv at {tmp_path / 'missing'}: run `make localstack-venv`" in proc.stdout, proc.stdout
+    assert "passed" not in proc.stdout.splitlines()[-1]
