@@ -275,6 +275,20 @@ def lone_localstack(localstack: LocalStackSession, tmp_path: Path) -> Iterator[C
     assert _processes_under(tmp_path) == []
 
 
+def test_given_another_function_interpreter_then_handlers_run_in_it(lone_localstack: Callable[..., LocalStack]) -> None:
+    other = python313()
+    assert other is not None  # the LocalStack stage runs only where it exists
+    ls = lone_localstack(function_python=other).start()
+    lam = boto3.client("lambda", endpoint_url=ls.endpoint, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    code = "import sys\ndef handler(event, context):\n    return [sys.executable, list(sys.version_info[:2])]\n"
+    lam.create_function(FunctionName="which-python", Runtime="python3.13", Role=ROLE, Handler="h.handler",
+                        Code={"ZipFile": _zip({"h.py": (code, 0o644)})})
+    lam.get_waiter("function_active_v2").wait(FunctionName="which-python")
+    resp = lam.invoke(FunctionName="which-python", Payload=b"{}")
+    assert json.loads(resp["Payload"].read()) == [other, [3, 13]]
+
+
 def test_given_a_localstack_that_exits_at_start_then_the_run_stops_with_its_last_log_lines(
     lone_localstack: Callable[..., LocalStack]
 ) -> None:
