@@ -384,7 +384,8 @@ class _Sandbox:
     timeout or crash the sandbox is discarded and the next invocation starts cold, as in Lambda.
     """
 
-    def __init__(self, key: str, task_root: Path, env: dict[str, str], run_dir: Path) -> None:
+    def __init__(self, key: str, task_root: Path, env: dict[str, str], run_dir: Path, *,
+                 python: str = sys.executable) -> None:
         self.key = key
         self.uses = 0
         self.last_used = time.monotonic()
@@ -393,7 +394,7 @@ class _Sandbox:
         boot_log = open(run_dir / "sandbox-boot.log", "ab")  # noqa: SIM115 -- only until the first request
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, str(RUNNER), "--serve", str(task_root), str(request_r), str(done_w)],
+                [python, str(RUNNER), "--serve", str(task_root), str(request_r), str(done_w)],
                 stdin=subprocess.DEVNULL,  # ffmpeg & co. read stdin; it must never be our pipe
                 stdout=boot_log,
                 stderr=subprocess.STDOUT,
