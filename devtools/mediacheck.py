@@ -301,18 +301,14 @@ def _sync(video: Path, audio: Path, rate: int) -> list[float]:
     start = _first_pts(audio)
     pcm, ch = _pcm(audio)
     right = pcm[1::ch]
+    # A beep starts at the first sample above the threshold after a quarter second below it.
     beeps: list[float] = []
-    quiet = 0
-    i = 0
-    n = len(right)
-    while i < n:
-        if abs(right[i]) > 0.25 and quiet >= rate // 4:
-            beeps.append(start + i / rate)
-            quiet = 0
-            i += rate // 2
-            continue
-        quiet = quiet + 1 if abs(right[i]) < 0.05 else 0
-        i += 1
+    last_loud = -rate
+    for i, x in enumerate(right):
+        if abs(x) > 0.1:
+            if i - last_loud > rate // 4 and i >= rate * SKIP_START_MS // 500:  # not cut by the stream's start
+                beeps.append(start + i / rate)
+            last_loud = i
     offsets = []
     for b in beeps:
         f = min(flashes, key=lambda x: abs(x - b), default=None)
