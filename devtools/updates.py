@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -269,16 +270,22 @@ def _number(template: str, n: int) -> str:
 
 @dataclass
 class Watcher:
-    """Polls manifests of a channel; every new version is checked against its predecessor."""
+    """Polls manifests of a channel; every new version is checked against its predecessor, every listed
+    URL is checked once (`exists`, else a full `fetch`), and the wall time between two versions of each
+    manifest is kept (`intervals`: a live playlist must get a new version within 1.5 x TARGETDURATION)."""
 
     fetch: Callable[[str], bytes | None]  # path -> body (None: 404)
     channel: str
     playlists: Iterable[str] = ("360p/live.m3u8", "360p/dvr.m3u8", "audio/live.m3u8", "audio/dvr.m3u8")
     check_urls: bool = True
+    exists: Callable[[str], bool] | None = None  # path -> answers 200 (cheaper than fetching the body)
+    clock: Callable[[], float] = time.time
     versions: dict[str, int] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    intervals: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # path -> (at, seconds since last)
     _last: dict[str, str] = field(default_factory=dict)
+    _changed_at: dict[str, float] = field(default_factory=dict)
     _seen_urls: set[str] = field(default_factory=set)
 
     def poll(self) -> None:
@@ -291,6 +298,10 @@ class Watcher:
             prev = self._last.get(path)
             if prev == text:
                 continue
+            now = self.clock()
+            if path in self._changed_at:
+                self.intervals.setdefault(path, []).append((now, now - self._changed_at[path]))
+            self._changed_at[path] = now
             if rel.endswith(".mpd"):
                 found = mpd_violations(prev, text)
                 urls = listed_urls("dash", text, self.channel)
@@ -305,5 +316,22 @@ class Watcher:
                     if u in self._seen_urls:
                         continue
                     self._seen_urls.add(u)
-                    if self.fetch(u) is None:
+                    ok = self.exists(u) if self.exists is not None else self.fetch(u) is not None
+                    if not ok:
                         self.missing.append(u)
+
+    def last(self, rel: str) -> str | None:
+        """The last version seen of a manifest (path relative to the channel)."""
+        return self._last.get(f"{self.channel}/{rel}")
+
+    def longest_wait(self, rel: str, outside: Iterable[tuple[float, float]] = ()) -> float:
+        """The longest wall time between two versions of a manifest, leaving out waits that overlap one of
+        the `outside` windows (e.g. while the channel was stopped)."""
+        windows = list(outside)
+        worst = 0.0
+        for at, seconds in self.intervals.get(f"{self.channel}/{rel}", []):
+            start = at - seconds
+            if any(start < hi and at > lo for lo, hi in windows):
+                continue
+            worst = max(worst, seconds)
+        return worst
