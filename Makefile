@@ -32,7 +32,10 @@ demo: deps
 test: deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy chalicelib devtools slipstream_cli bench infra layers app.py
-	$(BIN)/python -m pytest -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not realtime" tests
+	@# Real-time tests (live pipeline, players, the fault soak) alone: they must not share the CPU.
+	start=$$(date +%s) && $(BIN)/python -m pytest -p no:xdist -m realtime tests && \
+	  echo "real-time stage: finished in $$(( $$(date +%s) - start )) s"
 	$(MAKE) --no-print-directory localstack
 
 deps: system-deps $(STAMP) web/node_modules/.installed

@@ -70,28 +70,36 @@ class Chunk:
 
 
 def plan_faults(n: int, seed: int) -> list[Chunk]:
-    """Faults per chunk. The first 4 chunks are clean (the run starts and the players with it), the
-    single faults sit at fixed fractions of the run so a short soak still gets each one."""
+    """Faults per chunk, exact shares (5 % missing, 20 % twice, 20 % out of order, 5 % killed) drawn by a
+    seeded RNG. The first 4 chunks are clean (the run and the players start), the single faults sit at
+    fixed fractions of the run so a short soak still meets each one, and the chunks around them and the
+    last two stay clean (what happens there is the single fault's, not a mix)."""
     rng = random.Random(seed)
     chunks = [Chunk(i) for i in range(n)]
     fixed = {"corrupt": round(n * 0.2), "clock_step": round(n * 0.35), "restart": round(n * 0.55),
              "truncated": round(n * 0.75)}
     for fault, i in fixed.items():
         chunks[i].faults.add(fault)
-    singles = set(fixed.values())
-    for c in chunks[4:-2]:
-        if c.index in singles or c.index - 1 in singles:
+    quiet = {j for i in fixed.values() for j in (i - 1, i, i + 1)}
+    free = [c.index for c in chunks[4:-2] if c.index not in quiet]
+    missing = set(rng.sample(free, max(1, round(n * 0.05))))
+    for i in missing:
+        chunks[i].faults.add("missing")
+    rest = [i for i in free if i not in missing]
+    # out of order: swapped with the next chunk, which must be uploaded (not missing, not itself swapped)
+    pairs = [i for i in rest if i + 1 in rest]
+    swapped: set[int] = set()
+    for i in rng.sample(pairs, len(pairs)):
+        if len(swapped) >= round(n * 0.20):
+            break
+        if i - 1 in swapped or i + 1 in swapped:
             continue
-        r = rng.random()
-        if r < 0.05:
-            c.faults.add("missing")
-            continue
-        if r < 0.25 and "swap" not in chunks[c.index - 1].faults and c.index + 1 not in singles:
-            c.faults.add("swap")  # uploaded after the next one
-        if rng.random() < 0.20:
-            c.faults.add("dup")
-        if rng.random() < 0.05:
-            c.faults.add("kill")
+        swapped.add(i)
+        chunks[i].faults.add("swap")
+    for i in rng.sample(rest, max(1, round(n * 0.20))):
+        chunks[i].faults.add("dup")
+    for i in rng.sample(rest, max(1, round(n * 0.05))):
+        chunks[i].faults.add("kill")
     return chunks
 
 
@@ -192,6 +200,8 @@ class SoakReport:
     accounting: dict[str, Any]
     kills: int
     problems: list[str] = field(default_factory=list)  # found while running (API errors, ...)
+    waits: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # (s into the run, s) > 1.5 x seg
+    plan: list[dict[str, Any]] = field(default_factory=list)  # per chunk: index, run, seq, faults, uploads, killed
 
     def stalls(self, player: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(stalls > 1 s while on air, stalls that overlap an off-air window)."""
@@ -364,11 +374,12 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
 
         run, seq = 1, 0
         base = time.monotonic()
+        t0 = time.time()
         held: Chunk | None = None  # a swapped chunk waits for its successor
         for c in chunks:
             if "restart" in c.faults:
                 say(f"soak: stop/start before chunk {c.index}")
-                state["restart_at"] = time.time()
+                state["restart_at"], state["run"] = time.time(), run + 1
                 status, body = _api(stack, "POST", f"/channels/{CHANNEL}/stop")
                 if status >= 300:
                     problems.append(f"stop -> {status} {body}")
@@ -376,7 +387,6 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
                 start_channel(stack.api_url, CHANNEL, stack.children)
                 _wait_state(stack, {"RUNNING", "STARTING"}, 120)
                 run, seq = run + 1, 0
-                state["run"] = run
                 base = time.monotonic() - c.index * SEGMENT  # the encoder restarts now
             due = base + (c.index + 1) * SEGMENT  # a chunk is uploaded when the encoder closes it
             time.sleep(max(0.0, due - time.monotonic()))
@@ -384,7 +394,7 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
             seq += 1
             if c.index == 3:
                 say("soak: starting the players once the first playlist is out")
-                threading.Thread(target=start_players, args=((len(chunks) - 3) * SEGMENT + 10,),
+                threading.Thread(target=start_players, args=(len(chunks) * SEGMENT + 600,),
                                  name="soak-players", daemon=True).start()
             if c.index % 30 == 0:
                 say(f"soak: chunk {c.index}/{n} (run {run}), {len(killer.kills)} kills, "
@@ -407,13 +417,18 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
         if held is not None:
             pool.submit(put, held)
         pool.shutdown(wait=True)
+        encoder_done = time.time()
+        # The encoder has stopped: the players have the last chunks in their buffers (about 3 segments
+        # behind the edge). Stop watching them before they play out the end of the stream.
+        time.sleep(SEGMENT)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
         for proc in procs:
             try:
-                proc.wait(timeout=SEGMENT * 10 + 120)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
-        time.sleep(2 * SEGMENT)  # the last chunks through the pipeline
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        time.sleep(SEGMENT)  # the last chunks through the pipeline
         stop_watching.set()
         if watch_thread.is_alive():
             watch_thread.join(timeout=30)
@@ -431,13 +446,19 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
         _wait_state(stack, {"STOPPED"}, 180)
         accounting = account(chunks, table, fetch, run)
         target = _target_duration(watcher.last("360p/live.m3u8") or "")
-        longest = {rel: watcher.longest_wait(rel, off_air) for rel in
-                   [f"{r}/live.m3u8" for r in RENDITIONS] + ["manifest.mpd"]}
+        # On air: from the first playlist until the encoder's last upload (then nothing new can come).
+        quiet = [*off_air, (encoder_done, float("inf"))]
+        live = [f"{r}/live.m3u8" for r in RENDITIONS] + ["manifest.mpd"]
+        longest = {rel: watcher.longest_wait(rel, quiet) for rel in live}
+        waits = {rel: [(round(at - t0, 1), round(sec, 2)) for at, sec in watcher.intervals.get(f"{CHANNEL}/{rel}", [])
+                       if sec > 1.5 * SEGMENT] for rel in live}
         faults = Counter(f for c in chunks for f in c.faults)
         return SoakReport(minutes=minutes, seed=seed, chunks=n, faults=dict(sorted(faults.items())), off_air=off_air,
                           players=players, violations=list(watcher.violations), missing_urls=list(watcher.missing),
                           manifest_versions=dict(watcher.versions), longest_update_wait=longest,
-                          target_duration=target, accounting=accounting, kills=len(killer.kills), problems=problems)
+                          target_duration=target, accounting=accounting, kills=len(killer.kills), problems=problems,
+                          waits=waits, plan=[{"index": c.index, "run": c.run, "seq": c.seq, "faults": sorted(c.faults),
+                                 "uploads": c.uploads, "killed": c.killed} for c in chunks])
     finally:
         stop_watching.set()
         killer.stop()

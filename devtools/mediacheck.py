@@ -61,18 +61,21 @@ def http_fetch(base_url: str) -> Fetch:
     return fetch
 
 
-def sync_source_args(fps: str = "25", seconds: float = 60, size: str = "320x180", rate: int = 48_000) -> list[str]:
+def sync_source_args(fps: str = "25", seconds: float = 60, size: str = "320x180", rate: int = 48_000,
+                     flash: float | None = None) -> list[str]:
     """ffmpeg input args for a source carrying the sync pattern: testsrc2 with a white flash on the first
     frame at or after each whole second, and stereo audio: a steady 440 Hz tone on the left (for dips) and
-    a 20 ms 1 kHz beep on the right starting exactly at each flash frame's time."""
+    a 20 ms 1 kHz beep on the right starting exactly at each flash frame's time. `flash`: how long the
+    flash lasts (default one frame; longer so that a frame-rate conversion cannot drop it)."""
     fr = Fraction(fps)
     frs = f"{fr.numerator}/{fr.denominator}"
-    flash = f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t+1e-6\\,1)\\,{float(1 / fr):.6f})'"
+    lasts = float(1 / fr) if flash is None else flash
+    flash_box = f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t+1e-6\\,1)\\,{lasts:.6f})'"
     # Start of the beep = time of the first frame at or after floor(t): ceil(floor(t)*fps)/fps.
     onset = f"ceil(floor(t)*{frs})/({frs})"
     right = f"0.5*sin(2*PI*1000*t)*gte(t\\,{onset})*lt(t\\,{onset}+0.02)"
     left = "0.5*sin(2*PI*440*t)"
-    return ["-f", "lavfi", "-t", f"{seconds:g}", "-i", f"testsrc2=size={size}:rate={frs},{flash}",
+    return ["-f", "lavfi", "-t", f"{seconds:g}", "-i", f"testsrc2=size={size}:rate={frs},{flash_box}",
             "-f", "lavfi", "-t", f"{seconds:g}", "-i", f"aevalsrc={left}|{right}:s={rate}:c=stereo"]
 
 

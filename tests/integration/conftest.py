@@ -98,6 +98,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): keep these tests on one xdist worker")
 
 
+# Real-time tests: a live schedule against the wall clock, real players, or a channel measured over
+# minutes. They must not share the 2 cores with the parallel suite (`make test` runs them alone after it).
+REALTIME = ("browser/", "pipeline/", "soak/", "test_lifecycle_e2e.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.path))
+        if here not in path.parents:
+            continue
+        rel = path.relative_to(here).as_posix()
+        if any(rel.startswith(p) or rel == p for p in REALTIME):
+            item.add_marker(pytest.mark.realtime)
+
+
 def _on_localstack() -> bool:
     return os.environ.get("SLIPSTREAM_AWS", "").lower() == "localstack"
 

@@ -65,6 +65,11 @@ async function main() {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
+    // The caller stops this driver with SIGTERM: the report is read from the pages first, then the
+    // browser is closed (playwright's own handlers would close it at once).
+    handleSIGTERM: false,
+    handleSIGINT: false,
+    handleSIGHUP: false,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
       "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
