@@ -158,6 +158,8 @@ class Executor:
         self._lock = threading.Lock()
         self._busy = 0
         self._closed = threading.Event()
+        # per function: [invocations, errors, cold starts, seconds] (GET /_localaws/stats)
+        self._counts: dict[str, list[float]] = {}
         for sub in ("logs", "run"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -266,6 +268,12 @@ class Executor:
                 }
             )
         self._release(sandbox)
+        with self._lock:
+            c = self._counts.setdefault(fn.name, [0, 0, 0, 0.0])
+            c[0] += 1
+            c[1] += error is not None
+            c[2] += sandbox.uses == 1
+            c[3] += duration_ms / 1000
         with open(log_path, "ab") as logf:
             logf.write(
                 f"{notes}END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: "
@@ -308,7 +316,7 @@ class Executor:
         for old in stale:
             old.kill()
         if sandbox is None:
-            sandbox = _Sandbox(key, task_root, env, self.state_dir / "run")
+            sandbox = _Sandbox(key, task_root, env, self.state_dir / "run", fn.name)
         with self._lock:
             self._running[sandbox.pid] = sandbox
         return sandbox
@@ -366,6 +374,14 @@ class Executor:
         env.update({k: str(v) for k, v in fn.env.items()})
         return env
 
+    def stats(self) -> dict[str, Any]:
+        """Invocations per function and the live sandboxes' pids (a bench reads their CPU in /proc)."""
+        with self._lock:
+            counts = {name: {"invocations": int(c[0]), "errors": int(c[1]), "cold_starts": int(c[2]),
+                             "seconds": round(c[3], 3)} for name, c in sorted(self._counts.items())}
+            boxes = [*self._running.values(), *(sb for lst in self._idle.values() for sb in lst)]
+        return {"invocations": counts, "sandboxes": [{"pid": sb.pid, "function": sb.function} for sb in boxes]}
+
     def shutdown(self) -> None:
         """Kill running invocations (and their children) and idle sandboxes, drop queued ones."""
         self._closed.set()
@@ -384,8 +400,9 @@ class _Sandbox:
     timeout or crash the sandbox is discarded and the next invocation starts cold, as in Lambda.
     """
 
-    def __init__(self, key: str, task_root: Path, env: dict[str, str], run_dir: Path) -> None:
+    def __init__(self, key: str, task_root: Path, env: dict[str, str], run_dir: Path, function: str = "") -> None:
         self.key = key
+        self.function = function
         self.uses = 0
         self.last_used = time.monotonic()
         request_r, self._request_w = os.pipe()

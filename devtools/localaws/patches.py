@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from .executor import Executor, FunctionSpec, Invocation
+from .stats import RequestStats
 
 log = logging.getLogger("localaws.patches")
 
@@ -91,8 +92,9 @@ def _cloudwatch(fn: Any, inv: Invocation) -> None:
 class Emulator:
     """Holds the executor and the poller; `install()` wires them into moto (once per process)."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, stats: RequestStats | None = None) -> None:
         self.executor = executor
+        self.stats = stats
         self.poller = SqsPoller(executor)
         executor.on_logs = self._to_cloudwatch
 
@@ -228,6 +230,18 @@ class Emulator:
             return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), *args, **kw)
 
         _patch(sfn_models.StepFunctionsParserBackend, "start_execution", start_execution)
+
+        if self.stats is not None:
+            from moto.s3 import models as s3_models
+
+            stats, original_put = self.stats, s3_models.S3Backend.put_object
+
+            def put_object(backend: Any, bucket_name: str, key_name: str, value: bytes, *a: Any, **kw: Any) -> Any:
+                key = original_put(backend, bucket_name, key_name, value, *a, **kw)
+                stats.object_written(bucket_name, key_name, len(value), key.etag.strip('"'), lambda: bytes(value))
+                return key
+
+            _patch(s3_models.S3Backend, "put_object", put_object)
         self.poller.start()
 
     def _deliver_event(self, target: dict[str, Any], original_event: dict[str, Any]) -> None:

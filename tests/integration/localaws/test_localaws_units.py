@@ -11,6 +11,7 @@ import pytest
 
 from devtools.localaws.deploy import DeployError, load_stage_config, package, render_asl
 from devtools.localaws.patches import _batch_item_failures
+from devtools.localaws.stats import RequestStats, classify
 
 IDS = {"a", "b", "c"}
 
@@ -71,3 +72,55 @@ def test_stage_config_merges_top_level_stage_and_errors_on_unknown_stage(tmp_pat
     with pytest.raises(DeployError, match="stage 'prod' not in"):
         load_stage_config(tmp_path, "prod")
 
+
+
+# -- request accounting (GET /_localaws/stats) ---------------------------------------------------
+def _signed(service: str, key: str = "test") -> str:
+    return (f"AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/{service}/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=abc")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"REQUEST_METHOD": "PUT", "PATH_INFO": "/origin/ch/360p/00000001.m4s", "HTTP_AUTHORIZATION": _signed("s3")},
+         ("test", "s3", "PutObject")),
+        ({"REQUEST_METHOD": "PUT", "PATH_INFO": "/origin/ch/a.m4s", "HTTP_AUTHORIZATION": _signed("s3"),
+          "HTTP_X_AMZ_COPY_SOURCE": "/origin/ch/b.m4s"}, ("test", "s3", "CopyObject")),
+        ({"REQUEST_METHOD": "HEAD", "PATH_INFO": "/origin/ch/360p/init.mp4", "HTTP_AUTHORIZATION": _signed("s3")},
+         ("test", "s3", "HeadObject")),
+        ({"REQUEST_METHOD": "GET", "PATH_INFO": "/ingest", "QUERY_STRING": "list-type=2&prefix=ch%2F",
+          "HTTP_AUTHORIZATION": _signed("s3", "bench")}, ("bench", "s3", "ListObjectsV2")),
+        ({"REQUEST_METHOD": "PUT", "PATH_INFO": "/ingest", "QUERY_STRING": "notification",
+          "HTTP_AUTHORIZATION": _signed("s3")}, ("test", "s3", "PutBucketNotification")),
+        ({"REQUEST_METHOD": "POST", "PATH_INFO": "/ingest", "QUERY_STRING": "delete",
+          "HTTP_AUTHORIZATION": _signed("s3")}, ("test", "s3", "DeleteObjects")),
+        ({"REQUEST_METHOD": "GET", "PATH_INFO": "/ingest/ch/1.ts",
+          "QUERY_STRING": "X-Amz-Credential=enc%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=x"},
+         ("enc", "s3", "GetObject")),
+        ({"REQUEST_METHOD": "POST", "PATH_INFO": "/", "HTTP_AUTHORIZATION": _signed("dynamodb"),
+          "HTTP_X_AMZ_TARGET": "DynamoDB_20120810.UpdateItem"}, ("test", "dynamodb", "UpdateItem")),
+        ({"REQUEST_METHOD": "POST", "PATH_INFO": "/", "HTTP_AUTHORIZATION": _signed("sqs"),
+          "HTTP_X_AMZ_TARGET": "AmazonSQS.SendMessage"}, ("test", "sqs", "SendMessage")),
+        ({"REQUEST_METHOD": "POST", "PATH_INFO": "/2015-03-31/functions/slipstream-local-x/invocations",
+          "HTTP_AUTHORIZATION": _signed("lambda")}, ("test", "lambda", "Invoke")),
+        ({"REQUEST_METHOD": "POST", "PATH_INFO": "/2020-05-31/distribution/E1/invalidation",
+          "HTTP_AUTHORIZATION": _signed("cloudfront")}, ("test", "cloudfront", "CreateInvalidation")),
+    ],
+)
+def test_each_request_is_counted_under_its_caller_service_and_operation(
+        environ: dict[str, str], expected: tuple[str, str, str]) -> None:
+    assert classify(environ) == expected
+
+
+def test_the_write_log_keeps_manifest_text_says_what_it_lost_and_filters_by_bucket() -> None:
+    stats = RequestStats(max_writes=3)
+    stats.object_written("origin", "ch/360p/live.m3u8", 7, "e1", lambda: b"#EXTM3U")
+    stats.object_written("origin", "ch/360p/00000001.m4s", 5, "e2", lambda: b"\0" * 5)
+    stats.object_written("ingest", "ch/00000002.ts", 5, "e3", lambda: b"\0" * 5)
+    stats.object_written("origin", "ch/manifest.mpd", 5, "e4", lambda: b"<MPD>")
+    got = stats.writes(after=0, bucket="origin")
+    assert got["last"] == 4 and got["lost"] == 1  # write 1 fell out of the ring of 3
+    assert [(w["key"], w.get("text")) for w in got["writes"]] == [
+        ("ch/360p/00000001.m4s", None), ("ch/manifest.mpd", "<MPD>")]
+    assert stats.writes(after=4)["writes"] == [] and stats.writes(after=4)["lost"] == 0
