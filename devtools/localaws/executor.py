@@ -160,6 +160,7 @@ class Executor:
         self._closed = threading.Event()
         # per function: [invocations, errors, cold starts, seconds] (GET /_localaws/stats)
         self._counts: dict[str, list[float]] = {}
+        self._free_listeners: list[Callable[[], None]] = []
         for sub in ("logs", "run"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -168,6 +169,10 @@ class Executor:
     def idle_workers(self) -> int:
         with self._lock:
             return self.workers - self._busy
+
+    def add_free_listener(self, listener: Callable[[], None]) -> None:
+        """Called (from the worker's thread) each time a background job ends and frees a worker."""
+        self._free_listeners.append(listener)
 
     def submit(self, job: Callable[[], Any]) -> Future[Any]:
         with self._lock:
@@ -182,6 +187,8 @@ class Executor:
             finally:
                 with self._lock:
                     self._busy -= 1
+                for listener in self._free_listeners:
+                    listener()
 
         return self._pool.submit(run)
 

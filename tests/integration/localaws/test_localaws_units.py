@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import zipfile
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +126,48 @@ def test_the_write_log_keeps_manifest_text_says_what_it_lost_and_filters_by_buck
     assert [(w["key"], w.get("text")) for w in got["writes"]] == [
         ("ch/360p/00000001.m4s", None), ("ch/manifest.mpd", "<MPD>")]
     assert stats.writes(after=4)["writes"] == [] and stats.writes(after=4)["lost"] == 0
+
+
+# -- DynamoDB responses: the fast AttributeValue path writes what moto's generic serializer writes ----
+ITEM = {
+    "pk": {"S": "CH#x"}, "seq": {"N": "12"}, "blob": {"B": b"\x00\xffbin"}, "tags": {"SS": ["a", "b"]},
+    "nums": {"NS": ["1", "2.5"]}, "bins": {"BS": [b"\x01", b"\x02"]}, "flag": {"BOOL": False},
+    "none": {"NULL": True}, "empty_s": {"S": ""},
+    "m": {"M": {"inner": {"L": [{"S": "x"}, {"N": "3"}, {"M": {}}, {"L": []}]}, "b": {"B": b"z"}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "result"),
+    [
+        ("GetItem", {"Item": ITEM}),
+        ("GetItem", {}),
+        ("Query", {"Items": [ITEM, {"pk": {"S": "CH#y"}}], "Count": 2, "ScannedCount": 2,
+                   "LastEvaluatedKey": {"pk": {"S": "CH#y"}, "sk": {"S": "SEG#1"}}}),
+        ("UpdateItem", {"Attributes": ITEM, "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0}}),
+        ("BatchGetItem", {"Responses": {"t": [ITEM]}, "UnprocessedKeys": {}}),
+    ],
+)
+def test_the_fast_dynamodb_serializer_writes_what_the_generic_one_writes(operation: str, result: Any) -> None:
+    from moto.core import serialize
+    from moto.core.responses import ActionContext, ActionResult
+    from moto.core.utils import get_service_model
+    from moto.dynamodb.responses import DynamoHandler
+
+    from devtools.localaws.patches import install_fast_dynamodb_serializer
+
+    cls = serialize.get_serializer_class("dynamodb", "json")
+    model = get_service_model("dynamodb")
+    context = ActionContext(model, model.operation_model(operation), cls, DynamoHandler())
+
+    def body() -> Any:
+        return json.loads(ActionResult(copy.deepcopy(result)).execute_result(context)[2])
+
+    generic = body()
+    saved = cls._serialize_type_structure
+    try:
+        install_fast_dynamodb_serializer()
+        assert cls._serialize_type_structure is not saved
+        assert body() == generic
+    finally:
+        cls._serialize_type_structure = saved
