@@ -40,8 +40,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.5  # (emulator + Lambda Python CPU) / ffmpeg CPU
-BENCH_KEY = "bench"  # the access key the bench signs with; the Lambdas sign with "test"
-PIPELINE_CALLER = "test"
+BENCH_KEY = "bench"  # the access key the bench signs with; each Lambda signs with its function's name
 SERVICES = ("s3", "dynamodb", "sqs")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -272,18 +271,26 @@ class CpuSampler(threading.Thread):
 
 # ---- requests, from the emulator's count ----------------------------------------------------------
 def request_delta(before: Iterable[Mapping[str, Any]], after: Iterable[Mapping[str, Any]],
-                  caller: str = PIPELINE_CALLER) -> dict[tuple[str, str], dict[str, float]]:
-    """(service, operation) -> {count, errors, cpu_s} of `caller` between two /_localaws/stats reads."""
-    base = {(r["service"], r["operation"]): r for r in before if r["caller"] == caller}
+                  callers: Iterable[str]) -> dict[tuple[str, str], dict[str, float]]:
+    """(service, operation) -> {count, errors, cpu_s} of `callers` between two /_localaws/stats reads."""
+    wanted = set(callers)
+    base: dict[tuple[str, str], dict[str, float]] = {}
+    for r in before:
+        if r["caller"] in wanted:
+            b = base.setdefault((r["service"], r["operation"]), {"count": 0.0, "errors": 0.0, "cpu_s": 0.0})
+            for k in b:
+                b[k] += float(r[k])
     out: dict[tuple[str, str], dict[str, float]] = {}
     for r in after:
-        if r["caller"] != caller:
+        if r["caller"] not in wanted:
             continue
-        b = base.get((r["service"], r["operation"]), {})
-        d = {k: float(r[k]) - float(b.get(k, 0)) for k in ("count", "errors", "cpu_s")}
-        if d["count"] > 0:
-            out[(r["service"], r["operation"])] = d
-    return out
+        d = out.setdefault((r["service"], r["operation"]), {"count": 0.0, "errors": 0.0, "cpu_s": 0.0})
+        for k in d:
+            d[k] += float(r[k])
+    for key, d in out.items():
+        for k, v in base.get(key, {}).items():
+            d[k] -= v
+    return {key: d for key, d in out.items() if d["count"] > 0}
 
 
 def per_chunk(delta: Mapping[tuple[str, str], Mapping[str, float]], chunks: int) -> dict[str, Any]:
@@ -319,6 +326,7 @@ class Run:
     latency: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     requests: dict[str, Any] = field(default_factory=dict)
+    by_function: dict[str, dict[str, Any]] = field(default_factory=dict)
     invocations: dict[str, dict[str, float]] = field(default_factory=dict)
     others: list[tuple[str, float]] = field(default_factory=list)
     late_uploads: int = 0
@@ -407,8 +415,13 @@ def run_channels(n: int, files: list[Path], segment_time: float, workers: int, d
         run.wall_s = time.time() - t0
         stats1 = _get_json(f"{server.endpoint}/_localaws/stats")
         run.latency = latency_summary(uploaded, listings.listed_at, segment_time)
-        run.requests = per_chunk(request_delta(stats0["requests"], stats1["requests"]), len(uploaded))
         run.invocations = invocation_delta(stats0["invocations"], stats1["invocations"])
+        functions = sorted(set(dep.functions.values()))
+        run.requests = per_chunk(request_delta(stats0["requests"], stats1["requests"], functions), len(uploaded))
+        run.by_function = {
+            fn: per_chunk(request_delta(stats0["requests"], stats1["requests"], [fn]), len(uploaded))
+            for fn in functions}
+        run.by_function = {fn: t for fn, t in run.by_function.items() if t}
     finally:
         server.stop()
         os.environ.clear()
@@ -443,6 +456,10 @@ def report(r: Run) -> str:
         parts.append(f"    {service} {s['per_chunk']:.2f}/chunk, server {s['cpu_ms_per_chunk']:.1f} ms/chunk: {ops}")
     lines.append("  pipeline requests per chunk (Lambdas' own; the encoder's 1 PutObject is not counted):")
     lines += parts
+    for fn, table in r.by_function.items():
+        ops = ", ".join(f"{service}.{op} {o['per_chunk']:.2f}" for service, s in table.items()
+                        for op, o in s["operations"].items())
+        lines.append(f"    by {fn.rsplit('-', 1)[-1]}: {ops}")
     inv = ", ".join(f"{name.rsplit('-', 1)[-1]} {d['invocations'] / total_chunks:.2f} "
                     f"({d['seconds'] / d['invocations'] * 1000:.0f} ms avg, {int(d['cold_starts'])} cold)"
                     for name, d in r.invocations.items())

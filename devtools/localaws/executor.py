@@ -377,7 +377,9 @@ class Executor:
             f"{hashlib.sha256(str(task_root).encode()).hexdigest()[:32]}",
             "AWS_REGION": fn.region,
             "AWS_DEFAULT_REGION": fn.region,
-            "AWS_ACCESS_KEY_ID": "test",
+            # Each function signs with its own key id (Lambda: its role's credentials), so the
+            # emulator's request count (GET /_localaws/stats) tells the functions apart.
+            "AWS_ACCESS_KEY_ID": fn.name,
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_ENDPOINT_URL": self.endpoint,
             # No X-Ray daemon locally; Powertools Tracer would otherwise log a warning per segment.

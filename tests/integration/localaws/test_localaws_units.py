@@ -171,3 +171,45 @@ def test_the_fast_dynamodb_serializer_writes_what_the_generic_one_writes(operati
         assert body() == generic
     finally:
         cls._serialize_type_structure = saved
+
+
+def _tree(node: Any) -> Any:
+    """A parse tree as plain data (class names, attributes, children), without parent links."""
+    if isinstance(node, list | tuple):
+        return [_tree(n) for n in node]
+    if hasattr(node, "__dict__"):
+        return (type(node).__name__, {k: _tree(v) for k, v in sorted(vars(node).items()) if k != "parent"})
+    return node
+
+
+def test_a_kept_update_expression_tree_is_never_changed_by_running_an_update() -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    from devtools.localaws.patches import install_update_expression_cache
+
+    saved = UpdateExpressionParser.__dict__["make"]
+    expr = "SET #w = if_not_exists(#w, :zero) + :one, #e = :msg"
+    try:
+        install_update_expression_cache()
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name="eu-west-3", aws_access_key_id="k",
+                               aws_secret_access_key="k")
+            ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                             BillingMode="PAY_PER_REQUEST")
+            tree = UpdateExpressionParser.make(expr)
+            before = _tree(tree)
+            for i in range(3):
+                ddb.update_item(TableName="t", Key={"pk": {"S": "k"}}, UpdateExpression=expr,
+                                ExpressionAttributeNames={"#w": "work", "#e": "error"},
+                                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"},
+                                                           ":msg": {"S": f"m{i}"}})
+            item = ddb.get_item(TableName="t", Key={"pk": {"S": "k"}})["Item"]
+        assert item["work"] == {"N": "3"} and item["error"] == {"S": "m2"}
+        assert UpdateExpressionParser.make(expr) is tree and _tree(tree) == before
+        with pytest.raises(Exception):  # noqa: B017 -- moto's own syntax error, whatever its class
+            UpdateExpressionParser.make("SET = oops")
+    finally:
+        UpdateExpressionParser.make = saved

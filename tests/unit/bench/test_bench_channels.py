@@ -84,16 +84,19 @@ def test_a_proc_stat_line_gives_own_and_reaped_children_cpu() -> None:
 
 
 def test_requests_per_chunk_are_the_pipelines_own_between_two_reads() -> None:
-    before = [{"caller": "test", "service": "s3", "operation": "PutObject", "count": 10, "errors": 0, "cpu_s": 0.01},
-              {"caller": "bench", "service": "s3", "operation": "PutObject", "count": 3, "errors": 0, "cpu_s": 0.0}]
-    after = [{"caller": "test", "service": "s3", "operation": "PutObject", "count": 30, "errors": 1, "cpu_s": 0.05},
-             {"caller": "test", "service": "dynamodb", "operation": "GetItem", "count": 4, "errors": 0, "cpu_s": 0.008},
-             {"caller": "test", "service": "lambda", "operation": "Invoke", "count": 2, "errors": 0, "cpu_s": 0.0},
-             {"caller": "bench", "service": "s3", "operation": "PutObject", "count": 13, "errors": 0, "cpu_s": 0.0}]
-    delta = request_delta(before, after)
+    def row(caller: str, service: str, op: str, count: int, errors: int, cpu: float) -> dict[str, object]:
+        return {"caller": caller, "service": service, "operation": op, "count": count, "errors": errors, "cpu_s": cpu}
+
+    before = [row("ingest", "s3", "PutObject", 4, 0, 0.004), row("xcode", "s3", "PutObject", 6, 0, 0.006),
+              row("bench", "s3", "PutObject", 3, 0, 0.0)]
+    after = [row("ingest", "s3", "PutObject", 4, 0, 0.004), row("xcode", "s3", "PutObject", 26, 1, 0.046),
+             row("xcode", "dynamodb", "GetItem", 4, 0, 0.008), row("ingest", "lambda", "Invoke", 2, 0, 0.0),
+             row("bench", "s3", "PutObject", 13, 0, 0.0)]
+    delta = request_delta(before, after, ["ingest", "xcode"])
     assert set(delta) == {("s3", "PutObject"), ("dynamodb", "GetItem"), ("lambda", "Invoke")}
     table = per_chunk(delta, chunks=4)
     assert list(table) == ["s3", "dynamodb", "lambda"]
     assert table["s3"]["per_chunk"] == 5.0 and table["s3"]["operations"]["PutObject"]["errors"] == 1
     assert round(table["s3"]["operations"]["PutObject"]["cpu_ms_each"], 6) == 2.0
     assert table["dynamodb"]["per_chunk"] == 1.0
+    assert request_delta(before, after, ["ingest"]) == {("lambda", "Invoke"): {"count": 2, "errors": 0, "cpu_s": 0.0}}
