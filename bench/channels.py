@@ -57,18 +57,11 @@ def hls_upto(text: str) -> int:
 
 def mpd_upto(text: str) -> int:
     """How many leading seqs the MPD lists: startNumber + the S entries (with @r) of its last
-    Period's first SegmentTimeline."""
+    Period's first SegmentTimeline (bench.latency counts the same way, for one Period)."""
+    from bench.latency import _mpd_count
+
     periods = re.split(r"<Period\b", text)
-    last = periods[-1] if len(periods) > 1 else text
-    start = re.search(r'startNumber="(\d+)"', last)
-    timeline = re.search(r"<SegmentTimeline>(.*?)</SegmentTimeline>", last, re.S)
-    if not start or not timeline:
-        return 0
-    n = 0
-    for tag in re.findall(r"<S\b[^>]*>", timeline.group(1)):
-        r = re.search(r'\br="(\d+)"', tag)
-        n += 1 + (int(r.group(1)) if r else 0)
-    return int(start.group(1)) + n
+    return _mpd_count(periods[-1] if len(periods) > 1 else text)
 
 
 class Listings:

@@ -35,23 +35,16 @@ class _Body:
         self.left = length
 
     def read(self, size: int | None = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        n = self.left if size is None or size < 0 else min(size, self.left)
-        data = self._rfile.read(n)
-        self.left -= len(data)
-        if not data:
-            self.left = 0
-        return bytes(data)
+        return self._take(self._rfile.read, size)
 
     def readline(self, size: int | None = -1) -> bytes:
+        return self._take(self._rfile.readline, size)
+
+    def _take(self, reader: Any, size: int | None) -> bytes:
         if self.left <= 0:
             return b""
-        n = self.left if size is None or size < 0 else min(size, self.left)
-        data = self._rfile.readline(n)
-        self.left -= len(data)
-        if not data:
-            self.left = 0
+        data = reader(self.left if size is None or size < 0 else min(size, self.left))
+        self.left = self.left - len(data) if data else 0
         return bytes(data)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
