@@ -632,12 +632,13 @@ PART_DURATION = 0.5  # --low-latency: 4 parts per 2 s segment
 
 def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
                work_dir: Path | None = None, startup_timeout: float = 180.0, signed: bool = False,
-               low_latency: bool = False) -> DemoStack:
+               low_latency: bool = False, create: dict[str, Any] | None = None) -> DemoStack:
     """Bring the whole demo up; on any failure everything already started is stopped again.
 
     work_dir (default .demo/) holds the children's logs and the emulator's state; tests pass their
     own so they never touch a `make demo` running beside them. signed: the API hands out CloudFront
-    grants and the origin refuses requests without one (as a stage with SignedPlayback=enabled)."""
+    grants and the origin refuses requests without one (as a stage with SignedPlayback=enabled).
+    create: more fields of the channel's POST /channels body (ladder, slate_wait, ...)."""
     work_dir = work_dir or ROOT / ".demo"
     children = Children(log_dir=work_dir / "logs")
     closers: list[Callable[[], None]] = []
@@ -688,10 +689,10 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         wait_until("chalice local", lambda: _port_open(api_port), 60, children)
 
         say(f"creating and starting channel {channel_id!r}")
-        create: dict[str, Any] = {"id": channel_id, "name": "Slipstream demo"}
+        fields: dict[str, Any] = {"id": channel_id, "name": "Slipstream demo", **(create or {})}
         if low_latency:
-            create["low_latency"] = {"part_duration": PART_DURATION}
-        status, body = call_api(api, "POST", "/channels", create)
+            fields["low_latency"] = {"part_duration": PART_DURATION}
+        status, body = call_api(api, "POST", "/channels", fields)
         if status == 409:
             say(f"channel {channel_id!r} exists already; reusing it")
         elif status >= 300:

@@ -37,7 +37,7 @@ from .ports import Control, PlaybackGrant, StaleTokenError
 # States in which an execution is parked on `.waitForTaskToken` with no timeout: a failed
 # SendTaskSuccess there means the execution is gone, not that the token rotated.
 _PARKED = (IDLE, STOPPED)
-MANIFEST_FIELDS = frozenset({"marker_style", "live_window", "dvr_window"})
+MANIFEST_FIELDS = frozenset({"marker_style", "live_window", "dvr_window", "missing_media"})
 
 
 def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +54,9 @@ def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
         "dvr_window": r.dvr_window,
         "fanout": r.fanout,
         "low_latency": {"part_duration": r.part_duration} if r.part_duration else None,
+        "missing_media": r.missing_media,
+        "slate_wait": r.slate_wait or None,
+        "run": r.run_no or None,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
         "started_at": r.started_at or None,
@@ -80,6 +83,8 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         dvr_window=body.dvr_window or s.dvr_window,
         fanout=body.fanout,
         part_duration=body.low_latency.part_duration if body.low_latency else 0.0,
+        missing_media=body.missing_media,
+        slate_wait=body.slate_wait or 0.0,
         created_at=iso(now),
         updated_at=iso(now),
     )

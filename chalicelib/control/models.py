@@ -59,6 +59,10 @@ class CreateChannel(_Body):
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
     fanout: Literal["chunk", "rendition"] = "chunk"
     low_latency: LowLatency | None = None
+    # What stands in for a missing, late or corrupt chunk (the slate, in HLS and DASH; "gap" also marks
+    # it EXT-X-GAP in HLS), and how long a ready later chunk waits for it (default: one segment).
+    missing_media: Literal["slate", "gap"] = "slate"
+    slate_wait: float | None = Field(None, ge=0.2, le=120.0)
 
     @field_validator("id")
     @classmethod
@@ -79,6 +83,8 @@ class PatchChannel(_Body):
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
     fanout: Literal["chunk", "rendition"] | None = None
     low_latency: LowLatency | None = None
+    missing_media: Literal["slate", "gap"] | None = None
+    slate_wait: float | None = Field(None, ge=0.2, le=120.0)
 
     _check_ladder = field_validator("ladder")(_ladder)
 

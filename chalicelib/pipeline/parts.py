@@ -410,11 +410,15 @@ def _transcode(deps: Deps, meta: ChannelRecord, ladder: Ladder, spec: PartSpec, 
         _wake(deps, channel, seq)
         return "duplicate"
     prev, nxt = near.get(prev_key), near.get(next_key)
+    # An unrecorded previous part (uploads racing) is read under the encoder's part name, never as a chunk.
+    ext = item.get("ext") or "ts"
+    prev_name = f"{prev_key[0]:08d}.{prev_key[1]}.{ext}" if prev_key[0] >= 0 else None
     job = TranscodeJob(channel_id=channel, seq=seq, source_path=str(src), output_dir=str(tmp / "out"), ladder=ladder,
                        media_start=float(item["start_ticks"]) / grid.TICKS, timeout=job_timeout(deps),
                        start_ticks=int(item["start_ticks"]), first_frame=int(item["first_frame"]),
                        frames=int(item["frames"]), audio_not_before=_audio_end(prev),
-                       audio_not_after=_audio_start(nxt), preroll_path=_preroll(deps, dict(item), prev, tmp), info=info)
+                       audio_not_after=_audio_start(nxt), info=info,
+                       preroll_path=_preroll(deps, dict(item), prev, tmp, prev_name) if prev_name or prev else "")
     result = deps.transcode(job)
     timing["ffmpeg_ms"] = _ms(t0)
     if not ps.claim_part_media(channel, run, seq, index, etag, deps.now()):
