@@ -99,17 +99,23 @@ def play(url: str, seconds: float, low_latency: bool) -> dict[str, Any]:
 class Blocker(threading.Thread):
     """A client doing what hls.js does in low-latency mode: always ask for the part after the last one."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, others: tuple[str, ...] = ()) -> None:
         super().__init__(daemon=True)
         self.url = url
+        self.others = others  # the other renditions' LL playlists, as the RENDITION-REPORTs name them
         self.seen: dict[tuple[int, int], float] = {}  # (msn, part) -> wall time its playlist arrived
         self.held: list[float] = []
         self.errors: list[str] = []
+        # Every answer checked against the one before (devtools.updates.ll_violations), and the delta update
+        # for the same directives against it (delta_violations): what an hls.js in LL mode merges.
+        self.versions = self.deltas = 0
+        self.violations: list[str] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         msn: int | None = None
         part = 0
+        prev: str | None = None
         while not self.stop.is_set():
             query = f"?_HLS_msn={msn}&_HLS_part={part}" if msn is not None else ""
             try:
@@ -123,11 +129,31 @@ class Blocker(threading.Thread):
                 continue
             now = time.time()
             self.held.append(float(held) / 1000)
+            self._check(prev, text, query)
+            prev = text
             for key in _parts(text):
                 self.seen.setdefault(key, now)
             report = re.search(r"LAST-MSN=(\d+),LAST-PART=(\d+)", text)  # where this playlist ends
             if report:
                 msn, part = int(report.group(1)), int(report.group(2)) + 1
+
+
+    def _check(self, prev: str | None, text: str, query: str) -> None:
+        from devtools.updates import delta_violations, ll_violations
+
+        self.versions += 1
+        self.violations += [f"v{self.versions}: {v}" for v in ll_violations(prev, text, self.others)]
+        if "CAN-SKIP-UNTIL" not in text or "#EXT-X-ENDLIST" in text:
+            return
+        try:  # the part is there now: answered at once
+            with urllib.request.urlopen(self.url + (query + "&" if query else "?") + "_HLS_skip=YES", timeout=15) as r:
+                delta = r.read().decode()
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            self.errors.append(f"delta: {str(e)[:200]}")
+            return
+        if "#EXT-X-SKIP:" in delta:
+            self.deltas += 1
+            self.violations += [f"v{self.versions} delta: {v}" for v in delta_violations(text, delta)]
 
 
 def _parts(text: str) -> list[tuple[int, int]]:
@@ -158,6 +184,38 @@ def part_times(env: dict[str, str], channel: str) -> dict[tuple[int, int], tuple
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+class _RegularWatcher(threading.Thread):
+    """The regular playlists, DVR and the MPD of the LL channel, for players that do not do LL-HLS: every
+    version checked against its predecessor and every listed URL fetched once (devtools.updates.Watcher)."""
+
+    def __init__(self, base_url: str, channel: str) -> None:
+        from devtools.updates import Watcher
+
+        super().__init__(daemon=True)
+        self.base = f"{base_url}/origin"
+        self.stop = threading.Event()
+        self.watcher = Watcher(fetch=self._fetch, channel=channel, exists=self._exists,
+                               playlists=("360p/live.m3u8", "360p/dvr.m3u8", "audio/live.m3u8", "audio/dvr.m3u8"))
+
+    def _fetch(self, path: str) -> bytes | None:
+        try:
+            with urllib.request.urlopen(f"{self.base}/{path}", timeout=10) as r:
+                return bytes(r.read())
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            return None
+
+    def _exists(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{self.base}/{path}", method="HEAD"), timeout=10):
+                return True
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            return False
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            self.watcher.poll()
 
 
 # --------------------------------------------------------------------------- IDR per part
@@ -254,8 +312,10 @@ def measure(seconds: float, skip_regular: bool = False) -> dict[str, Any]:
             except urllib.error.URLError:
                 pass
             time.sleep(1)
-        blocker = Blocker(f"{stack.base_url}/origin/bench/240p/ll.m3u8")
+        blocker = Blocker(f"{stack.base_url}/origin/bench/240p/ll.m3u8", ("../360p/ll.m3u8", "../audio/ll.m3u8"))
         blocker.start()
+        watcher = _RegularWatcher(stack.base_url, "bench")
+        watcher.start()
         t0 = time.time()
         result["ll_hls"] = play(stack.player_url(), seconds, low_latency=True)
         t1 = time.time()
@@ -268,6 +328,14 @@ def measure(seconds: float, skip_regular: bool = False) -> dict[str, Any]:
         result["blocking"] = {"published_to_answered_s": summary([a for a, _ in answered]),
                               "uploaded_to_answered_s": summary([b for _, b in answered]),
                               "held_s": summary(blocker.held), "errors": blocker.errors[:5]}
+        watcher.stop.set()
+        watcher.join(timeout=30)
+        w = watcher.watcher
+        result["updates"] = {
+            "ll_versions_checked": blocker.versions, "ll_deltas_checked": blocker.deltas,
+            "ll_violations": len(blocker.violations), "ll_violation_examples": blocker.violations[:10],
+            "regular_versions_checked": dict(w.versions), "regular_violations": len(w.violations),
+            "regular_violation_examples": w.violations[:10], "listed_urls_missing": w.missing[:10]}
         assert stack.realtime_log is not None
         result["origin_cost"] = origin_cost(stack.realtime_log, 4.0, 3)
     finally:

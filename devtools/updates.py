@@ -335,3 +335,295 @@ class Watcher:
                 continue
             worst = max(worst, seconds)
         return worst
+
+
+# --------------------------------------------------------------------------- Low-Latency HLS
+
+PART_WINDOW_TARGETS = 3  # parts are listed for the segments ending within 3 target durations of the end
+_EPS = 0.002  # seconds: EXTINF is printed to the millisecond, EXT-X-PART durations to 10 us
+_LL_ONLY = ("#EXT-X-PART:", "#EXT-X-PRELOAD-HINT:", "#EXT-X-RENDITION-REPORT:", "#EXT-X-SERVER-CONTROL:",
+            "#EXT-X-PART-INF:", "#EXT-X-SKIP:")
+
+
+@dataclass(frozen=True)
+class _Part:
+    uri: str
+    duration: float
+    independent: bool
+    gap: bool
+
+
+@dataclass
+class _LLPlaylist:
+    media_sequence: int
+    target: int
+    version: int
+    endlist: bool
+    server_control: dict[str, str]
+    part_target: float | None
+    skip: dict[str, str] | None
+    segs: list[tuple[int, str, float, bool]]  # (msn, uri, EXTINF, discontinuity) of the listed complete segments
+    parts: dict[int, list[_Part]]  # parent msn -> its listed parts, in order
+    partial_msn: int  # the msn of the segment being written (its parts follow the last complete segment)
+    partial_discontinuity: bool
+    hints: list[dict[str, str]]
+    reports: list[dict[str, str]]
+
+    @property
+    def end(self) -> float:
+        """Seconds listed after the first listed segment: complete segments plus the parts being written."""
+        return sum(d for _, _, d, _ in self.segs) + sum(p.duration for p in self.parts.get(self.partial_msn, ()))
+
+    def ends_before_end(self) -> dict[int, float]:
+        """msn -> how many seconds before the playlist's end that complete segment ends."""
+        out: dict[int, float] = {}
+        tail = sum(p.duration for p in self.parts.get(self.partial_msn, ()))
+        for msn, _, d, _ in reversed(self.segs):
+            out[msn] = tail
+            tail += d
+        return out
+
+    def last_part(self) -> tuple[int, int]:
+        """(parent msn, parts listed for it) of the newest listed part; (-1, 0) if none."""
+        for msn in sorted(self.parts, reverse=True):
+            if self.parts[msn]:
+                return msn, len(self.parts[msn])
+        return -1, 0
+
+
+def _attrs(line: str) -> dict[str, str]:
+    return {k: v.strip('"') for k, v in _ATTR_RE.findall(line.split(":", 1)[1])}
+
+
+def _parse_ll(text: str) -> _LLPlaylist:
+    ms = target = 0
+    version = 1
+    control: dict[str, str] = {}
+    part_target: float | None = None
+    skip: dict[str, str] | None = None
+    segs: list[tuple[int, str, float, bool]] = []
+    parts: dict[int, list[_Part]] = {}
+    pending: list[_Part] = []
+    hints: list[dict[str, str]] = []
+    reports: list[dict[str, str]] = []
+    extinf: float | None = None
+    disc = endlist = False
+    msn: int | None = None
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            ms = int(line.split(":")[1])
+        elif line.startswith("#EXT-X-TARGETDURATION:"):
+            target = int(line.split(":")[1])
+        elif line.startswith("#EXT-X-VERSION:"):
+            version = int(line.split(":")[1])
+        elif line.startswith("#EXT-X-SERVER-CONTROL:"):
+            control = _attrs(line)
+        elif line.startswith("#EXT-X-PART-INF:"):
+            part_target = float(_attrs(line).get("PART-TARGET", "nan"))
+        elif line.startswith("#EXT-X-SKIP:"):
+            skip = _attrs(line)
+        elif line.startswith("#EXT-X-PART:"):
+            a = _attrs(line)
+            pending.append(_Part(a.get("URI", ""), float(a.get("DURATION", "nan")), a.get("INDEPENDENT") == "YES",
+                                 a.get("GAP") == "YES"))
+        elif line.startswith("#EXT-X-PRELOAD-HINT:"):
+            hints.append(_attrs(line))
+        elif line.startswith("#EXT-X-RENDITION-REPORT:"):
+            reports.append(_attrs(line))
+        elif line.startswith("#EXT-X-DISCONTINUITY") and not line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE"):
+            disc = True
+        elif line.startswith("#EXT-X-ENDLIST"):
+            endlist = True
+        elif line.startswith("#EXTINF:"):
+            extinf = float(line.split(":")[1].split(",")[0])
+        elif line and not line.startswith("#"):
+            if msn is None:
+                msn = ms + int((skip or {}).get("SKIPPED-SEGMENTS", 0))
+            if pending:
+                parts[msn] = pending
+            segs.append((msn, line, float(extinf if extinf is not None else math.nan), disc))
+            pending, extinf, disc, msn = [], None, False, msn + 1
+    if msn is None:
+        msn = ms + int((skip or {}).get("SKIPPED-SEGMENTS", 0))
+    if pending:
+        parts[msn] = pending
+    return _LLPlaylist(ms, target, version, endlist, control, part_target, skip, segs, parts, msn, disc, hints,
+                       reports)
+
+
+def regular_view(ll_text: str) -> str:
+    """The LL playlist as a regular client reads it: no LL tags and no segment being written (its tags
+    follow the last complete segment). hls_violations applies to it unchanged."""
+    lines = [ln for ln in ll_text.splitlines() if not ln.startswith(_LL_ONLY)]
+    last_uri = max((i for i, ln in enumerate(lines) if ln and not ln.startswith("#")), default=-1)
+    if last_uri < 0:
+        head = [ln for ln in lines if not ln.startswith(("#EXT-X-PROGRAM-DATE-TIME", "#EXT-X-DATERANGE",
+                                                          "#EXT-X-CUE", "#EXT-X-MAP", "#EXT-X-DISCONTINUITY:"))]
+        return "\n".join(head) + "\n"
+    tail = ["#EXT-X-ENDLIST"] if "#EXT-X-ENDLIST" in lines[last_uri + 1:] else []
+    return "\n".join(lines[: last_uri + 1] + tail) + "\n"
+
+
+def ll_violations(prev_text: str | None, cur_text: str, renditions: Iterable[str] = ()) -> list[str]:
+    """What RFC 8216bis (4.4.3.7-8, 4.4.4.9, 4.4.5.1-2, 6.2.2, 6.2.5) and this origin's contract forbid in a
+    full LL-HLS media playlist `cur_text`, and between it and the previous full version `prev_text`:
+    - EXT-X-SERVER-CONTROL with CAN-BLOCK-RELOAD=YES, PART-HOLD-BACK >= 2 x PART-TARGET (and >= 3 x, as
+      advised), CAN-SKIP-UNTIL >= 6 x TARGETDURATION; EXT-X-PART-INF when parts are listed;
+    - every part at most PART-TARGET long and INDEPENDENT=YES (each starts on an IDR); a complete segment's
+      parts add up to its EXTINF;
+    - parts are listed for whole parent segments, for every segment ending within 3 target durations of
+      the end that had them, and for none ending more than 3 target durations before the end;
+    - one EXT-X-PRELOAD-HINT:TYPE=PART on a live playlist, naming a part not listed yet; the first part
+      added in the next version is the hinted one (unless that part starts a discontinuity);
+    - an EXT-X-RENDITION-REPORT for every other rendition in `renditions` (URIs as listed), none for itself,
+      with a LAST-MSN within one segment of this playlist's edge;
+    - between versions: a part keeps its URI, duration, INDEPENDENT and GAP; parts are only appended to
+      the segment being written and never to a complete one; the newest part never goes back;
+    - plus every RFC 8216bis 6.2.1/6.2.2 rule of `hls_violations` on the regular view of both versions.
+    A Playlist Delta Update is checked against a full playlist by `delta_violations`."""
+    cur = _parse_ll(cur_text)
+    out = [f"regular view: {v}" for v in hls_violations(
+        regular_view(prev_text) if prev_text is not None else None, regular_view(cur_text), live=True)]
+    if cur.skip is not None:
+        out.append("a full playlist carries EXT-X-SKIP")
+    c = cur.server_control
+    pt = cur.part_target
+    if c.get("CAN-BLOCK-RELOAD") != "YES":
+        out.append("EXT-X-SERVER-CONTROL lacks CAN-BLOCK-RELOAD=YES")
+    if cur.parts and pt is None:
+        out.append("EXT-X-PART without EXT-X-PART-INF")
+    if pt is not None:
+        hold = float(c.get("PART-HOLD-BACK", "nan"))
+        if not hold >= 2 * pt - 1e-6:
+            out.append(f"PART-HOLD-BACK {c.get('PART-HOLD-BACK')} is less than twice PART-TARGET {pt}")
+        elif hold < 3 * pt - 1e-3:
+            out.append(f"PART-HOLD-BACK {hold} is less than three PART-TARGETs ({pt})")
+    if "CAN-SKIP-UNTIL" in c and float(c["CAN-SKIP-UNTIL"]) < 6 * cur.target - 1e-6:
+        out.append(f"CAN-SKIP-UNTIL {c['CAN-SKIP-UNTIL']} is less than six target durations ({cur.target})")
+    extinf = {msn: d for msn, _, d, _ in cur.segs}
+    for msn, plist in cur.parts.items():
+        for p in plist:
+            if pt is not None and p.duration > pt + 1e-5:
+                out.append(f"part {p.uri} lasts {p.duration} s, more than PART-TARGET {pt}")
+            if not p.independent:
+                out.append(f"part {p.uri} is not INDEPENDENT=YES")
+        if msn in extinf and abs(sum(p.duration for p in plist) - extinf[msn]) > _EPS:
+            out.append(f"the parts of segment {msn} add up to {sum(p.duration for p in plist):.5f} s, "
+                       f"its EXTINF is {extinf[msn]}")
+    before_end = cur.ends_before_end()
+    window = PART_WINDOW_TARGETS * cur.target
+    for msn, plist in cur.parts.items():
+        if plist and before_end.get(msn, 0.0) > window + _EPS:
+            out.append(f"parts of segment {msn} listed though it ends {before_end[msn]:.3f} s "
+                       f"(more than {PART_WINDOW_TARGETS} target durations) before the end")
+    with_parts = sorted(m for m in cur.parts if m in extinf)
+    if with_parts and any(m not in cur.parts for m in extinf if m > with_parts[0]):
+        out.append(f"a segment after {with_parts[0]} has no parts while an older one has")
+    listed = {p.uri for plist in cur.parts.values() for p in plist}
+    part_hints = [h for h in cur.hints if h.get("TYPE") == "PART"]
+    if not cur.endlist and pt is not None and len(part_hints) != 1:
+        out.append(f"{len(part_hints)} EXT-X-PRELOAD-HINT:TYPE=PART on a live LL playlist (one expected)")
+    for h in part_hints:
+        if h.get("URI") in listed:
+            out.append(f"EXT-X-PRELOAD-HINT names {h.get('URI')}, a part already listed")
+    out += _report_violations(cur, list(renditions))
+    if prev_text is None:
+        return out
+    prev = _parse_ll(prev_text)
+    if prev.endlist:
+        return out  # hls_violations flags any change after ENDLIST
+    prev_extinf = {msn: d for msn, _, d, _ in prev.segs}
+    for msn, old in prev.parts.items():
+        new = cur.parts.get(msn)
+        if new is None:
+            still = before_end.get(msn)
+            if still is not None and still < window - _EPS and msn in extinf:
+                out.append(f"parts of segment {msn} removed while it ends only {still:.3f} s before the end")
+            continue
+        if new[: len(old)] != old:
+            out.append(f"parts of segment {msn} changed: {[p.uri for p in old]} -> {[p.uri for p in new]}")
+        if len(new) > len(old) and msn in prev_extinf:
+            out.append(f"parts added to segment {msn}, complete in the previous version")
+    if cur.last_part() < prev.last_part() and cur.media_sequence <= prev.last_part()[0]:
+        out.append(f"the newest part went back: {prev.last_part()} -> {cur.last_part()}")
+    prev_hint = next((h.get("URI") for h in prev.hints if h.get("TYPE") == "PART"), None)
+    added = _added_parts(prev, cur)
+    if prev_hint and added and added[0][1].uri != prev_hint:
+        msn = added[0][0]
+        starts_disc = (msn == cur.partial_msn and cur.partial_discontinuity) or any(
+            m == msn and d for m, _, _, d in cur.segs)
+        if not (starts_disc and not prev.parts.get(msn)):
+            out.append(f"the first part added is {added[0][1].uri}, the previous version hinted {prev_hint}")
+    return out
+
+
+def _added_parts(prev: _LLPlaylist, cur: _LLPlaylist) -> list[tuple[int, _Part]]:
+    out = []
+    for msn in sorted(cur.parts):
+        if msn < prev.partial_msn:
+            continue
+        old = prev.parts.get(msn, []) if msn == prev.partial_msn else []
+        out += [(msn, p) for p in cur.parts[msn][len(old):]]
+    return out
+
+
+def _report_violations(cur: _LLPlaylist, renditions: list[str]) -> list[str]:
+    if not renditions:
+        return []
+    out = []
+    uris = [r.get("URI", "") for r in cur.reports]
+    for name in renditions:
+        n = uris.count(name)
+        if n != 1 and not cur.endlist:
+            out.append(f"{n} EXT-X-RENDITION-REPORT for {name} (one expected)")
+    for r in cur.reports:
+        if r.get("URI") not in renditions:
+            out.append(f"EXT-X-RENDITION-REPORT for {r.get('URI')}, not another rendition")
+        if "LAST-MSN" not in r:
+            out.append(f"EXT-X-RENDITION-REPORT for {r.get('URI')} without LAST-MSN")
+            continue
+        edge = cur.partial_msn if cur.parts.get(cur.partial_msn) else cur.partial_msn - 1
+        if abs(int(r["LAST-MSN"]) - edge) > 1:
+            out.append(f"EXT-X-RENDITION-REPORT for {r.get('URI')}: LAST-MSN {r['LAST-MSN']} is more than one "
+                       f"segment from this playlist's edge {edge}")
+    return out
+
+
+def delta_violations(full_text: str, delta_text: str) -> list[str]:
+    """A Playlist Delta Update (`_HLS_skip=YES|v2`) against a full playlist of about the same moment: the
+    same MEDIA-SEQUENCE, SKIPPED-SEGMENTS counting exactly the segments it leaves out, those only beyond the
+    Skip Boundary (what it still lists lasts at least CAN-SKIP-UNTIL), EXT-X-VERSION 9 (10 with
+    RECENTLY-REMOVED-DATERANGES), and everything after the skipped segments as in the full playlist
+    (segments, their parts, up to the newer of the two's edge)."""
+    full, delta = _parse_ll(full_text), _parse_ll(delta_text)
+    out: list[str] = []
+    if delta.skip is None:
+        return ["no EXT-X-SKIP in the delta update"]
+    until = float(full.server_control.get("CAN-SKIP-UNTIL", "nan"))
+    if math.isnan(until):
+        out.append("a delta update for a playlist without CAN-SKIP-UNTIL")
+    need = 10 if "RECENTLY-REMOVED-DATERANGES" in delta.skip else 9
+    if delta.version < need:
+        out.append(f"EXT-X-SKIP in EXT-X-VERSION {delta.version} (at least {need})")
+    if delta.media_sequence != full.media_sequence:
+        out.append(f"MEDIA-SEQUENCE {delta.media_sequence} in the delta, {full.media_sequence} in the full playlist")
+    skipped = int(delta.skip.get("SKIPPED-SEGMENTS", "-1"))
+    first = delta.segs[0][0] if delta.segs else delta.partial_msn
+    full_msns = [m for m, _, _, _ in full.segs]
+    if skipped < 0 or (full_msns and skipped > len(full_msns)):
+        out.append(f"SKIPPED-SEGMENTS={skipped} with {len(full_msns)} segments in the full playlist")
+    if full_msns and first != full.media_sequence + skipped:
+        out.append(f"the delta's first segment is {first}, MEDIA-SEQUENCE + SKIPPED-SEGMENTS is "
+                   f"{full.media_sequence + skipped}")
+    if not math.isnan(until) and sum(d for _, _, d, _ in delta.segs) < until - _EPS:
+        out.append(f"the delta lists {sum(d for _, _, d, _ in delta.segs):.3f} s, less than CAN-SKIP-UNTIL {until}")
+    edge = min(full.partial_msn, delta.partial_msn)
+    a = [(m, u, d) for m, u, d, _ in full.segs if first <= m < edge]
+    b = [(m, u, d) for m, u, d, _ in delta.segs if m < edge]
+    if a != b:
+        out.append(f"the delta's segments {[u for _, u, _ in b]} are not the full playlist's {[u for _, u, _ in a]}")
+    for msn in set(full.parts) & set(delta.parts):
+        x, y = full.parts[msn], delta.parts[msn]
+        if x[: len(y)] != y[: len(x)]:
+            out.append(f"the parts of segment {msn} differ between the delta and the full playlist")
+    return out

@@ -27,6 +27,7 @@ from chalicelib.media.ladder import TEST_LADDER
 from chalicelib.pipeline.llorigin import Request
 from chalicelib.transcode import boxes
 from chalicelib.transcode.ffmpeg import find_binary
+from devtools import updates
 from slipstream_cli import push
 
 pytestmark = pytest.mark.integration
@@ -53,6 +54,7 @@ def ll_channel(deployed: Any, boto: Callable[[str], Any], wait_for: Callable[...
     env = {**os.environ, **deployed.env()}
     handle = ll_origin_handler(env)
     answers: list[tuple[float, str]] = []
+    deltas: list[tuple[str, str]] = []  # (full answer, the delta update for the same directives)
     stop = threading.Event()
 
     def hold() -> None:
@@ -66,6 +68,10 @@ def ll_channel(deployed: Any, boto: Callable[[str], Any], wait_for: Callable[...
                 continue
             text = resp.text
             answers.append((time.time(), text))
+            if "#EXT-X-ENDLIST" not in text:
+                delta = handle(Request.of(f"/{CID}/240p/ll.m3u8", f"{query}&_HLS_skip=YES".lstrip("&")))
+                if delta.status == 200 and "#EXT-X-SKIP:" in delta.text:
+                    deltas.append((text, delta.text))
             report = [ln for ln in text.splitlines() if ln.startswith('#EXT-X-RENDITION-REPORT:URI="../360p')]
             if report:
                 fields = dict(kv.split("=") for kv in report[0].split(",")[1:])
@@ -73,6 +79,24 @@ def ll_channel(deployed: Any, boto: Callable[[str], Any], wait_for: Callable[...
 
     holder = threading.Thread(target=hold, daemon=True)
     holder.start()
+    s3 = boto("s3")
+
+    def fetch(key: str) -> bytes | None:
+        try:
+            return origin_bytes(boto, deployed.origin_bucket, key)
+        except s3.exceptions.NoSuchKey:
+            return None
+
+    # The regular playlists, DVR and the MPD of the LL channel, for players that do not do LL-HLS.
+    watcher = updates.Watcher(fetch, CID, playlists=tuple(f"{r}/{w}.m3u8" for r in TEST_LADDER.names
+                                                          for w in ("live", "dvr")))
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            watcher.poll()
+
+    watching = threading.Thread(target=watch, daemon=True)
+    watching.start()
     parser = argparse.ArgumentParser()
     push.add_parser(parser.add_subparsers())
     args = parser.parse_args(["push", "--channel", CID, "--bucket", deployed.ingest_bucket, "--size", "320x180",
@@ -90,7 +114,9 @@ def ll_channel(deployed: Any, boto: Callable[[str], Any], wait_for: Callable[...
     wait_for(listed, timeout=300, interval=1, what=f"all {len(want)} segments in the dvr playlist")
     stop.set()
     holder.join(timeout=10)
-    return {"want": want, "answers": answers, "handle": handle}
+    watching.join(timeout=30)
+    watcher.poll()
+    return {"want": want, "answers": answers, "deltas": deltas, "handle": handle, "watcher": watcher}
 
 
 def test_a_blocking_client_receives_every_part_in_turn(ll_channel: dict[str, Any]) -> None:
@@ -108,6 +134,27 @@ def test_a_blocking_client_receives_every_part_in_turn(ll_channel: dict[str, Any
     assert all(b in ((a[0], a[1] + 1), (a[0] + 1, 0)) for a, b in itertools.pairwise(keys))
     last = ll_channel["answers"][-1][1]
     assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in last and "#EXT-X-PRELOAD-HINT:TYPE=PART" in last
+
+
+def test_every_ll_version_keeps_the_update_rules_and_every_delta_matches_its_full_playlist(
+        ll_channel: dict[str, Any]) -> None:
+    """RFC 8216bis 6.2.1/6.2.2 on the regular view, and the LL rules (parts only for the last 3 target
+    durations, in whole segments; one PRELOAD-HINT naming the part that comes next; a RENDITION-REPORT for
+    each other rendition; SERVER-CONTROL limits), each answer against the one before."""
+    texts = [t for _, t in ll_channel["answers"]]
+    found = [f"v{i}: {v}" for i, (a, b) in enumerate(itertools.pairwise([None, *texts]))
+             for v in updates.ll_violations(a, b, ("../360p/ll.m3u8", "../audio/ll.m3u8"))]
+    assert found == [] and len(texts) >= 16
+    assert ll_channel["deltas"], "no delta update skipped anything"
+    assert [v for full, delta in ll_channel["deltas"] for v in updates.delta_violations(full, delta)] == []
+
+
+def test_the_regular_playlists_dvr_and_mpd_of_an_ll_channel_keep_their_update_rules(
+        ll_channel: dict[str, Any]) -> None:
+    w = ll_channel["watcher"]
+    assert w.violations == [] and w.missing == []
+    assert all(w.versions.get(f"{CID}/{r}/{x}", 0) >= 3 for r in TEST_LADDER.names for x in ("live.m3u8", "dvr.m3u8"))
+    assert w.versions.get(f"{CID}/manifest.mpd", 0) >= 3
 
 
 def test_parts_start_on_an_idr_and_the_full_segment_is_their_fragments(
@@ -146,9 +193,7 @@ def test_the_segments_made_of_parts_decode_as_one_seamless_stream(
 
 def test_bad_directives_are_400_and_unknown_renditions_404_at_once(ll_channel: dict[str, Any]) -> None:
     handle = ll_channel["handle"]
-    t0 = time.monotonic()
     assert handle(Request.of(f"/{CID}/360p/ll.m3u8", "_HLS_part=1")).status == 400
     assert handle(Request.of(f"/{CID}/360p/ll.m3u8", "_HLS_msn=-1")).status == 400
     assert handle(Request.of(f"/{CID}/4k/ll.m3u8")).status == 404
     assert handle(Request.of("/nope/360p/ll.m3u8")).status == 404
-    assert time.monotonic() - t0 < 5
