@@ -341,6 +341,9 @@ class Watcher:
 
 PART_WINDOW_TARGETS = 3  # parts are listed for the segments ending within 3 target durations of the end
 _EPS = 0.002  # seconds: EXTINF is printed to the millisecond, EXT-X-PART durations to 10 us
+# The part window is drawn on the video clock; an audio playlist's segments (whole AAC frames) end up to
+# about one AAC frame off it.
+_EDGE = 0.05
 _LL_ONLY = ("#EXT-X-PART:", "#EXT-X-PRELOAD-HINT:", "#EXT-X-RENDITION-REPORT:", "#EXT-X-SERVER-CONTROL:",
             "#EXT-X-PART-INF:", "#EXT-X-SKIP:")
 
@@ -513,7 +516,7 @@ def ll_violations(prev_text: str | None, cur_text: str, renditions: Iterable[str
     before_end = cur.ends_before_end()
     window = PART_WINDOW_TARGETS * cur.target
     for msn, plist in cur.parts.items():
-        if plist and before_end.get(msn, 0.0) > window + _EPS:
+        if plist and before_end.get(msn, 0.0) > window + _EDGE:
             out.append(f"parts of segment {msn} listed though it ends {before_end[msn]:.3f} s "
                        f"(more than {PART_WINDOW_TARGETS} target durations) before the end")
     with_parts = sorted(m for m in cur.parts if m in extinf)
@@ -537,7 +540,7 @@ def ll_violations(prev_text: str | None, cur_text: str, renditions: Iterable[str
         new = cur.parts.get(msn)
         if new is None:
             still = before_end.get(msn)
-            if still is not None and still < window - _EPS and msn in extinf:
+            if still is not None and still < window - _EDGE and msn in extinf:
                 out.append(f"parts of segment {msn} removed while it ends only {still:.3f} s before the end")
             continue
         if new[: len(old)] != old:

@@ -581,8 +581,7 @@ def render_ll(tl: Timeline, rendition: str, ll: LowLatency, skip: str = "") -> s
     parts_from = end - PART_TARGETS * p.target  # parts of segments ending after this are listed
     skipped = 0
     if skip and complete > start:
-        kept = window_of(segs[start:complete], until, 0)
-        skipped = complete - start - len(kept)
+        skipped = complete - start - _skip_kept(tl, segs[start:complete], audio, until)
     if skipped:
         text += _skip_tags(tl, p, texts, start, skipped, skip, until)
     elif start < count:
@@ -622,6 +621,20 @@ def render_ll(tl: Timeline, rendition: str, ll: LowLatency, skip: str = "") -> s
             report += f",LAST-PART={edge.part_index}"
         text += report + "\n"
     return text
+
+
+def _skip_kept(tl: Timeline, segs: tuple[Segment, ...], audio: bool, until: float) -> int:
+    """How many of the newest complete segments a delta update keeps: the fewest whose EXTINFs, as this
+    rendition lists them (audio: its own AAC-frame durations, off the video's by up to a frame), add up to
+    the Skip Boundary; only segments wholly before it are skipped."""
+    rate = tl.ladder.audio.sample_rate
+    total, n = 0.0, 0
+    for s in reversed(segs):
+        if total >= until - 1e-9:
+            break
+        total += round(s.audio_duration(rate) if audio else s.duration, 3)
+        n += 1
+    return n
 
 
 def _next_part(tl: Timeline, ll: LowLatency, p: Prepared, count: int, partial: bool) -> tuple[str, int, int] | None:

@@ -36,14 +36,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import ValidationError
 from ..media import grid, hls
 from ..media.ladder import Ladder
-from ..media.parts import Directives, Edge, PartSpec, PartState, parse_directives
+from ..media.parts import RECEIVED, Directives, Edge, PartSpec, PartState, parse_directives
 from ..media.timeline import Timeline
 from ..records import ID_RE, INGEST_STATES, ChannelRecord, run_name
 from . import assemble
@@ -56,6 +56,7 @@ from .store import publish_state
 
 POLL = 0.03  # seconds between looks at the PRT# items while a request is held (near the part's due time)
 EARLY = 0.15  # seconds before the next part is due that polling starts (until then nothing can change)
+RECENT_PARTS = 8  # published parts whose transcode times predict the next one's
 REFRESH = 2.0  # seconds a view's channel record, PUB state and windows may be reused (a stop is seen this late)
 HOLD_TARGETS = 3  # a request is never held longer than this many target durations (RFC 8216bis 6.2.5.2)
 PLAYLIST = "application/vnd.apple.mpegurl"
@@ -120,11 +121,24 @@ class View:
     complete: int | None = None  # the segment being written has all its parts: its SEG# is about to appear
 
     def quiet(self, now: datetime) -> float:
-        """Seconds in which no new part is expected: the encoder sends one every part duration, so a held
-        request sleeps until shortly before the next one is due instead of polling all along."""
-        if self.last_ready is None:
+        """Seconds in which no new part is expected, so a held request sleeps until shortly before then
+        instead of polling all along. A part is published no sooner than the fastest recent transcode after
+        it was received: the oldest part being transcoded is due then; with none, the next upload is due a
+        part duration after the newest (the encoder's cadence). Anchored on receptions, not on the last
+        publish: a fast transcode after a slow one comes sooner than a part duration after it."""
+        renditions = frozenset(self.ladder.names)
+        filled = [s for s in self.states.values() if s.filled(renditions)]
+        if not filled:
             return 0.0
-        return (self.last_ready - now).total_seconds() + self.spec.part_duration - EARLY
+        recent = sorted(filled, key=lambda s: s.received_at)[-RECENT_PARTS:]
+        fastest = max(0.0, min((s.ready_at - s.received_at).total_seconds() for s in recent))
+        pending = [s.received_at for s in self.states.values() if s.status == RECEIVED and not s.filled(renditions)]
+        if pending:
+            due = min(pending) + timedelta(seconds=fastest)
+        else:
+            newest = max(s.received_at for s in self.states.values())
+            due = newest + timedelta(seconds=self.spec.part_duration + fastest)
+        return (due - now).total_seconds() - EARLY
 
     @property
     def final(self) -> bool:

@@ -442,3 +442,46 @@ def test_a_deleted_channel_answers_with_its_ended_playlist_not_a_wait(ll: Pipeli
     t = Time()
     resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=0", t)
     assert resp.status == 200 and resp.text.endswith("#EXT-X-ENDLIST\n") and t.sleeps == 0
+
+
+# --------------------------------------------------------------------------- the update rules
+
+
+def test_every_ll_version_the_origin_serves_keeps_the_update_rules_through_a_lost_part_and_a_stop(
+        ll: Pipeline) -> None:
+    """Given parts arriving one by one for 9 segments, one of them lost (slated) and the channel stopping,
+    when the origin's full LL playlist of each rendition is read after each part, then every version passes
+    the LL rules against the one before (devtools.updates.ll_violations), and each delta update matches
+    the full playlist of the same moment."""
+    from devtools.updates import delta_violations, ll_violations
+
+    names = ("360p", "240p", "audio")
+    prev: dict[str, str | None] = dict.fromkeys(names)
+    found: list[str] = []
+    deltas = 0
+
+    def look(label: str) -> None:
+        nonlocal deltas
+        for r in names:
+            text = get(ll, f"/{CH}/{r}/ll.m3u8").text
+            others = tuple(f"../{o}/ll.m3u8" for o in names if o != r)
+            found.extend(f"{label} {r}: {v}" for v in ll_violations(prev[r], text, others))
+            prev[r] = text
+            if "#EXT-X-ENDLIST" not in text:
+                delta = get(ll, f"/{CH}/{r}/ll.m3u8", "_HLS_skip=v2" if deltas % 2 else "_HLS_skip=YES").text
+                if "#EXT-X-SKIP:" in delta:
+                    deltas += 1
+                    found.extend(f"{label} {r} delta: {v}" for v in delta_violations(text, delta))
+
+    for seq in range(9):
+        for i in range(K):
+            if (seq, i) == (4, 2):
+                ll.clock.advance(0.5)  # lost on its way: slated once a later part has waited
+                continue
+            send(ll, seq, i)
+            look(f"{seq}.{i}")
+    ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                         ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": records.STOPPING})
+    look("stopped")
+    assert found == [], found[:10]
+    assert deltas > 0 and all(p is not None and p.endswith("#EXT-X-ENDLIST\n") for p in prev.values())
