@@ -593,38 +593,38 @@ def _report_violations(cur: _LLPlaylist, renditions: list[str]) -> list[str]:
 
 
 def delta_violations(full_text: str, delta_text: str) -> list[str]:
-    """A Playlist Delta Update (`_HLS_skip=YES|v2`) against a full playlist of about the same moment: the
-    same MEDIA-SEQUENCE, SKIPPED-SEGMENTS counting exactly the segments it leaves out, those only beyond the
-    Skip Boundary (what it still lists lasts at least CAN-SKIP-UNTIL), EXT-X-VERSION 9 (10 with
-    RECENTLY-REMOVED-DATERANGES), and everything after the skipped segments as in the full playlist
-    (segments, their parts, up to the newer of the two's edge)."""
+    """A Playlist Delta Update (`_HLS_skip=YES|v2`) against the full playlist a client holds (of the same moment or
+    older): can the client merge it? MEDIA-SEQUENCE never behind the full playlist's; every skipped segment is one
+    the client has; what the delta still lists lasts at least CAN-SKIP-UNTIL (only segments beyond the Skip Boundary
+    are skipped); EXT-X-VERSION 9 (10 with RECENTLY-REMOVED-DATERANGES); a segment in both is the same (URI, EXTINF)
+    and so are the parts they both list."""
     full, delta = _parse_ll(full_text), _parse_ll(delta_text)
     out: list[str] = []
     if delta.skip is None:
         return ["no EXT-X-SKIP in the delta update"]
-    until = float(full.server_control.get("CAN-SKIP-UNTIL", "nan"))
+    until = float(delta.server_control.get("CAN-SKIP-UNTIL", "nan"))
     if math.isnan(until):
         out.append("a delta update for a playlist without CAN-SKIP-UNTIL")
     need = 10 if "RECENTLY-REMOVED-DATERANGES" in delta.skip else 9
     if delta.version < need:
         out.append(f"EXT-X-SKIP in EXT-X-VERSION {delta.version} (at least {need})")
-    if delta.media_sequence != full.media_sequence:
-        out.append(f"MEDIA-SEQUENCE {delta.media_sequence} in the delta, {full.media_sequence} in the full playlist")
+    if delta.media_sequence < full.media_sequence:
+        out.append(f"MEDIA-SEQUENCE {delta.media_sequence} in the delta, behind the full playlist's "
+                   f"{full.media_sequence}")
+    # The delta's segments are numbered from MEDIA-SEQUENCE + SKIPPED-SEGMENTS (_parse_ll): a miscount
+    # shows as segments that differ from the full playlist's of the same number.
     skipped = int(delta.skip.get("SKIPPED-SEGMENTS", "-1"))
-    first = delta.segs[0][0] if delta.segs else delta.partial_msn
-    full_msns = [m for m, _, _, _ in full.segs]
-    if skipped < 0 or (full_msns and skipped > len(full_msns)):
-        out.append(f"SKIPPED-SEGMENTS={skipped} with {len(full_msns)} segments in the full playlist")
-    if full_msns and first != full.media_sequence + skipped:
-        out.append(f"the delta's first segment is {first}, MEDIA-SEQUENCE + SKIPPED-SEGMENTS is "
-                   f"{full.media_sequence + skipped}")
+    if skipped < 0:
+        out.append(f"SKIPPED-SEGMENTS={skipped}")
+    held = {m: (u, d) for m, u, d, _ in full.segs}
+    missing = [m for m in range(delta.media_sequence, delta.media_sequence + max(0, skipped)) if m not in held]
+    if missing:
+        out.append(f"the delta skips segments {missing[0]}..{missing[-1]}, not in the full playlist")
     if not math.isnan(until) and sum(d for _, _, d, _ in delta.segs) < until - _EPS:
         out.append(f"the delta lists {sum(d for _, _, d, _ in delta.segs):.3f} s, less than CAN-SKIP-UNTIL {until}")
-    edge = min(full.partial_msn, delta.partial_msn)
-    a = [(m, u, d) for m, u, d, _ in full.segs if first <= m < edge]
-    b = [(m, u, d) for m, u, d, _ in delta.segs if m < edge]
-    if a != b:
-        out.append(f"the delta's segments {[u for _, u, _ in b]} are not the full playlist's {[u for _, u, _ in a]}")
+    for m, u, d, _ in delta.segs:
+        if m in held and held[m] != (u, d):
+            out.append(f"segment {m} is {u} ({d}) in the delta, {held[m][0]} ({held[m][1]}) in the full playlist")
     for msn in set(full.parts) & set(delta.parts):
         x, y = full.parts[msn], delta.parts[msn]
         if x[: len(y)] != y[: len(x)]:
