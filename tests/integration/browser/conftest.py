@@ -39,7 +39,7 @@ def run_player(browser_ready: None, tmp_path: Path) -> PlayerRun:
 
     def run(url: str, *, play: float = 20, ad_break: bool = False, fmt: str = "", start_timeout: float = 120,
             marker_timeout: float = 60, screenshot: Path | None = None, engine: str = "", signing: str = "",
-            full: bool = False) -> dict[str, Any]:
+            full: bool = False, ll: bool = False) -> dict[str, Any]:
         argv = ["node", str(SPEC), url, "--play", str(play), "--start-timeout", str(start_timeout),
                 "--marker-timeout", str(marker_timeout),
                 "--screenshot", str(screenshot or tmp_path / "player.png")]
@@ -53,6 +53,8 @@ def run_player(browser_ready: None, tmp_path: Path) -> PlayerRun:
             argv += ["--signing", signing]
         if full:
             argv.append("--full")
+        if ll:
+            argv.append("--ll")
         # --full adds the break wait (marker + 40 s), a rendition switch (40 s) and the DVR reload (60 s).
         budget = start_timeout + play + marker_timeout + 60 + (180 + marker_timeout if full else 0)
         proc = subprocess.run(argv, cwd=ROOT / "web", capture_output=True, text=True, timeout=budget, check=False)
