@@ -45,6 +45,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import m3u8
+
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "web" / "tests" / "player.spec.mjs"
 VIEWERS = 1000
@@ -198,6 +200,8 @@ class _RegularWatcher(threading.Thread):
         self.base = f"{base_url}/origin"
         self.stop = threading.Event()
         self.load: list[float] = []
+        self.edge_delay: list[float] = []  # seconds, up to one poll late
+        self._seen_edge = ""
         self.watcher = Watcher(fetch=self._fetch, channel=channel, exists=self._exists,
                                playlists=("360p/live.m3u8", "360p/dvr.m3u8", "audio/live.m3u8", "audio/dvr.m3u8"))
 
@@ -219,6 +223,19 @@ class _RegularWatcher(threading.Thread):
         while not self.stop.wait(1.0):
             self.watcher.poll()
             self.load.append(os.getloadavg()[0])  # another job on the machine shows here
+            self._edge()
+
+    def _edge(self) -> None:
+        """How long after its last frame's PROGRAM-DATE-TIME the newest segment of live.m3u8 is seen (the
+        regular players' share of glass-to-glass, before their hold-back)."""
+        text = self.watcher.last("360p/live.m3u8")
+        if not text or text == self._seen_edge:
+            return
+        self._seen_edge = text
+        last = m3u8.loads(text).segments[-1:]
+        if last and last[0].program_date_time is not None:
+            end = last[0].program_date_time.timestamp() + float(last[0].duration)
+            self.edge_delay.append(time.time() - end)
 
 
 # --------------------------------------------------------------------------- IDR per part
@@ -339,6 +356,7 @@ def measure(seconds: float, skip_regular: bool = False) -> dict[str, Any]:
             "ll_violations": len(blocker.violations), "ll_violation_examples": blocker.violations[:10],
             "regular_versions_checked": dict(w.versions), "regular_violations": len(w.violations),
             "regular_violation_examples": w.violations[:10], "listed_urls_missing": w.missing[:10]}
+        result["regular_live_edge_delay_s"] = summary(watcher.edge_delay)
         result["load_average_1min"] = summary(watcher.load)  # 2 cores: above ~2.5 the numbers are not the stack's
         assert stack.realtime_log is not None
         result["origin_cost"] = origin_cost(stack.realtime_log, 4.0, 3)
