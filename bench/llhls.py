@@ -345,7 +345,11 @@ def measure(seconds: float, skip_regular: bool = False) -> dict[str, Any]:
         times = part_times(stack.env, "bench")
         answered = [(blocker.seen[k] - times[k][1], blocker.seen[k] - times[k][0]) for k in blocker.seen
                     if k in times and t0 + 5 < blocker.seen[k] < t1]
+        by_part = {f"part_{i}": summary([blocker.seen[k] - times[k][1] for k in blocker.seen
+                                         if k[1] == i and k in times and t0 + 5 < blocker.seen[k] < t1])
+                   for i in range(4)}  # part 0 waits for the segment before it to be written in full
         result["blocking"] = {"published_to_answered_s": summary([a for a, _ in answered]),
+                              "published_to_answered_by_part_s": by_part,
                               "uploaded_to_answered_s": summary([b for _, b in answered]),
                               "held_s": summary(blocker.held), "errors": blocker.errors[:5]}
         watcher.stop.set()
