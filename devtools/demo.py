@@ -318,6 +318,9 @@ class DemoRequestHandler(BaseHTTPRequestHandler):
         size, ctype, grant = 0, "application/json", ""
         try:
             status, size, ctype, grant = self._serve_origin(key, head)
+        except (BrokenPipeError, ConnectionResetError):
+            status = 0  # the viewer went away before the answer (a closed page, an aborted fetch): CloudFront's 000
+            raise
         finally:
             log = self.config.realtime_log
             if log is not None:

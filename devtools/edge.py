@@ -148,12 +148,12 @@ class RealtimeLog:
             "cs-host": host,
             "cs-uri-stem": path,
             "cs-uri-query": query or "-",
-            "sc-status": str(status),
+            "sc-status": f"{status:03d}" if status == 0 else str(status),
             "sc-bytes": str(size),
             "time-taken": f"{seconds:.3f}",
             "cs-user-agent": user_agent or "-",
             "sc-content-type": content_type or "-",
-            "x-edge-detailed-result-type": "Error" if status >= 400 else "Miss",
+            "x-edge-detailed-result-type": "Error" if status >= 400 else "ClientCommError" if status == 0 else "Miss",
             # Not a CloudFront field: which carrier authorised the request on a signing demo.
             "x-slipstream-grant": grant or "-",
         }

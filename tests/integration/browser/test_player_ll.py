@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,9 +50,13 @@ def test_hlsjs_in_low_latency_mode_plays_the_ll_playlist_by_blocking_reloads_and
     assert any("_HLS_msn=" in q and "_HLS_part=" in q for q in queries)  # blocking reloads
     # Delta updates: hls.js asks for v2 when the playlist says CAN-SKIP-DATERANGES=YES.
     assert any("_HLS_skip=v2" in q for q in queries)
-    assert all(str(r["sc-status"]) == "200" for r in ll if "_HLS_msn=" in r["cs-uri-query"])
-    parts = [r for r in requests(ll_stack) if re.search(r"\d{8}\.\d\.m4s$", r["cs-uri-stem"])]
-    assert parts and all(str(r["sc-status"]) == "200" for r in parts)
+    # hls.js never sends a directive the origin refuses (no 400: the advance limits agree with it, part 4
+    # of a segment included); a part later than 3 target durations on a loaded machine is a 503, as RFC
+    # 8216bis 6.2.5.2 has it; "000": held when the page closed.
+    held = Counter(str(r["sc-status"]) for r in ll if "_HLS_msn=" in r["cs-uri-query"])
+    assert set(held) <= {"200", "503", "000"} and held["200"] > 10 * (held["503"] + held["000"]), held
+    parts = Counter(str(r["sc-status"]) for r in requests(ll_stack) if re.search(r"\d{8}\.\d\.m4s$", r["cs-uri-stem"]))
+    assert set(parts) <= {"200", "000"} and parts["200"] > 10 * parts["000"], parts
 
 
 @pytest.mark.parametrize("fmt", ["hls", "dash"])
