@@ -92,3 +92,11 @@ def test_a_missing_or_broken_log_says_which(tmp_path: Path, capsys: pytest.Captu
     bad.write_text('{"cs-uri-stem": "/news/1.m4s"}\nnot json\n')
     assert main(["qoe", "news", "--log", str(bad)]) == 1
     assert f"{bad}:2: not a JSON object" in capsys.readouterr().err
+
+
+def test_a_request_the_viewer_aborted_is_logged_as_cloudfronts_000_not_as_an_error(tmp_path: Path) -> None:
+    log = RealtimeLog(tmp_path / "cdn-realtime.jsonl")
+    rec = log.write(method="GET", host="h", path="/origin/news/360p/ll.m3u8", query="_HLS_msn=9&_HLS_part=4",
+                    status=0, size=0, seconds=0.6, client_ip="127.0.0.1", user_agent="test",
+                    content_type="application/json", headers={})
+    assert (rec["sc-status"], rec["x-edge-detailed-result-type"]) == ("000", "ClientCommError")
