@@ -222,5 +222,31 @@ def test_cross_site_signed_cookies_need_named_player_origins(template: dict[str,
     cors = template["Resources"]["PlaybackHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]["CorsConfig"]
     # Browsers refuse credentialed responses with "Access-Control-Allow-Origin: *".
     assert cors["AccessControlAllowCredentials"] == {"Fn::If": ["AnyPlayerOrigin", False, True]}
-    assert cors["AccessControlAllowOrigins"] == {"Items": {"Ref": "PlayerOrigins"}}
+    assert cors["AccessControlAllowOrigins"] == {"Items": {"Fn::Split": [",", {"Ref": "PlayerOrigins"}]}}
     assert template["Parameters"]["PlayerOrigins"]["Default"] == "*"
+
+
+def test_given_no_cdn_then_no_cloudfront_resource_exists_and_players_read_the_bucket_only_on_the_emulator_stage(
+    template: dict[str, Any],
+) -> None:
+    """Cdn=none is for LocalStack community (stage lsdeploy), which has no CloudFront. cfn-lint (above)
+    checks that nothing refers to a resource its conditions may leave out."""
+    res = template["Resources"]
+    cloudfront = {k: v.get("Condition") for k, v in res.items() if v["Type"].startswith("AWS::CloudFront::")}
+    # The signing key and group need SignedPlayback=enabled, which the rule below refuses without a CDN.
+    assert {k for k, c in cloudfront.items() if c != "HasCdn"} == {"PlaybackSigningKey", "PlaybackKeyGroup"}
+    assert template["Conditions"]["HasCdn"] == {"Fn::Equals": [{"Ref": "Cdn"}, "cloudfront"]}
+    assert template["Parameters"]["Cdn"]["Default"] == "cloudfront"
+    rule = template["Rules"]["NoCdnOnlyOnTheEmulatorStage"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Cdn"}, "none"]}
+    assert [a["Assert"] for a in rule["Assertions"]] == [{"Fn::Equals": [{"Ref": "Stage"}, "lsdeploy"]},
+                                                         {"Fn::Equals": [{"Ref": "SignedPlayback"}, "disabled"]}]
+    # Without CloudFront's response headers policy, the bucket itself answers cross-origin players.
+    cors = res["OriginBucket"]["Properties"]["CorsConfiguration"]["Fn::If"]
+    assert cors[0] == "HasCdn" and cors[1] == {"Ref": "AWS::NoValue"}
+    assert cors[2]["CorsRules"][0]["AllowedOrigins"] == {"Fn::Split": [",", {"Ref": "PlayerOrigins"}]}
+    playback = template["Outputs"]["PlaybackBaseUrl"]["Value"]["Fn::If"]
+    assert playback[0] == "HasCdn"
+    assert playback[2] == {"Fn::If": ["HasOriginEndpoint", {"Fn::Sub": "${OriginEndpointUrl}/${OriginBucket}"},
+                                      {"Fn::Sub": "https://${OriginBucket.RegionalDomainName}"}]}
+    assert template["Outputs"]["DistributionId"]["Condition"] == "HasCdn"
