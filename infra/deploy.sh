@@ -80,7 +80,7 @@ deploy_stack() {
     --parameter-overrides AppName="$APP" Stage="$STAGE" ${ALARM_EMAIL:+"AlarmEmail=$ALARM_EMAIL"} \
       ${STACK_PARAMS[@]+"${STACK_PARAMS[@]}"} ${PLAYBACK[@]+"${PLAYBACK[@]}"} "$@" \
     --tags app="$APP" stage="$STAGE"; then
-    die "stack $STACK: $("$PY" infra/stage_config.py stack-failure --stack "$STACK" 2>&1 | tr '\n' ' ')"
+    die "stack $STACK: $("$PY" infra/stage_config.py stack-failure --stack "$STACK" 2>&1 | paste -sd ' ')"
   fi
 }
 

@@ -29,7 +29,7 @@ if aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].O
   step "deleting stack $STACK"
   aws cloudformation delete-stack --stack-name "$STACK"
   aws cloudformation wait stack-delete-complete --stack-name "$STACK" \
-    || die "stack $STACK: $("$PY" infra/stage_config.py stack-failure --stack "$STACK" 2>&1 | tr '\n' ' ')"
+    || die "stack $STACK: $("$PY" infra/stage_config.py stack-failure --stack "$STACK" 2>&1 | paste -sd ' ')"
 else
   step "stack $STACK does not exist"
 fi

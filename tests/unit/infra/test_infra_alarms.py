@@ -193,7 +193,8 @@ def test_latency_is_alarmed_in_segment_durations_and_the_cdn_alarm_lives_where_c
     assert latency["Threshold"] == {"Ref": "SegmentLatencyBudget"}
     cdn = template["Resources"]["Cdn5xxRateAlarm"]
     # CloudFront metrics exist in us-east-1 only, and only for a stack with a distribution.
-    assert template["Conditions"][cdn["Condition"]] == {"Fn::And": [{"Condition": "InUsEast1"}, {"Condition": "HasCdn"}]}
+    assert template["Conditions"][cdn["Condition"]] == {"Fn::And": [{"Condition": "InUsEast1"},
+                                                                    {"Condition": "HasCdn"}]}
     assert cdn["Properties"]["MetricName"] == "5xxErrorRate"
     assert dims(cdn["Properties"]) == {"DistributionId": {"Ref": "Distribution"}, "Region": "Global"}
 
