@@ -45,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ class Chunk:
     seq: int = -1
     uploads: int = 0
     killed: int = 0
+    uploaded_at: float | None = None  # epoch s of its last upload
+    done_at: float | None = None  # transcoded (from its record)
+    listed_at: float | None = None  # first seen in 360p/live.m3u8 (media or slate)
+    outcome: str = ""
 
 
 def plan_faults(n: int, seed: int) -> list[Chunk]:
@@ -200,6 +205,7 @@ class SoakReport:
     accounting: dict[str, Any]
     kills: int
     problems: list[str] = field(default_factory=list)  # found while running (API errors, ...)
+    delays: list[dict[str, Any]] = field(default_factory=list)  # publish_delays()
     waits: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # (s into the run, s) > 1.5 x seg
     plan: list[dict[str, Any]] = field(default_factory=list)  # per chunk: index, run, seq, faults, uploads, killed
 
@@ -234,10 +240,13 @@ class SoakReport:
                 out.append(f"{name}: {p['driverError']}")
         out += [f"update rule: {v}" for v in self.violations[:20]]
         out += [f"listed but missing: {u}" for u in self.missing_urls[:20]]
-        for rel, wait in self.longest_update_wait.items():
-            if "live" in rel and wait > 1.5 * self.target_duration + 1.0:  # + the watcher's own poll period
-                out.append(f"{rel}: no new version for {wait:.1f} s while on air (limit 1.5 x "
-                           f"{self.target_duration:g} s)")
+        # RFC 8216bis 6.2.1 / the issue: a new version with a new segment within 1.5 x TARGETDURATION once a
+        # later chunk is ready (+ 0.5 s: the watcher polls every 0.5 s).
+        limit = 1.5 * self.target_duration + 0.5
+        slow = [d for d in self.delays if d["delay"] > limit]
+        if slow:
+            out.append(f"{len(slow)} slot(s) listed later than 1.5 x TARGETDURATION after they could be: "
+                       + ", ".join(f"run {d['run']} seq {d['seq']} {d['faults']} {d['delay']:.1f} s" for d in slow[:5]))
         out += self.accounting.get("unaccounted", [])
         return out
 
@@ -255,8 +264,14 @@ class SoakReport:
                 + f", HTTP errors {len(p.get('httpErrors') or ())}")
         lines.append(f"  manifests: {sum(self.manifest_versions.values())} versions checked, "
                      f"{len(self.violations)} update-rule violations, {len(self.missing_urls)} listed URLs missing")
-        lines.append("  longest wait for a new version on air: " + ", ".join(
+        lines.append("  longest wait between two versions on air (a missing chunk waits for a later one): " + ", ".join(
             f"{k} {v:.1f} s" for k, v in sorted(self.longest_update_wait.items())))
+        if self.delays:
+            worst = sorted(self.delays, key=lambda d: -d["delay"])[:3]
+            lines.append(f"  slot listed after it could be (1.5 x TARGETDURATION = {1.5 * self.target_duration:g} s): "
+                         f"p50 {sorted(d['delay'] for d in self.delays)[len(self.delays) // 2]:.2f} s, worst "
+                         + ", ".join(f"{d['delay']:.2f} s (run {d['run']} seq {d['seq']} {d['faults']})"
+                                     for d in worst))
         a = self.accounting
         lines.append(f"  seqs: {a.get('outcomes')}; late chunks counted {a.get('late_counted')}, "
                      f"invalid counted {a.get('invalid_counted')}; unaccounted {len(a.get('unaccounted', []))}")
@@ -328,11 +343,22 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
                               playlists=tuple(f"{r}/{w}.m3u8" for r in RENDITIONS for w in ("live", "dvr")))
 
     state: dict[str, Any] = {"run": 1, "restart_at": None}
+    listed: dict[tuple[int, int], float] = {}  # (run, seq) -> first seen in 360p/live.m3u8
+
+    def note_listed() -> None:
+        text = watcher.last("360p/live.m3u8") or ""
+        now = time.time()
+        for line in text.splitlines():
+            if line.startswith("r") and line.endswith(".m4s") and "/" in line:
+                folder, name = line.split("/", 1)
+                with contextlib.suppress(ValueError):
+                    listed.setdefault((int(folder[1:]), int(name.split(".")[0])), now)
 
     def watch() -> None:
         while not stop_watching.wait(0.5):
             try:
                 watcher.poll()
+                note_listed()
             except Exception as e:  # a manifest that does not even parse is a finding, not a crash
                 problems.append(f"watcher: {type(e).__name__}: {e}")
                 if len(problems) > 50:
@@ -369,6 +395,7 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
                 s3.put_object(Bucket=ingest, Key=f"{CHANNEL}/{c.seq:08d}.ts", Body=files[c.index].read_bytes(),
                               ContentType="video/mp2t")
                 c.uploads += 1
+                c.uploaded_at = time.time()
             except Exception as e:
                 problems.append(f"upload of chunk {c.index} (run {c.run} seq {c.seq}) failed: {e}")
 
@@ -433,6 +460,9 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
         if watch_thread.is_alive():
             watch_thread.join(timeout=30)
         watcher.poll()
+        note_listed()
+        for c in chunks:
+            c.listed_at = listed.get((c.run, c.seq))
         if state["restart_at"] is not None:
             problems.append("the run after the restart never got a segment listed in 360p/live.m3u8")
             off_air.append((float(state["restart_at"]), time.time()))
@@ -445,6 +475,7 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
             problems.append(f"final stop -> {status} {body}")
         _wait_state(stack, {"STOPPED"}, 180)
         accounting = account(chunks, table, fetch, run)
+        delays = publish_delays(chunks, off_air)
         target = _target_duration(watcher.last("360p/live.m3u8") or "")
         # On air: from the first playlist until the encoder's last upload (then nothing new can come).
         quiet = [*off_air, (encoder_done, float("inf"))]
@@ -457,8 +488,10 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
                           players=players, violations=list(watcher.violations), missing_urls=list(watcher.missing),
                           manifest_versions=dict(watcher.versions), longest_update_wait=longest,
                           target_duration=target, accounting=accounting, kills=len(killer.kills), problems=problems,
-                          waits=waits, plan=[{"index": c.index, "run": c.run, "seq": c.seq, "faults": sorted(c.faults),
-                                 "uploads": c.uploads, "killed": c.killed} for c in chunks])
+                          delays=delays, waits=waits,
+                          plan=[{"index": c.index, "run": c.run, "seq": c.seq, "faults": sorted(c.faults),
+                                 "uploads": c.uploads, "killed": c.killed, "uploaded_at": c.uploaded_at,
+                                 "done_at": c.done_at, "listed_at": c.listed_at, "outcome": c.outcome} for c in chunks])
     finally:
         stop_watching.set()
         killer.stop()
@@ -475,6 +508,32 @@ def _target_duration(text: str) -> float:
         if line.startswith("#EXT-X-TARGETDURATION:"):
             return float(line.split(":", 1)[1])
     return SEGMENT
+
+
+def publish_delays(chunks: list[Chunk], off_air: list[tuple[float, float]]) -> list[dict[str, Any]]:
+    """How long each slot waited to be listed once it could be: from the moment the previous slot was
+    listed and some chunk at or after this slot was transcoded ("a later chunk is ready"), until this
+    slot appeared in the live playlist (as media or slate). The run's first slot and slots that became
+    due while off air are left out."""
+    out = []
+    by_run: dict[int, list[Chunk]] = {}
+    for c in chunks:
+        if c.run:
+            by_run.setdefault(c.run, []).append(c)
+    for slots in by_run.values():
+        slots.sort(key=lambda c: c.seq)
+        for i, c in enumerate(slots):
+            if i == 0 or c.listed_at is None or slots[i - 1].listed_at is None:
+                continue
+            ready = [x.done_at for x in slots[i:] if x.done_at is not None]
+            if not ready:
+                continue
+            since = max(float(slots[i - 1].listed_at or 0), min(ready))
+            if any(lo <= since <= hi for lo, hi in off_air):
+                continue
+            out.append({"index": c.index, "run": c.run, "seq": c.seq, "faults": sorted(c.faults),
+                        "outcome": c.outcome, "delay": round(c.listed_at - since, 2)})
+    return out
 
 
 def account(chunks: list[Chunk], table: Any, fetch: Callable[[str], bytes | None], runs: int) -> dict[str, Any]:
@@ -514,33 +573,44 @@ def account(chunks: list[Chunk], table: Any, fetch: Callable[[str], bytes | None
         for s in seqs:
             c = by_slot[(rn, s)]
             it = items.get(s)
+            if it is not None and it.get("done_at"):
+                c.done_at = datetime.fromisoformat(str(it["done_at"]).replace("Z", "+00:00")).timestamp()
             if it is None:
-                if s < max(items, default=-1):
-                    unaccounted.append(f"run {rn} seq {s} (chunk {c.index}, {sorted(c.faults)}): no record")
+                if s == seqs[-1] and c.uploads:
+                    # uploaded just before the stop, ingested after it: refused ("channel is STOPPING"), counted
+                    # as a rejected chunk
+                    c.outcome = "rejected: arrived as the run stopped"
+                    outcomes[c.outcome] += 1
                 else:
-                    outcomes["after the end"] += 1
+                    unaccounted.append(f"run {rn} seq {s} (chunk {c.index}, {sorted(c.faults)}): no record")
                 continue
             fill = str(it.get("fill") or "")
             if fill == "slate":
                 why = str(it.get("slate_reason") or "")
                 if c.uploads and it.get("status") == "invalid":
                     invalid += 1
-                    outcomes["slate: invalid chunk"] += 1
+                    c.outcome = "slate: invalid chunk"
+                    outcomes[c.outcome] += 1
                 elif c.uploads and it.get("late"):
                     late += 1
-                    outcomes["slate: late chunk dropped"] += 1
+                    c.outcome = "slate: late chunk dropped"
+                    outcomes[c.outcome] += 1
                 elif not c.uploads:
-                    outcomes["slate: never uploaded"] += 1
+                    c.outcome = "slate: never uploaded"
+                    outcomes[c.outcome] += 1
                 else:
-                    outcomes[f"slate: {why}"] += 1
+                    c.outcome = f"slate: {why}"
+                    outcomes[c.outcome] += 1
                     unaccounted.append(f"run {rn} seq {s} (chunk {c.index}, {sorted(c.faults)}): uploaded and "
                                        f"slated ({why}) but neither late nor invalid")
             elif fill == "media" or it.get("done_at"):
-                outcomes["media"] += 1
+                c.outcome = "media"
+                outcomes[c.outcome] += 1
                 if "missing" in c.faults:
                     unaccounted.append(f"run {rn} seq {s}: media for a chunk never uploaded")
             else:
-                outcomes["never published"] += 1
+                c.outcome = "never published"
+                outcomes[c.outcome] += 1
                 if s < max(items, default=-1):
                     unaccounted.append(f"run {rn} seq {s} (chunk {c.index}, {sorted(c.faults)}): "
                                        "neither media nor slate")

@@ -50,10 +50,15 @@ class AudioPlan:
     decoded_from: int = 0
 
 
-def can_copy(audio: AudioInfo | None, ladder: Ladder) -> bool:
+def can_copy(audio: AudioInfo | None, ladder: Ladder, container: str = "mpegts") -> bool:
+    """The source's AAC can go out as it is: AAC-LC at the ladder's rate, channels and bitrate cap, from
+    MPEG-TS. MP4 chunks are always re-encoded: their audio timing comes through edit lists and coarse
+    (often millisecond) timescales, so chunk k's frames do not start where chunk k-1's end and copied
+    frames, which cannot be cut, would leave gaps or overlaps at the boundaries."""
     a = ladder.audio
     return (
-        audio is not None
+        container == "mpegts"
+        and audio is not None
         and a.copy_max_bitrate > 0
         and audio.codec == "aac"
         and audio.profile == "LC"
@@ -103,7 +108,7 @@ def _plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSp
         span = grid.encoded_audio_span(grid.samples(video.start(fps), sr), grid.samples(video.end(fps), sr))
         silent = _encoded(ladder, span, "silence", preroll=False)
         return replace(silent, decoded_from=silent.input_start)
-    if mode != "encode" and can_copy(info.audio, ladder):
+    if mode != "encode" and can_copy(info.audio, ladder, info.container):
         first = grid.samples(start_ticks + info.audio.start_ticks - info.start_ticks, sr)
         span, drop = grid.copied_audio_span(first, info.audio.packets, grid.AAC_FRAME, max(0, not_before or 0))
         if span.frames > 0:

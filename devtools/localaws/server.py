@@ -260,27 +260,29 @@ def serve(
 ) -> None:
     """Run the emulator in this process until SIGTERM/SIGINT (the child side of LocalAWS)."""
     bind = loopback_host(host)
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import create_backend_app
     from werkzeug.serving import make_server
 
     from .executor import Executor
     from .patches import Emulator
+    from .stats import Accounting, RequestStats
+    from .wsgi import KeepAliveHandler, dispatcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the Lambda logs
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(bind, port, app, threaded=True, request_handler=MotoRequestHandler)
+    stats = RequestStats()
+    emulators: list[Emulator] = []  # set below: the executor needs the port the server picked
+    app = Accounting(dispatcher(create_backend_app), stats, extra=lambda: {
+        "pid": os.getpid(), **emulators[0].executor.stats(), "sqs_polls": emulators[0].poller.polls})
+    server = make_server(bind, port, app, threaded=True, request_handler=KeepAliveHandler)
     port = server.server_port
     endpoint = f"http://{url_host(bind)}:{port}"
     # moto's Step Functions interpreter reaches Lambda and the other services over HTTP on this port.
     os.environ["MOTO_PORT"] = str(port)
     emulator = Emulator(
-        Executor(state_dir, endpoint, workers=workers, async_retry_delays=async_retry_delays, warm=warm)
+        Executor(state_dir, endpoint, workers=workers, async_retry_delays=async_retry_delays, warm=warm), stats
     )
+    emulators.append(emulator)
     emulator.install()
 
     def on_signal(signum: int, frame: object) -> None:

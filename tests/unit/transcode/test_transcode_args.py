@@ -56,6 +56,19 @@ def test_given_source_between_grid_frames_when_args_built_then_frames_land_on_th
     assert "trim=end_frame=50" in graph(args)  # 2.002 s of source: grid frames 350..399
 
 
+def test_given_mp4_chunks_with_copyable_aac_then_audio_is_reencoded_not_copied(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    """MP4 chunks time their AAC through edit lists and coarse timescales: copied frames would not tile."""
+    from chalicelib.transcode import audio as audio_plan
+
+    span = job.video_span(info)
+    assert audio_plan.plan(TEST_LADDER, info, 14 * 90_000, span).mode == "copy"
+    mp4 = replace(info, container="mp4")
+    assert audio_plan.plan(TEST_LADDER, mp4, 14 * 90_000, span).mode == "encode"
+    assert "-c:a" in ladder_args(replace(job, source_path="/in/7.mp4"), mp4, "/work")
+
+
 def test_given_audio_the_ladder_cannot_copy_when_args_built_then_reencoded_on_the_sample_grid(
     job: TranscodeJob, info: MediaInfo
 ) -> None:
