@@ -30,6 +30,7 @@ from typing import Any
 import m3u8
 import pytest
 
+from chalicelib.media.dash import SCTE35_SCHEME
 from chalicelib.media.ladder import TEST_LADDER
 from devtools.demo import DirectoryObjectSource, ServerConfig, call_api, serving
 from devtools.localaws.deploy import wait_for
@@ -206,6 +207,16 @@ def _uris(text: str) -> list[str]:
     return [s.uri for s in m3u8.loads(text).segments] if text else []
 
 
+def _decoded(url: str) -> tuple[str, int, str]:
+    """Every frame of an HLS media playlist decoded by ffmpeg over HTTP, as a player gets it:
+    (codec, frames decoded, ffmpeg's errors)."""
+    proc = subprocess.run(["ffprobe", "-v", "error", "-count_frames",
+                           "-show_entries", "stream=codec_name,nb_read_frames", "-of", "json", url],
+                          capture_output=True, text=True, timeout=120, check=False)
+    streams = json.loads(proc.stdout or "{}").get("streams") or [{}]
+    return str(streams[0].get("codec_name", "")), int(streams[0].get("nb_read_frames") or 0), proc.stderr.strip()
+
+
 def _player(url: str, screenshot: Path) -> subprocess.Popen[str]:
     """web/tests/player.spec.mjs in Debian's chromium (as tests/integration/browser drives it)."""
     argv = ["node", str(ROOT / "web" / "tests" / "player.spec.mjs"), url, "--play", str(PLAY_SECONDS),
@@ -312,9 +323,17 @@ def test_the_break_and_every_chunk_are_in_the_runs_vod_hls_and_dash(live: LiveRu
         assert "#EXT-X-CUE-OUT:DURATION=" in text and "#EXT-X-CUE-IN" in text, text
         live_text = _http(f"{base}/{rendition}/dvr.m3u8")[1]
         assert not m3u8.loads(live_text).is_endlist and _uris(live_text) == WANT
+    # The media itself, not only its playlists: every frame of the run decodes from the origin URLs.
+    fps = 25  # testsrc's rate (slipstream push), kept by the test ladder
+    for video in TEST_LADDER.video:
+        assert _decoded(f"{base}/{video.name}/vod-r1.m3u8") == ("h264", PUSH_SECONDS * fps, ""), video.name
+    codec, frames, errors = _decoded(f"{base}/{TEST_LADDER.audio.name}/vod-r1.m3u8")
+    # AAC: 1024 samples a frame; the chunks are cut on the video's 2 s grid (a frame either way).
+    rate = TEST_LADDER.audio.sample_rate
+    assert (codec, errors) == ("aac", "") and abs(frames - PUSH_SECONDS * rate / 1024) <= CHUNKS, frames
     code, mpd, _ = _http(live.playback["vod_dash"])
     assert code == 200 and 'type="static"' in mpd and "minimumUpdatePeriod" not in mpd
-    assert re.search(r'<EventStream[^>]*schemeIdUri="urn:scte:scte35:2013:bin"', mpd), mpd[:3000]
+    assert re.search(rf'<EventStream[^>]*schemeIdUri="{SCTE35_SCHEME}"', mpd), mpd[:3000]
     assert 'type="dynamic"' in _http(f"{base}/manifest.mpd")[1]
     # Segments are immutable, playlists short-lived, as CloudFront's cache policies expect them.
     code, _, seg = _http(f"{base}/{TEST_LADDER.video[0].name}/r1/00000003.m4s")
@@ -351,7 +370,10 @@ def test_deleting_the_channel_ends_the_event_with_endlist_on_the_live_playlists(
         return all(m3u8.loads(_http(f"{base}/{r}/live.m3u8")[1]).is_endlist for r in TEST_LADDER.names)
 
     wait_for(ended, timeout=60, interval=1, what="EXT-X-ENDLIST on every live playlist")
-    assert 'type="static"' in _http(f"{base}/manifest.mpd")[1]
+    # The live MPD ends the DASH-IF way (chalicelib/media/dash.py): still dynamic, now with a
+    # mediaPresentationDuration and no minimumUpdatePeriod, so players stop polling it.
+    mpd = _http(f"{base}/manifest.mpd")[1]
+    assert 'type="dynamic"' in mpd and "mediaPresentationDuration=" in mpd and "minimumUpdatePeriod" not in mpd, mpd
 
 
 def test_make_destroy_removes_everything(

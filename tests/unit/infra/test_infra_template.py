@@ -206,7 +206,8 @@ def test_given_signing_enabled_then_playlists_and_segments_trust_the_stages_key_
 
     assert set(OPTIONAL_OUTPUT_ENV) <= set(template["Outputs"])
     assert {k: template["Outputs"][k]["Condition"] for k in OPTIONAL_OUTPUT_ENV} == {
-        "DistributionId": "HasCdn", "PlaybackKeyPairId": "SigningEnabled", "PlaybackPrivateKeyParameter": "SigningEnabled"}
+        "DistributionId": "HasCdn", "PlaybackKeyPairId": "SigningEnabled",
+        "PlaybackPrivateKeyParameter": "SigningEnabled"}
 
 
 def test_signed_cookies_cmcd_and_signature_parameters_stay_out_of_every_cache_key(template: dict[str, Any]) -> None:
