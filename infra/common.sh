@@ -20,7 +20,10 @@ case "$STAGE" in
   lsdeploy) EMULATED=1 ;;
   *) die "STAGE must be dev, prod (AWS) or lsdeploy (LocalStack) (got '$STAGE'); 'local' is the emulator: make demo" ;;
 esac
-command -v aws >/dev/null || die "aws CLI not found -- install with: pip install awscli"
+# The aws CLI: the venv's (awscli is in requirements-dev.txt, so a fresh clone's `make deploy` has
+# it), else one on PATH.
+if [ -x "$ROOT/.venv/bin/aws" ]; then export PATH="$ROOT/.venv/bin:$PATH"; fi
+command -v aws >/dev/null || die "aws CLI not found -- run: make deps (installs awscli into .venv), or pip install awscli"
 if [ "$EMULATED" = 1 ]; then
   [ -n "${AWS_ENDPOINT_URL:-}" ] || die "stage $STAGE deploys into LocalStack: export AWS_ENDPOINT_URL (python -m devtools.localstack_executor serve prints it)"
   curl -fsS --max-time 5 "$AWS_ENDPOINT_URL/_localstack/health" >/dev/null 2>&1 \
