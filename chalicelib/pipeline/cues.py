@@ -78,12 +78,13 @@ def record(u: Upload, deps: Deps, meta: ChannelRecord, run: int, facts: dict[str
         seen.add(c.cue.data)
         sig = source_signal(c.cue, position=c.packet_pts, src_start=int(facts["src_start"]),
                             media_start=int(facts["start_ticks"]), scte_filter=scte_filter(meta))
-        outcomes.append(_apply(u, deps, run, sig, breaks, avail, start, horizon))
+        outcomes.append(apply_signal(u, deps, run, sig, breaks, avail, start, horizon))
     return outcomes
 
 
-def _apply(u: Upload, deps: Deps, run: int, sig: SourceSignal, breaks: list[dict[str, Any]], avail: datetime,
-           chunk_start: float, horizon: float) -> str:
+def apply_signal(u: Upload, deps: Deps, run: int, sig: SourceSignal, breaks: list[dict[str, Any]], avail: datetime,
+                 chunk_start: float, horizon: float) -> str:
+    """Carry out one source signal against the run's source breaks (`breaks`, updated in place)."""
     if sig.action == "skip":
         logger.info("SCTE-35 cue ignored", extra={"reason": sig.reason, "event_id": sig.event_id})
         return f"ignored: {sig.reason}"

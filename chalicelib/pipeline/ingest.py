@@ -43,14 +43,18 @@ MAX_AHEAD = 900
 MAX_EVENT_SKEW = 300.0  # seconds
 
 
-def handle(items: list[Upload | Rejection], deps: Deps) -> list[str]:
+def handle(items: list[Any], deps: Deps) -> list[str]:
     """Process a batch of parsed events; one bad item never fails the others."""
     out = []
     for item in items:
         if isinstance(item, Rejection):
             out.append(reject_key(item))
-        else:
+        elif isinstance(item, Upload):
             out.append(idempotent_upload(item, deps))
+        else:  # an encoder's own HLS (playlist or segment): chalicelib.pipeline.hlsingest
+            from . import hlsingest
+
+            out.append(hlsingest.handle(item, deps))
     return out
 
 
