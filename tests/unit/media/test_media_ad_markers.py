@@ -4,7 +4,6 @@ DASH EventStream schemes (2014:xml+bin, 2013:xml) with the in-cue Event."""
 
 from __future__ import annotations
 
-import base64
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import timedelta
