@@ -23,7 +23,7 @@ import posixpath
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ValidationError
@@ -38,6 +38,7 @@ from .obs import MetricUnit, logger, metrics
 HLS_PREFIX = "hls"
 _KEY_RE = re.compile(r"^(?P<channel>[^/]{1,63})/hls/(?P<rest>.+)$")
 MAX_PLAYLIST_BYTES = 1 << 20
+_UNDATED = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,9 @@ def on_playlist(p: PlaylistUpload, deps: Deps) -> str:
     if len(body) > MAX_PLAYLIST_BYTES:
         return _error(deps, p, f"playlist is {len(body)} bytes (limit {MAX_PLAYLIST_BYTES})")
     try:
-        pl = parse_source_playlist(body.decode("utf-8", "replace"))
+        # Without EXT-X-PROGRAM-DATE-TIME the parser dates the segments from an arbitrary base: breaks are
+        # placed by the segment their tags are attached to, on our media clock, never by the encoder's dates.
+        pl = parse_source_playlist(body.decode("utf-8", "replace"), base_pdt=_UNDATED)
     except ValidationError as e:
         return _error(deps, p, str(e))
     run = meta.current_run
