@@ -74,6 +74,7 @@ const state = {
   breakStatus: "",
   timelineRange: null, // the seek bar's window: the live window, or the DVR window
   adBreaks: [],
+  interstitials: [], // HLS Interstitials: {type: started|asset-started|asset-ended|ended|primary-resumed|asset-error, id, time}
   cmcdSession: "",
   currentTime: () => video.currentTime,
   breaks: () => breaks.summary(),
@@ -253,6 +254,11 @@ function engineContext(gen) {
     renditionsChanged: live(() => { renderRenditions(); showRendition(); }),
     renditionChanged: live(showRendition),
     stallEvent: live(() => { state.stallEvents += 1; }),
+    interstitial: live((ev) => {
+      state.interstitials.push(ev);
+      log("interstitial " + ev.type + (ev.id ? " " + ev.id : "") + (ev.asset ? " " + ev.asset : "") +
+        (ev.error ? ": " + ev.error : ""), ev.type === "asset-error" ? "error" : undefined);
+    }),
     // Before the first manifest is published the origin answers 404: wait and load again.
     fatal: live((what, beforeStart) => {
       if (!beforeStart && state.ready) log("engine failed after start: " + what, "error");
@@ -352,8 +358,10 @@ function liveWindow(range) {
 function tick() {
   const now = performance.now();
   const t = video.currentTime;
-  if (t > lastTime + 0.01) {
-    if (lastTime >= 0 && t - lastTime < 5) state.progressedSeconds += t - lastTime;
+  // Any change of position is progress: an interstitial's asset (or the return to the primary stream after
+  // it) moves the playhead to another timeline, backwards or forwards, while the picture plays on.
+  if (Math.abs(t - lastTime) > 0.01) {
+    if (lastTime >= 0 && t > lastTime && t - lastTime < 5) state.progressedSeconds += t - lastTime;
     if (!state.ready && lastTime >= 0) { state.ready = true; log("playback started"); }
     lastTime = t;
     lastAdvance = now;

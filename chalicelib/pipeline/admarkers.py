@@ -39,9 +39,13 @@ def settings(meta: ChannelRecord | None) -> AdMarkers:
 
 def split_at_breaks(shape: ChannelShape, segs: list[Segment], periods: list[PeriodState], periods_total: int,
                     ad_breaks: Sequence[AdBreak], placements: Mapping[str, Placement],
-                    ast: datetime | None) -> tuple[list[Segment], int]:
+                    ast: datetime | None, published: Mapping[str, int]) -> tuple[list[Segment], int]:
     """Start a Period at the out- and in-point of every placed break (new PeriodStates are appended to
-    `periods`); returns the segments relabelled with their Period and the new Period count."""
+    `periods`); returns the segments relabelled with their Period and the new Period count.
+
+    Only a segment listed for the first time in this plan (seq above `published[run]`, the run's last
+    published seq) can open a Period: what players already hold is never re-cut, so turning the option
+    on mid-event starts with the next break."""
     if not segs or not ad_breaks:
         return segs, periods_total
     from .assemble import PeriodState
@@ -65,7 +69,8 @@ def split_at_breaks(shape: ChannelShape, segs: list[Segment], periods: list[Peri
         starts_own = i == 0 or segs[i - 1].period != s.period
         if starts_own:
             current = None
-        if s.number in points and not starts_own and s.v_start is not None:
+        fresh = s.seq > published.get(s.run, -1)
+        if s.number in points and not starts_own and s.v_start is not None and fresh:
             parent = by_id.get(s.period)
             pid = f"{s.run}-{s.seq}"
             if parent is not None and pid not in by_id:

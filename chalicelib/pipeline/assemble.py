@@ -313,7 +313,8 @@ def plan(
     if shape.ad_markers.avail_periods:  # a DASH Period per ad avail (issue #11)
         from .admarkers import split_at_breaks
 
-        segs, periods_total = split_at_breaks(shape, segs, periods, periods_total, ad_breaks, pub.placements, ast)
+        segs, periods_total = split_at_breaks(shape, segs, periods, periods_total, ad_breaks, pub.placements, ast,
+                                              {shape.name(r.run): r.last_seq for r in pub.runs})
     kept, dropped = _window(segs, shape.dvr_window)
     disc_before = pub.disc_before + sum(1 for s in dropped if s.discontinuity)
     kept_periods = {s.period for s in kept}

@@ -79,3 +79,11 @@ def test_without_the_setting_the_break_stays_inside_one_period() -> None:
     p = plan(10, shape=replace(AVAILS, ad_markers=AdMarkers()))
     assert [pd.id for pd in p.timeline.periods] == ["r1-0"]
     assert dash.render_mpd(p.timeline, at(21)).count("<Event ") == 1
+
+
+def test_turning_the_option_on_mid_event_never_recuts_published_segments() -> None:
+    without = plan(10, shape=replace(AVAILS, ad_markers=AdMarkers()))
+    later = plan(12, without.state)  # the break (4..7) was published in one Period: it stays there
+    assert [pd.id for pd in later.state.periods] == ["r1-0"]
+    nxt = plan(20, later.state, brk=api_break(30.0, 4.0))  # the next break, first listed now, gets its own
+    assert [pd.id for pd in nxt.state.periods] == ["r1-0", "r1-15", "r1-17"]

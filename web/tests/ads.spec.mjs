@@ -1,0 +1,120 @@
+// Watches a live channel's ad breaks in the player page with Debian's /usr/bin/chromium (playwright-core),
+// the way an ad-ops engineer checks a source's SCTE-35: play, let breaks come, see what each engine reports.
+//
+//   node web/tests/ads.spec.mjs URL [--play 45] [--engine hlsjs|dashjs|shaka] [--format hls|dash]
+//        [--start-timeout 120] [--until-breaks N] [--screenshot out.png]
+//
+// Plays for --play seconds after the start (or, with --until-breaks N, until N breaks have been seen
+// with their in-point, within --play). Prints one JSON report on stdout: {ok, failures, stalls,
+// progressed, wallSeconds, breaks (the page's joined breaks), markers (every signal), interstitials
+// (hls.js interstitial events), latency, log, console}. Exits 1 when playback failed; the ad checks
+// are the caller's (tests/integration/browser/test_scte35_players.py).
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+function parseArgs(argv) {
+  const opts = { url: "", play: 45, engine: "", format: "", startTimeout: 120, untilBreaks: 0, screenshot: "" };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--play") opts.play = Number(argv[++i]);
+    else if (a === "--engine") opts.engine = argv[++i];
+    else if (a === "--format") opts.format = argv[++i];
+    else if (a === "--start-timeout") opts.startTimeout = Number(argv[++i]);
+    else if (a === "--until-breaks") opts.untilBreaks = Number(argv[++i]);
+    else if (a === "--screenshot") opts.screenshot = argv[++i];
+    else if (!opts.url) opts.url = a;
+    else throw new Error("unexpected argument " + a);
+  }
+  if (!opts.url) throw new Error("usage: ads.spec.mjs URL [--play S] [--engine E] [--format F]");
+  return opts;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const extra = [["format", opts.format], ["engine", opts.engine]].filter(([, v]) => v)
+    .map(([k, v]) => k + "=" + encodeURIComponent(v)).join("&");
+  const url = extra ? opts.url + (opts.url.includes("?") ? "&" : "?") + extra : opts.url;
+  const profile = mkdtempSync(join(tmpdir(), "slipstream-ads-"));
+  const report = { ok: false, url, failures: [], console: [] };
+  const fail = (msg) => report.failures.push(msg);
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
+    viewport: { width: 1280, height: 800 },
+  });
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    page.on("console", (m) => { if (m.type() === "error" && report.console.length < 50) report.console.push(m.text()); });
+    page.on("pageerror", (e) => report.console.push("pageerror: " + e.message));
+    await page.goto(url, { waitUntil: "load" });
+    const snapshot = () => page.evaluate(() => {
+      const s = window.slipstream;
+      return s ? { ready: s.ready, t: s.currentTime(), stalls: s.stalls, stallEvents: s.stallEvents,
+        progressed: s.progressedSeconds, markers: s.markers, breaks: s.breaks(), interstitials: s.interstitials,
+        latency: s.latency, errors: s.errors, log: s.log.slice(-40), engine: s.engine, format: s.format,
+        source: s.source, breakStatus: s.breakStatus } : null;
+    });
+    const started = Date.now();
+    let snap = await snapshot();
+    while (!(snap && snap.ready) && Date.now() - started < opts.startTimeout * 1000) {
+      await sleep(500);
+      snap = await snapshot();
+    }
+    report.startupSeconds = (Date.now() - started) / 1000;
+    if (!snap || !snap.ready) {
+      fail("playback did not start within " + opts.startTimeout + " s");
+    } else {
+      const t0 = snap.t, stalls0 = snap.stalls, progressed0 = snap.progressed, wall0 = Date.now();
+      const closed = (s) => s.breaks.filter((b) => b.end != null && b.kinds.includes("in")).length;
+      report.breakStatuses = [];
+      while (Date.now() - wall0 < opts.play * 1000) {
+        await sleep(1000);
+        snap = await snapshot();
+        if (snap.breakStatus && !report.breakStatuses.includes(snap.breakStatus.replace(/[0-9.]+ s of/, "X s of"))) {
+          report.breakStatuses.push(snap.breakStatus.replace(/[0-9.]+ s of/, "X s of"));
+        }
+        // Let the last break's in-point play out before stopping early.
+        if (opts.untilBreaks && closed(snap) >= opts.untilBreaks && Date.now() - wall0 > 8000) {
+          const last = snap.breaks[snap.breaks.length - 1];
+          if (last && snap.t > last.end + 4) break;
+        }
+      }
+      report.wallSeconds = (Date.now() - wall0) / 1000;
+      report.progressed = snap.progressed - progressed0;
+      report.stalls = snap.stalls - stalls0;
+      report.mediaAdvance = snap.t - t0;
+      if (report.stalls > 0) fail(`${report.stalls} stall(s) while watching`);
+      if (report.progressed < 0.8 * report.wallSeconds) {
+        fail(`played ${report.progressed.toFixed(1)} s in ${report.wallSeconds.toFixed(1)} s of wall time`);
+      }
+    }
+    if (opts.screenshot) {
+      await page.screenshot({ path: opts.screenshot, fullPage: true });
+      report.screenshot = opts.screenshot;
+    }
+    snap = await snapshot();
+    Object.assign(report, { markers: snap.markers, breaks: snap.breaks, interstitials: snap.interstitials,
+      latency: snap.latency, errors: snap.errors, log: snap.log, engine: snap.engine, format: snap.format,
+      source: snap.source, stallEvents: snap.stallEvents });
+  } catch (err) {
+    fail("driver error: " + (err && err.stack ? err.stack : String(err)));
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+  report.ok = report.failures.length === 0;
+  process.stdout.write(JSON.stringify(report) + "\n");
+  process.exit(report.ok ? 0 : 1);
+}
+
+main().catch((err) => {
+  process.stdout.write(JSON.stringify({ ok: false, failures: ["driver crashed: " + err.message] }) + "\n");
+  process.exit(2);
+});
