@@ -25,6 +25,9 @@ def test_the_page_modules_decode_and_join_what_the_packager_emits(tmp_path: Path
         "poStart": scte35.time_signal(100.0, "provider_po_start", 20.0, 7).base64,
         "poEnd": scte35.time_signal(120.0, "provider_po_end", None, 7).base64,
         "cancel": scte35.cancel(42).base64,
+        # The 2013:xml Event payloads, as the packager writes them.
+        "outXml": scte35.to_xml(scte35.splice_insert(42, pts=None, duration=30.0)),
+        "poEndXml": scte35.to_xml(scte35.time_signal(120.0, "provider_po_end", None, 7)),
     }
     path = tmp_path / "scte35.json"
     path.write_text(json.dumps(fixtures))
