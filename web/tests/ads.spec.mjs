@@ -9,10 +9,7 @@
 // progressed, wallSeconds, breaks (the page's joined breaks), markers (every signal), interstitials
 // (hls.js interstitial events), latency, log, console}. Exits 1 when playback failed; the ad checks
 // are the caller's (tests/integration/browser/test_scte35_players.py).
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { crashed, drive, sleep, started, withParams } from "./chromium.mjs";
 
 function parseArgs(argv) {
   const opts = { url: "", play: 45, engine: "", format: "", startTimeout: 120, untilBreaks: 0, screenshot: "" };
@@ -31,29 +28,10 @@ function parseArgs(argv) {
   return opts;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const extra = [["format", opts.format], ["engine", opts.engine]].filter(([, v]) => v)
-    .map(([k, v]) => k + "=" + encodeURIComponent(v)).join("&");
-  const url = extra ? opts.url + (opts.url.includes("?") ? "&" : "?") + extra : opts.url;
-  const profile = mkdtempSync(join(tmpdir(), "slipstream-ads-"));
-  const report = { ok: false, url, failures: [], console: [] };
-  const fail = (msg) => report.failures.push(msg);
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
-    viewport: { width: 1280, height: 800 },
-  });
-  try {
-    const page = context.pages()[0] || (await context.newPage());
-    page.on("console", (m) => { if (m.type() === "error" && report.console.length < 50) report.console.push(m.text()); });
-    page.on("pageerror", (e) => report.console.push("pageerror: " + e.message));
-    await page.goto(url, { waitUntil: "load" });
+  const url = withParams(opts.url, [["format", opts.format], ["engine", opts.engine]]);
+  await drive(url, "slipstream-ads-", async (page, report, fail) => {
     const snapshot = () => page.evaluate(() => {
       const s = window.slipstream;
       return s ? { ready: s.ready, t: s.currentTime(), stalls: s.stalls, stallEvents: s.stallEvents,
@@ -61,13 +39,8 @@ async function main() {
         latency: s.latency, errors: s.errors, log: s.log.slice(-40), engine: s.engine, format: s.format,
         source: s.source, breakStatus: s.breakStatus } : null;
     });
-    const started = Date.now();
-    let snap = await snapshot();
-    while (!(snap && snap.ready) && Date.now() - started < opts.startTimeout * 1000) {
-      await sleep(500);
-      snap = await snapshot();
-    }
-    report.startupSeconds = (Date.now() - started) / 1000;
+    let { snap, startup } = await started(snapshot, opts.startTimeout);
+    report.startupSeconds = startup;
     if (!snap || !snap.ready) {
       fail("playback did not start within " + opts.startTimeout + " s");
     } else {
@@ -103,18 +76,7 @@ async function main() {
     Object.assign(report, { markers: snap.markers, breaks: snap.breaks, interstitials: snap.interstitials,
       latency: snap.latency, errors: snap.errors, log: snap.log, engine: snap.engine, format: snap.format,
       source: snap.source, stallEvents: snap.stallEvents });
-  } catch (err) {
-    fail("driver error: " + (err && err.stack ? err.stack : String(err)));
-  } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
-  report.ok = report.failures.length === 0;
-  process.stdout.write(JSON.stringify(report) + "\n");
-  process.exit(report.ok ? 0 : 1);
+  });
 }
 
-main().catch((err) => {
-  process.stdout.write(JSON.stringify({ ok: false, failures: ["driver crashed: " + err.message] }) + "\n");
-  process.exit(2);
-});
+main().catch(crashed);
