@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import subprocess
 import threading
 import time
@@ -53,7 +54,8 @@ def with_cues(chunks: Sequence[Path], plan: Mapping[int, Sequence[Any]], out_dir
         dst = out_dir / src.name
         cues = plan.get(seq, ())
         if cues:
-            at = first_pts(src) / TICKS
+            # SuperKabuki compares with the IDR's PTS in seconds rounded to 6 places: never ask for later than that.
+            at = math.floor(first_pts(src) / TICKS * 1e6) / 1e6
             inject(src, dst, [(at, c.base64) for c in cues])
         else:
             dst.write_bytes(src.read_bytes())

@@ -8,9 +8,10 @@ SuperKabuki reads its options from the command line and writes its output in blo
 
 from __future__ import annotations
 
+import base64
 import io
 import sys
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 from threefive import stuff as _tf_stuff
@@ -32,7 +33,7 @@ class _Injector(SuperKabuki):  # type: ignore[misc]
                     out.write(pkt)
 
 
-def inject(src: Path, out: Path, cues: Iterable[tuple[float, str]], pid: int = SCTE35_PID) -> Path:
+def inject(src: Path, out: Path, cues: Sequence[tuple[float, str]], pid: int = SCTE35_PID) -> Path:
     """Copy `src` to `out` with each (insert PTS in seconds, base64 cue) written on an SCTE-35 PID; the
     cue goes in at the first IDR whose PTS is at or after the insert time, which must not be before the
     stream's first IDR (SuperKabuki only loads cues that are still ahead)."""
@@ -47,6 +48,10 @@ def inject(src: Path, out: Path, cues: Iterable[tuple[float, str]], pid: int = S
     finally:
         sys.argv, _tf_stuff.stderr = argv, stderr
         sidecar.unlink(missing_ok=True)
+    data = out.read_bytes()
+    for _, cue in cues:
+        if base64.b64decode(cue) not in data:
+            raise ValueError(f"cue {cue[:24]}... was not injected: its insert time is after every IDR of {src.name}")
     return out
 
 
