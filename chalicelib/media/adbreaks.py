@@ -166,7 +166,7 @@ def _source_in(b: AdBreak, out: Cue, in_media: float) -> Cue:
     it): the partner of the source's out cue (its segmentation type + 1, same event id) at the in-point."""
     event_id = out.event_id if out.event_id is not None else b.splice_event_id
     if out.command == "time_signal" and out.segmentation_type_id is not None:
-        end = scte35._SEGMENTATION_NAMES.get(out.segmentation_type_id + 1)
+        end = scte35.segmentation_name(out.segmentation_type_id + 1)
         if end is not None:
             return scte35.time_signal(in_media, end, None, event_id)
     return scte35.splice_insert(event_id, in_media, None, False, False)

@@ -91,6 +91,11 @@ _COMMAND_NAMES = {0: "splice_null", 4: "splice_schedule", 5: "splice_insert", 6:
                   7: "bandwidth_reservation", 255: "private_command"}
 
 
+def segmentation_name(type_id: int) -> str | None:
+    """Our name for a segmentation_type_id we can build ("provider_ad_end" for 0x31), else None."""
+    return _SEGMENTATION_NAMES.get(type_id)
+
+
 def pts_to_ticks(seconds: float) -> int:
     """Seconds of media time -> 90 kHz ticks modulo 2**33 (negative times wrap too)."""
     return round(seconds * TICKS_PER_SECOND) % PTS_WRAP

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from control_harness import Api
+from control_harness import API_KEY, Api
 
 from chalicelib.control.adbreaks import to_timeline_breaks
 from chalicelib.records import iso
@@ -99,3 +99,28 @@ def test_the_openapi_document_lists_the_return_route(api: Api) -> None:
     doc = api.call("GET", "/openapi.json").json_body
     op = doc["paths"]["/channels/{channel_id}/ad-breaks/{break_id}/return"]["post"]
     assert "409" in op["responses"] and {p["name"] for p in op["parameters"]} == {"channel_id", "break_id"}
+
+
+def test_the_cli_returns_a_running_break_and_shows_the_409_of_one_that_is_not(api: Api,
+                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from slipstream_cli.__main__ import main
+
+    base = "https://api.example.test/api"
+
+    def transport(method: str, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        resp = api.client.http.request(method, url[len(base):] or "/", headers=headers, body=body)
+        return resp.status_code, resp.body
+
+    def cli(*argv: str) -> tuple[int, str, str]:
+        code = main(["--endpoint", base, "--api-key", API_KEY, *argv], transport=transport)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    api.running("news")
+    assert cli("create", "sport", "--marker-style", "elemental,daterange", "--dash-period-triggers", "avails")[0] == 0
+    assert cli("ad-break", "news", "30", "--id", "promo")[0] == 0
+    api.clock.advance(4)
+    code, out, _ = cli("return", "news", "promo")
+    assert code == 0 and out.startswith(f"ad break promo: returned at {iso(api.clock.now)}; CUE-IN at the next")
+    code, out, err = cli("return", "news", "promo")
+    assert code == 1 and "is not running: it is returned (ended)" in err
