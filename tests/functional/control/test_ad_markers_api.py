@@ -101,8 +101,8 @@ def test_the_openapi_document_lists_the_return_route(api: Api) -> None:
     assert "409" in op["responses"] and {p["name"] for p in op["parameters"]} == {"channel_id", "break_id"}
 
 
-def test_the_cli_returns_a_running_break_and_shows_the_409_of_one_that_is_not(api: Api,
-                                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_returns_a_running_break_and_shows_the_409_of_one_that_is_not(
+        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     from slipstream_cli.__main__ import main
 
     base = "https://api.example.test/api"
