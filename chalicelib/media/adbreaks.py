@@ -360,14 +360,14 @@ def source_signal(cue: Cue, *, position: int | None, src_start: int, media_start
     kind = cue.filter_type
     if cue.command not in ("splice_insert", "time_signal"):
         return SourceSignal("skip", cue, event_id, media, None, f"{cue.command} carries no avail")
+    if cue.cancelled:  # a cancelled segmentation descriptor carries no type: the event id names the break
+        return SourceSignal("cancel", cue, event_id, media, None)
     if kind is None:
         what = (f"segmentation type 0x{cue.segmentation_type_id:02x}" if cue.segmentation_type_id is not None
                 else "a time_signal without a segmentation descriptor")
         return SourceSignal("skip", cue, event_id, media, None, f"{what} is not an avail")
     if kind not in scte_filter:
         return SourceSignal("skip", cue, event_id, media, None, f"{kind} is not in the channel's scte_filter")
-    if cue.cancelled:
-        return SourceSignal("cancel", cue, event_id, media, None)
     if cue.command == "splice_insert":
         action = "out" if cue.out_of_network else "in"
     else:

@@ -104,6 +104,13 @@ def test_splice_insert_out_in_and_cancel() -> None:
     assert classify(scte35.cancel(9))[:2] == ("cancel", 9)
 
 
+def test_a_time_signal_whose_segmentation_event_is_cancelled_cancels_that_event() -> None:
+    tf = threefive.Cue(scte35.time_signal(10.0, "provider_po_start", 20.0, 4).base64)
+    tf.descriptors[0].segmentation_event_cancel_indicator = True
+    tf.encode()
+    assert classify(scte35.decode(tf.bites))[:2] == ("cancel", 4)
+
+
 def test_time_signal_segmentation_start_and_end_pairs() -> None:
     for start, end in (("provider_po_start", "provider_po_end"), ("distributor_po_start", "distributor_po_end"),
                        ("provider_ad_start", "provider_ad_end"), ("distributor_ad_start", "distributor_ad_end"),
