@@ -6,7 +6,8 @@
 // engine's first); dvr=1; abr=0; signing=cookie|query (how a signed stage's grant travels);
 // api (API base, default "api": the demo server proxies it, so the page holds no key); origin
 // (default "origin"); src (explicit manifest URL, skips the playback lookup); key (x-api-key when
-// not proxied); adDuration (seconds the ad-break button asks for, default 30); time (UTCTiming URL).
+// not proxied); adDuration (seconds the ad-break button asks for, default 30); time (UTCTiming URL);
+// adInPlace=1 (hls.js: append an interstitial's ad into the main buffers instead of its own asset player).
 //
 // Each engine lives in js/engines/{name}.js behind one adapter interface (load, destroy, renditions,
 // current, select, setAbr, bandwidth, latency, seekRange, config; signals ad markers through ctx).
@@ -27,6 +28,7 @@ const originBase = (params.get("origin") || "origin").replace(/\/$/, "");
 const apiKey = params.get("key") || "";
 const adDuration = Math.max(1, Number(params.get("adDuration")) || 30);
 const timeUrl = params.get("time") || new URL("time", window.location.href).href;
+const adInPlace = params.get("adInPlace") === "1";
 // A live stream that does not advance for this long while it should be playing is a stall the
 // viewer would notice (a spinner), whatever the engine's own heuristics report.
 const STALL_MS = 1500;
@@ -246,6 +248,7 @@ function engineContext(gen) {
   return {
     video: video,
     timeUrl: timeUrl,
+    adInPlace: adInPlace,
     abr: state.abr,
     cmcd: { sessionId: state.cmcdSession, contentId: channel },
     grant: grant,

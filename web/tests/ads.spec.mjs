@@ -2,17 +2,20 @@
 // the way an ad-ops engineer checks a source's SCTE-35: play, let breaks come, see what each engine reports.
 //
 //   node web/tests/ads.spec.mjs URL [--play 45] [--engine hlsjs|dashjs|shaka] [--format hls|dash]
-//        [--start-timeout 120] [--until-breaks N] [--screenshot out.png]
+//        [--start-timeout 120] [--until-breaks N] [--until-interstitial] [--screenshot out.png]
 //
-// Plays for --play seconds after the start (or, with --until-breaks N, until N breaks have been seen
-// with their in-point, within --play). Prints one JSON report on stdout: {ok, failures, stalls,
+// Plays for --play seconds after the start; with --until-breaks N it stops once N breaks that began after
+// playback started have been seen with their in-point (and played past it), with --until-interstitial
+// once an interstitial that started while watching has handed back to the main stream (and 8 s more
+// played). Prints one JSON report on stdout: {ok, failures, startPosition, stalls,
 // progressed, wallSeconds, breaks (the page's joined breaks), markers (every signal), interstitials
 // (hls.js interstitial events), latency, log, console}. Exits 1 when playback failed; the ad checks
 // are the caller's (tests/integration/browser/test_scte35_players.py).
 import { crashed, drive, sleep, started, withParams } from "./chromium.mjs";
 
 function parseArgs(argv) {
-  const opts = { url: "", play: 45, engine: "", format: "", startTimeout: 120, untilBreaks: 0, screenshot: "" };
+  const opts = { url: "", play: 45, engine: "", format: "", startTimeout: 120, untilBreaks: 0, untilInterstitial: false,
+    screenshot: "" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--play") opts.play = Number(argv[++i]);
@@ -20,6 +23,7 @@ function parseArgs(argv) {
     else if (a === "--format") opts.format = argv[++i];
     else if (a === "--start-timeout") opts.startTimeout = Number(argv[++i]);
     else if (a === "--until-breaks") opts.untilBreaks = Number(argv[++i]);
+    else if (a === "--until-interstitial") opts.untilInterstitial = true;
     else if (a === "--screenshot") opts.screenshot = argv[++i];
     else if (!opts.url) opts.url = a;
     else throw new Error("unexpected argument " + a);
@@ -45,7 +49,11 @@ async function main() {
       fail("playback did not start within " + opts.startTimeout + " s");
     } else {
       const t0 = snap.t, stalls0 = snap.stalls, progressed0 = snap.progressed, wall0 = Date.now();
-      const closed = (s) => s.breaks.filter((b) => b.end != null && b.kinds.includes("in")).length;
+      report.startPosition = t0;
+      const live = (s) => s.breaks.filter((b) => b.start >= t0 - 0.5 && b.end != null && b.kinds.includes("in"));
+      const handedBack = (s) => s.interstitials.find((e, i) => (e.type === "primary-resumed" || e.type === "ended") &&
+        s.interstitials.slice(0, i).some((x) => x.type === "started"));
+      let backAt = null;
       report.breakStatuses = [];
       while (Date.now() - wall0 < opts.play * 1000) {
         await sleep(1000);
@@ -54,9 +62,11 @@ async function main() {
           report.breakStatuses.push(snap.breakStatus.replace(/[0-9.]+ s of/, "X s of"));
         }
         // Let the last break's in-point play out before stopping early.
-        if (opts.untilBreaks && closed(snap) >= opts.untilBreaks && Date.now() - wall0 > 8000) {
-          const last = snap.breaks[snap.breaks.length - 1];
-          if (last && snap.t > last.end + 4) break;
+        const seen = live(snap);
+        if (opts.untilBreaks && seen.length >= opts.untilBreaks && snap.t > seen[opts.untilBreaks - 1].end + 4) break;
+        if (opts.untilInterstitial && handedBack(snap)) {
+          backAt = backAt || Date.now();
+          if (Date.now() - backAt > 8000) break;
         }
       }
       report.wallSeconds = (Date.now() - wall0) / 1000;

@@ -40,6 +40,9 @@ export function create(ctx) {
   if (!Hls || !Hls.isSupported()) throw new Error("hls.js is not supported in this browser");
   const h = new Hls(Object.assign({
     liveSyncDurationCount: 3,
+    // An interstitial's ad plays in its own asset player (an ad server's encoding rarely matches the
+    // channel's ladder); adInPlace=1 on the page appends it into the main buffers instead.
+    interstitialAppendInPlace: !!ctx.adInPlace,
     backBufferLength: 30,
     cmcd: { sessionId: ctx.cmcd.sessionId, contentId: ctx.cmcd.contentId, useHeaders: false },
     xhrSetup: (xhr, url) => {
