@@ -61,7 +61,7 @@ if pipeline.INGEST_TRIGGER == "sqs":  # EventBridge rule -> queue (infra/templat
 
 @app.on_sqs_message(queue=pipeline.TRANSCODE_QUEUE, batch_size=1)
 def transcode_chunk(event: Any) -> list[str]:
-    return pipeline.on_transcode(event.to_dict())
+    return pipeline.on_transcode(event.to_dict(), event.context)
 
 
 @app.on_sqs_message(queue=pipeline.PACKAGE_QUEUE, batch_size=10)

@@ -116,6 +116,7 @@ class ChannelRecord:
     # What stands in for a chunk that is missing, late or corrupt: "slate" (real media, in HLS and
     # DASH) or "gap" (the same slate media, marked EXT-X-GAP in HLS for players that skip it).
     missing_media: str = "slate"
+    slate_wait: float = 0.0  # seconds a ready later chunk waits for a missing one (0: the stage's, one segment)
     run_no: int = 0  # runs started so far; the current run's number (set by every start)
     last_run: int = 0  # the run of the newest chunk (last_seq counts within it)
     late_chunks: int = 0  # chunks dropped because they came after their slot was published

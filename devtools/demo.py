@@ -567,12 +567,14 @@ def signing_key_pair() -> tuple[str, str]:
 
 
 def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
-               work_dir: Path | None = None, startup_timeout: float = 180.0, signed: bool = False) -> DemoStack:
+               work_dir: Path | None = None, startup_timeout: float = 180.0, signed: bool = False,
+               create: dict[str, Any] | None = None) -> DemoStack:
     """Bring the whole demo up; on any failure everything already started is stopped again.
 
     work_dir (default .demo/) holds the children's logs and the emulator's state; tests pass their
     own so they never touch a `make demo` running beside them. signed: the API hands out CloudFront
-    grants and the origin refuses requests without one (as a stage with SignedPlayback=enabled)."""
+    grants and the origin refuses requests without one (as a stage with SignedPlayback=enabled).
+    create: more fields of the channel's POST /channels body (ladder, slate_wait, ...)."""
     work_dir = work_dir or ROOT / ".demo"
     children = Children(log_dir=work_dir / "logs")
     closers: list[Callable[[], None]] = []
@@ -622,7 +624,8 @@ def start_demo(channel_id: str = DEMO_CHANNEL, port: int = 0, push: bool = True,
         wait_until("chalice local", lambda: _port_open(api_port), 60, children)
 
         say(f"creating and starting channel {channel_id!r}")
-        status, body = call_api(api, "POST", "/channels", {"id": channel_id, "name": "Slipstream demo"})
+        status, body = call_api(api, "POST", "/channels",
+                                {"id": channel_id, "name": "Slipstream demo", **(create or {})})
         if status == 409:
             say(f"channel {channel_id!r} exists already; reusing it")
         elif status >= 300:

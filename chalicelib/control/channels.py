@@ -40,7 +40,7 @@ from .ports import Control, PlaybackGrant, StaleTokenError
 # SendTaskSuccess there means the execution is gone, not that the token rotated.
 _PARKED = (IDLE, STOPPED)
 MANIFEST_FIELDS = frozenset({"marker_style", "live_window", "dvr_window", "dash_ad_markers", "dash_period_triggers",
-                             "ad_asset_uri", "ad_asset_list"})
+                             "ad_asset_uri", "ad_asset_list", "missing_media"})
 AD_FIELDS = ("dash_ad_markers", "dash_period_triggers", "ad_asset_uri", "ad_asset_list", "scte_filter")
 
 
@@ -63,6 +63,9 @@ def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
         "live_window": r.live_window,
         "dvr_window": r.dvr_window,
         "fanout": r.fanout,
+        "missing_media": r.missing_media,
+        "slate_wait": r.slate_wait or None,
+        "run": r.run_no or None,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
         "started_at": r.started_at or None,
@@ -93,6 +96,8 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         live_window=body.live_window or s.live_window,
         dvr_window=body.dvr_window or s.dvr_window,
         fanout=body.fanout,
+        missing_media=body.missing_media,
+        slate_wait=body.slate_wait or 0.0,
         created_at=iso(now),
         updated_at=iso(now),
     )

@@ -95,6 +95,10 @@ class CreateChannel(_MarkerFields):
     live_window: float | None = Field(None, ge=6.0, le=3600.0)
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
     fanout: Literal["chunk", "rendition"] = "chunk"
+    # What stands in for a missing, late or corrupt chunk (the slate, in HLS and DASH; "gap" also marks
+    # it EXT-X-GAP in HLS), and how long a ready later chunk waits for it (default: one segment).
+    missing_media: Literal["slate", "gap"] = "slate"
+    slate_wait: float | None = Field(None, ge=0.2, le=120.0)
 
     @field_validator("id")
     @classmethod
@@ -113,6 +117,8 @@ class PatchChannel(_MarkerFields):
     live_window: float | None = Field(None, ge=6.0, le=3600.0)
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
     fanout: Literal["chunk", "rendition"] | None = None
+    missing_media: Literal["slate", "gap"] | None = None
+    slate_wait: float | None = Field(None, ge=0.2, le=120.0)
 
     _check_ladder = field_validator("ladder")(_ladder)
 

@@ -40,6 +40,8 @@ MAX_SPAN = 100_000
 # A media claim older than this without the renditions done means the worker died between claiming and
 # uploading: the packager may take the slot over for slate (every segment write is write-once).
 STALE_CLAIM = timedelta(seconds=30)
+# A run's first slot waits this many slate waits for its chunk: the run's first transcodes start cold.
+FIRST_SLOT_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -359,28 +361,24 @@ def plan(
 
 def _first_seq(chunks: Mapping[int, ChunkState], renditions: frozenset[str], now: datetime,
                shape: ChannelShape) -> int | None:
-    """Where a run starts: its lowest received chunk once it is ready, and for a run that does not start
-    at seq 0 only after a chunk duration (an event for a lower seq may merely be late). A lowest chunk
-    that does not get ready (corrupt, stuck) is given up after that plus the slate wait: the run starts
-    at the lowest ready one, and the others are late."""
-    received = sorted((c for c in chunks.values() if c.fill != SLATE and c.status == RECEIVED), key=lambda c: c.seq)
-    if not received:
+    """Where a run starts: its lowest received chunk with a place on the clock (probed: corrupt ones have
+    none), at once when it is seq 0, else after a chunk duration (an event for a lower seq may merely be
+    late). It need not be transcoded yet: its slot follows the usual rules from there (media, or slate
+    at its own place, with a longer wait: a run's first transcodes start cold)."""
+    placed = sorted((c for c in chunks.values()
+                     if c.fill != SLATE and c.status == RECEIVED and c.v_start is not None and c.a_start is not None),
+                    key=lambda c: c.seq)
+    if not placed:
         return None
-    lowest = received[0]
-    hold = min(c.received_at for c in received) + timedelta(seconds=shape.segment_duration)
-    if _ready(lowest, renditions):
-        return lowest.seq if lowest.seq == 0 or now >= hold else None
-    if now >= hold + slate_wait(shape):
-        ready = [c.seq for c in received if _ready(c, renditions)]
-        return ready[0] if ready else None
-    return None
+    lowest = placed[0]
+    hold = min(c.received_at for c in chunks.values()) + timedelta(seconds=shape.segment_duration)
+    return lowest.seq if lowest.seq == 0 or now >= hold else None
 
 
 def _hold_until(chunks: Mapping[int, ChunkState], shape: ChannelShape) -> list[datetime]:
     if not chunks:
         return []
-    first = min(c.received_at for c in chunks.values()) + timedelta(seconds=shape.segment_duration)
-    return [first, first + slate_wait(shape)]
+    return [min(c.received_at for c in chunks.values()) + timedelta(seconds=shape.segment_duration)]
 
 
 def _tail_done(chunks: Mapping[int, ChunkState], last: int) -> bool:
@@ -427,7 +425,7 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
         if c is not None and c.status == INVALID:
             reason, due = "invalid", now
         elif later:
-            due = min(t for _, t in later) + wait
+            due = min(t for _, t in later) + (wait * FIRST_SLOT_FACTOR if prev is None else wait)
             if due <= now:
                 reason = "missing" if c is None else "late"
         if not reason and sealing:
@@ -451,18 +449,23 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
             # slot cannot be filled with anything a DASH player can play until it exists.
             recheck.append(now + timedelta(seconds=1))
             return last, True
-        assert prev is not None
         claims.append(_slot(rn, seq, prev, c, chunks.get(seq + 1), nominal, max_frames, frame, rate, fps, reason))
         return last, True
     return last, False
 
 
-def _slot(run: int, seq: int, prev: ChunkState, c: ChunkState | None, nxt: ChunkState | None, nominal: int,
+def _slot(run: int, seq: int, prev: ChunkState | None, c: ChunkState | None, nxt: ChunkState | None, nominal: int,
           max_frames: int, frame: int, rate: int, fps: Fraction, reason: str) -> SlotClaim:
-    """Where a slate goes: right after the previous segment, as long as its chunk would have lasted."""
-    assert prev.v_start is not None and prev.v_dur is not None and prev.a_start is not None and prev.a_dur is not None
-    v_start = prev.v_start + prev.v_dur
-    a_start = prev.a_start + prev.a_dur
+    """Where a slate goes: right after the previous segment (or, for a run's first slot, where its own
+    chunk sits), as long as its chunk would have lasted."""
+    if prev is not None:
+        assert prev.v_start is not None and prev.v_dur is not None and prev.a_start is not None
+        assert prev.a_dur is not None
+        v_start = prev.v_start + prev.v_dur
+        a_start = prev.a_start + prev.a_dur
+    else:
+        assert c is not None and c.v_start is not None and c.a_start is not None
+        v_start, a_start = c.v_start, c.a_start
     frames = nominal
     if c is not None and c.v_dur:
         frames = round(c.v_dur / frame)

@@ -70,19 +70,43 @@ def on_ingest_queue(event: Mapping[str, Any], context: Any = None) -> list[str]:
 
 
 @tracer.capture_method
-def on_transcode(event: Mapping[str, Any]) -> list[str]:
-    deps = _deps()
+def on_transcode(event: Mapping[str, Any], context: Any = None) -> list[str]:
+    deps = _deps(context)
     out = []
-    for body in _bodies(event):
+    for record in event.get("Records") or ():
         try:
-            msg = TranscodeMessage.parse(body)
+            msg = TranscodeMessage.parse(str(record.get("body", "")))
         except SlipstreamError as e:
             # A malformed message can never succeed: log it and let it go (no retry loop).
             logger.error("malformed transcode message dropped", extra={"error": str(e)})
             out.append(f"dropped: {e}")
             continue
-        out.append(worker.transcode_chunk(msg, deps))
+        try:
+            out.append(worker.transcode_chunk(msg, deps))
+        except Exception:
+            _retry_soon(deps, record)
+            raise
     return out
+
+
+RETRY_DELAYS = (1, 4, 15)  # seconds before the 2nd, 3rd, 4th receive of a failed transcode
+
+
+def _retry_soon(deps: Any, record: Mapping[str, Any]) -> None:
+    """A failed job (ffmpeg killed, a throttled read) is retried within seconds, while its slot can still
+    be filled with media; the queue's visibility timeout stays long enough for the longest job."""
+    receipt = str(record.get("receiptHandle") or "")
+    if not receipt or not deps.settings.transcode_queue_url:
+        return
+    try:
+        count = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+    except (TypeError, ValueError):
+        count = 1
+    delay = RETRY_DELAYS[min(max(count, 1), len(RETRY_DELAYS)) - 1]
+    try:
+        deps.queue.retry_after(deps.settings.transcode_queue_url, receipt, delay)
+    except SlipstreamError as e:  # the message still comes back, a visibility timeout later
+        logger.warning("could not shorten the retry delay", extra={"error": str(e)})
 
 
 @tracer.capture_method

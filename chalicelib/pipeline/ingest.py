@@ -183,7 +183,7 @@ def _place(u: Upload, deps: Deps, meta: ChannelRecord, run: int, info: Any, rece
         start = media_ticks(info.start_ticks, base, u.seq, segdur)
         avail = received - timedelta(seconds=(start + info.end_ticks - info.start_ticks) / grid.TICKS)
         phase = 0
-        if audio_plan.can_copy(info.audio, ladder):
+        if audio_plan.can_copy(info.audio, ladder, info.container):
             phase = grid.samples(start + info.audio.start_ticks - info.start_ticks, rate) % grid.AAC_FRAME
         run_item, created = deps.store.fix_run(u.channel, run, {
             "base": base, "availability_start": iso(avail), "audio_phase": phase, "started_at": iso(received)})

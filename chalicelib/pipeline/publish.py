@@ -166,7 +166,7 @@ def _shape(channel: str, meta: ChannelRecord, ladder: Ladder, deps: Deps, runs: 
         dvr_window=float(meta.dvr_window or st.dvr_window),
         marker_style=meta.marker_style,
         ad_markers=admarkers.settings(meta),
-        slate_wait=st.slate_wait,
+        slate_wait=float(meta.slate_wait) if meta.slate_wait else st.slate_wait,
         gap_mode=meta.missing_media == "gap",
         run_names={r: run_name(r) for r in runs},
     )

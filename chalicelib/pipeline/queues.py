@@ -17,6 +17,8 @@ MAX_DELAY = 900  # SQS DelaySeconds limit
 class Queue(Protocol):
     def send(self, queue_url: str, body: dict[str, Any], delay: int = 0) -> None: ...
 
+    def retry_after(self, queue_url: str, receipt_handle: str, seconds: int) -> None: ...
+
 
 class SqsQueue:
     def __init__(self, client: Any) -> None:
@@ -30,6 +32,15 @@ class SqsQueue:
                                    DelaySeconds=max(0, min(MAX_DELAY, int(delay))))
         except ClientError as e:
             raise StoreError(f"SQS send failed: {e}") from e
+
+    def retry_after(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
+        """Make a message that failed visible again in `seconds` instead of a whole visibility timeout
+        (which must cover the longest job, far too late for a live slot)."""
+        try:
+            self._sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle,
+                                                VisibilityTimeout=max(0, min(43_200, int(seconds))))
+        except ClientError as e:
+            raise StoreError(f"SQS change_message_visibility failed: {e}") from e
 
 
 @dataclass(frozen=True)

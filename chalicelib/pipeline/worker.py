@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFoundError, TranscodeError
+from ..errors import NotFoundError, StoreError, TranscodeError
 from ..media.ladder import Ladder
 from ..records import parse_iso, run_name
 from .assemble import INVALID, SLATE
@@ -146,7 +146,11 @@ def _audio_start(item: dict[str, Any] | None) -> int | None:
 def _preroll(deps: Deps, item: dict[str, Any], prev: dict[str, Any] | None, tmp: Path) -> str:
     """The previous chunk's source when this chunk's audio is re-encoded and continues it (same format,
     meeting on the source clock): its tail primes the encoder. "" otherwise (a cold start)."""
-    if item.get("a_mode") != "encode" or prev is None or prev.get("status") == INVALID or not prev.get("source_key"):
+    if item.get("a_mode") != "encode":
+        return ""
+    if prev is None:
+        return _unrecorded_preroll(deps, item, tmp)
+    if prev.get("status") == INVALID or not prev.get("source_key"):
         return ""
     same = all(prev.get(k) == item.get(k) for k in ("a_codec", "a_rate", "a_channels", "ext"))
     rate = int(item.get("a_rate") or 48_000)
@@ -160,6 +164,23 @@ def _preroll(deps: Deps, item: dict[str, Any], prev: dict[str, Any] | None, tmp:
                               version_id=str(prev.get("version_id") or ""), etag=str(prev.get("etag") or ""))
     except NotFoundError:
         return ""  # gone (expired, replaced): start cold rather than fail the chunk
+    return str(path)
+
+
+def _unrecorded_preroll(deps: Deps, item: dict[str, Any], tmp: Path) -> str:
+    """The previous chunk when its ingest has not recorded it yet (uploads racing, or it is still being
+    probed): read straight from the ingest bucket under its conventional key. Nothing about it is trusted:
+    the transcoder probes it and uses it only when its audio meets this chunk's on the source clock."""
+    seq, ext = int(item["seq"]), str(item.get("ext") or "ts")
+    source_key = str(item.get("source_key") or "")
+    if seq <= 0 or "/" not in source_key:
+        return ""
+    key = f"{source_key.rsplit('/', 1)[0]}/{seq - 1:08d}.{ext}"
+    path = tmp / f"preroll.{ext}"
+    try:
+        deps.objects.download(str(item.get("bucket") or deps.settings.ingest_bucket), key, path)
+    except (NotFoundError, StoreError):
+        return ""  # not uploaded (yet), or unreadable: start cold
     return str(path)
 
 

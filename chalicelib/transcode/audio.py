@@ -23,7 +23,7 @@ have an audio rendition with every segment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from ..media import grid
@@ -45,12 +45,20 @@ class AudioPlan:
     input_samples: int = 0  # encode/silence: how many samples the encoder is fed
     preroll: bool = False  # the previous chunk's tail is fed first
     cold: bool = False  # re-encoded without real audio before the first kept frame
+    # encode: media sample of the first sample the decoder will output (the first audio packet of this
+    # chunk, or of the previous one with pre-roll); the input window is cut or padded by sample count.
+    decoded_from: int = 0
 
 
-def can_copy(audio: AudioInfo | None, ladder: Ladder) -> bool:
+def can_copy(audio: AudioInfo | None, ladder: Ladder, container: str = "mpegts") -> bool:
+    """The source's AAC can go out as it is: AAC-LC at the ladder's rate, channels and bitrate cap, from
+    MPEG-TS. MP4 chunks are always re-encoded: their audio timing comes through edit lists and coarse
+    (often millisecond) timescales, so chunk k's frames do not start where chunk k-1's end and copied
+    frames, which cannot be cut, would leave gaps or overlaps at the boundaries."""
     a = ladder.audio
     return (
-        audio is not None
+        container == "mpegts"
+        and audio is not None
         and a.copy_max_bitrate > 0
         and audio.codec == "aac"
         and audio.profile == "LC"
@@ -87,7 +95,7 @@ def _bounded(p: AudioPlan, not_before: int | None, not_after: int | None) -> Aud
         span = grid.AudioSpan(span.start, min(span.frames, keep), span.frame_samples)
     if span == p.span:
         return p
-    return AudioPlan(p.mode, span, skip, p.input_start, p.input_samples, p.preroll, p.cold)
+    return replace(p, span=span, skip=skip)
 
 
 def _plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSpan, *,
@@ -98,8 +106,9 @@ def _plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSp
     if info.audio is None or not info.has_audio:
         fps = ladder.frame_rate
         span = grid.encoded_audio_span(grid.samples(video.start(fps), sr), grid.samples(video.end(fps), sr))
-        return _encoded(ladder, span, "silence", preroll=False)
-    if mode != "encode" and can_copy(info.audio, ladder):
+        silent = _encoded(ladder, span, "silence", preroll=False)
+        return replace(silent, decoded_from=silent.input_start)
+    if mode != "encode" and can_copy(info.audio, ladder, info.container):
         first = grid.samples(start_ticks + info.audio.start_ticks - info.start_ticks, sr)
         span, drop = grid.copied_audio_span(first, info.audio.packets, grid.AAC_FRAME, max(0, not_before or 0))
         if span.frames > 0:
@@ -107,7 +116,9 @@ def _plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSp
     usable = preroll is not None and _continues(preroll, info.audio)
     first = grid.samples(start_ticks + info.audio.start_ticks - info.start_ticks, sr)
     end = grid.samples(start_ticks + info.audio.end_ticks - info.start_ticks, sr)
-    return _encoded(ladder, grid.encoded_audio_span(first, end), "encode", preroll=usable)
+    plan = _encoded(ladder, grid.encoded_audio_span(first, end), "encode", preroll=usable)
+    source = preroll.start_ticks if usable and preroll is not None else info.audio.start_ticks
+    return replace(plan, decoded_from=grid.samples(start_ticks + source - info.start_ticks, sr))
 
 
 def _continues(prev: AudioInfo, cur: AudioInfo) -> bool:

@@ -213,7 +213,7 @@ def ladder_args(job: TranscodeJob, info: MediaInfo, workdir: str = "", audio: Au
             )
     encode_audio = want_audio and audio is not None and audio.mode != "copy"
     if encode_audio and audio is not None:
-        graph.append(_audio_graph(ladder, audio, second, v0, media0, ts))
+        graph.append(_audio_graph(ladder, audio, second))
     if graph:
         args += ["-filter_complex", ";".join(graph)]
 
@@ -239,24 +239,28 @@ def ladder_args(job: TranscodeJob, info: MediaInfo, workdir: str = "", audio: Au
     return args
 
 
-def _audio_graph(ladder: Ladder, audio: AudioPlan, second: str, v0: Fraction, media0: Fraction, ts: bool) -> str:
+def _audio_graph(ladder: Ladder, audio: AudioPlan, second: str) -> str:
     """The encoder's input: exactly `audio.input_samples` samples starting at media sample
-    `audio.input_start` (silence where the source has none), at the ladder's rate and layout."""
+    `audio.input_start` (silence where the source has none), at the ladder's rate and layout.
+
+    Cut and padded by sample count, not by timestamps: the decoded stream's first sample sits at media
+    sample `audio.decoded_from` (its first packet's pts), so after resampling the window starts
+    `input_start - decoded_from` samples in (trimmed) or that many samples before it (padded with
+    silence). aresample's own first_pts compensation drifted by 13-16 ms when it had to pad."""
     a = ladder.audio
     sr = a.sample_rate
-    # Source time of the first input sample, relative to the chunk's first video pts.
-    rel_first = Fraction(audio.input_start, sr) - media0
     layout = "stereo" if a.channels == 2 else ("mono" if a.channels == 1 else f"{a.channels}c")
-    tail = (f"aformat=sample_fmts=fltp:channel_layouts={layout},asetpts=PTS-STARTPTS,"
-            f"atrim=end_sample={audio.input_samples},apad=whole_len={audio.input_samples}[a0]")
+    tail = (f"atrim=end_sample={audio.input_samples},apad=whole_len={audio.input_samples},"
+            f"asetpts=N/SR/TB[a0]")
     if audio.mode == "silence":
-        return f"{second}aresample={sr},{tail}"
+        return f"{second}aresample={sr},aformat=sample_fmts=fltp:channel_layouts={layout},{tail}"
     # With pre-roll the audio comes from the previous chunk and this one joined into one stream (input 1,
     # see job.run): decoded in one go, so the decoder is never cold at the join either.
     src = second if audio.preroll and second else "[0:a:0]"
-    # aresample's first_pts pads (cold start) or trims the decoded audio to start exactly at the window.
-    return (f"{src}asetpts=PTS-{_frac(v0)}/TB,aresample={sr}:async=1:first_pts={_round(rel_first * sr)},"
-            f"{tail}")
+    offset = audio.input_start - audio.decoded_from
+    cut = f"atrim=start_sample={offset}," if offset > 0 else (f"adelay=delays={-offset}S:all=1," if offset < 0 else "")
+    return (f"{src}aresample={sr},aformat=sample_fmts=fltp:channel_layouts={layout},asetpts=N/SR/TB,"
+            f"{cut}asetpts=N/SR/TB,{tail}")
 
 
 def video_encoder_args(ladder: Ladder, r: VideoRendition, keyframes: str) -> list[str]:

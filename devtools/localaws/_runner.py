@@ -8,9 +8,9 @@ written to the result file named on the command line so log output can never cor
 Kept dependency-free (stdlib only): it runs with the function's own PYTHONPATH, not devtools'.
 usage: python _runner.py SPEC_JSON_FILE RESULT_JSON_FILE       one invocation (cold)
        python _runner.py --serve TASK_ROOT REQUEST_FD DONE_FD  a warm sandbox: one invocation per
-           request line {"spec", "result", "log"}; output goes to that invocation's log file (fds 1
-           and 2 are re-pointed, so child processes such as ffmpeg log there too); a newline on DONE_FD
-           says the result file is written.
+           request line {"spec": {...}, "log": path}; output goes to that invocation's log file (fds 1
+           and 2 are re-pointed, so child processes such as ffmpeg log there too); the result comes
+           back as one JSON line on DONE_FD (no files per invocation: pipes only).
 """
 
 from __future__ import annotations
@@ -52,11 +52,8 @@ def _error(kind: str, exc: BaseException, request_id: str) -> dict[str, Any]:
     }
 
 
-def main(spec_path: str, result_path: str) -> int:
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    # The task root replaces this script's own directory, as in the managed runtime.
-    sys.path[0] = spec["task_root"]
+def invoke(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the handler once: {"ok": bool, "payload": result or Lambda-shaped error}."""
     context = LambdaContext(spec)
     rid = context.aws_request_id
     module_name, _, func_name = spec["handler"].rpartition(".")
@@ -86,6 +83,15 @@ def main(spec_path: str, result_path: str) -> int:
                     result = {"ok": False, "payload": _error("Runtime.MarshalError", exc, rid)}
     sys.stdout.flush()
     sys.stderr.flush()
+    return result
+
+
+def main(spec_path: str, result_path: str) -> int:
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    # The task root replaces this script's own directory, as in the managed runtime.
+    sys.path[0] = spec["task_root"]
+    result = invoke(spec)
     tmp = result_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(result, f)
@@ -107,8 +113,10 @@ def serve(task_root: str, request_fd: int, done_fd: int) -> int:
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(log_fd)
-            main(request["spec"], request["result"])
-            os.write(done_fd, b"\n")
+            answer = (json.dumps(invoke(request["spec"])) + "\n").encode()
+            view = memoryview(answer)
+            while view:  # a result can exceed the pipe's buffer: the executor reads as we write
+                view = view[os.write(done_fd, view):]
     return 0
 
 

@@ -12,6 +12,7 @@ Re-running it updates code and configuration in place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -34,6 +35,7 @@ RUNTIME = "python3.11"
 DEFAULT_TIMEOUT = 60  # Chalice's default lambda_timeout
 DEFAULT_MEMORY = 128  # Chalice's default lambda_memory_size
 DLQ_MAX_RECEIVE = 3
+FUNCTION_WAIT = {"Delay": 0.25, "MaxAttempts": 240}  # botocore's 1 s polls would add ~1 s per function
 LAYER_ZIP = Path("layers/ffmpeg/build/ffmpeg-layer.zip")
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 ASSUME_ROLE = {
@@ -47,6 +49,29 @@ ASSUME_ROLE = {
 
 class DeployError(Exception):
     """The app or its config cannot be deployed as written (the message says what to fix)."""
+
+
+ENDPOINT_VAR = "AWS_ENDPOINT_URL"
+
+
+@functools.cache
+def endpoint_variable(service: str) -> str:
+    """The per-service variable boto3 honours for `service` (dynamodb -> AWS_ENDPOINT_URL_DYNAMODB,
+    stepfunctions -> AWS_ENDPOINT_URL_SFN): the service id, upper case, spaces as underscores."""
+    import botocore.session
+
+    service_id = botocore.session.get_session().get_service_model(service).service_id
+    return f"{ENDPOINT_VAR}_{str(service_id).upper().replace(' ', '_')}"
+
+
+def service_endpoints(env: Mapping[str, str]) -> dict[str, str]:
+    """The AWS_ENDPOINT_URL_<SERVICE> overrides in env (a split stack: LocalStack + the built-in emulator)."""
+    return {k: v for k, v in env.items() if k.startswith(f"{ENDPOINT_VAR}_") and v}
+
+
+def endpoint_for(service: str, env: Mapping[str, str]) -> str:
+    """The endpoint boto3 would use for `service` under env: its own variable, else AWS_ENDPOINT_URL."""
+    return env.get(endpoint_variable(service)) or env.get(ENDPOINT_VAR, "")
 
 
 @dataclass
@@ -69,6 +94,7 @@ class Deployment:
     layer_arn: str = ""
     function_env: dict[str, str] = field(default_factory=dict)  # what every function gets
     substitutions: dict[str, str] = field(default_factory=dict)  # ${Name} values for ASL files
+    service_endpoints: dict[str, str] = field(default_factory=dict)  # AWS_ENDPOINT_URL_<SERVICE> overrides
 
     @property
     def transcode_queue_url(self) -> str:
@@ -92,6 +118,7 @@ class Deployment:
         """The resource names for tests and the demo, plus what boto3 needs to reach the endpoint."""
         return {
             **self.function_env,
+            **self.service_endpoints,
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
@@ -170,11 +197,13 @@ def render_asl(text: str, substitutions: Mapping[str, str], source: str = "defin
 
 
 class _Deployer:
-    def __init__(self, app_dir: Path, stage: str, endpoint: str | None, region: str) -> None:
+    def __init__(self, app_dir: Path, stage: str, endpoint: str | None, region: str,
+                 overrides: Mapping[str, str]) -> None:
         self.app_dir = app_dir
         self.stage = stage
         self.region = region
         self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL", "")
+        self.overrides = dict(overrides)
         if not self.endpoint:
             raise DeployError("no endpoint: pass endpoint= or set AWS_ENDPOINT_URL (this deploys locally only)")
         self.session = boto3.session.Session(
@@ -186,7 +215,8 @@ class _Deployer:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint)
+            url = endpoint_for(service, {**self.overrides, ENDPOINT_VAR: self.endpoint})
+            self._clients[service] = self.session.client(service, endpoint_url=url)
         return self._clients[service]
 
     # -- stateful resources -----------------------------------------------------------------------
@@ -290,9 +320,14 @@ class _Deployer:
             lam.get_function(FunctionName=name)
         except lam.exceptions.ResourceNotFoundException:
             arn: str = lam.create_function(FunctionName=name, Code={"ZipFile": code}, **config)["FunctionArn"]
+            # A new function is Pending until its code is ready; invocations and updates fail until then.
+            lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig=FUNCTION_WAIT)
             return arn
         lam.update_function_code(FunctionName=name, ZipFile=code)
+        # Lambda (and LocalStack) refuse an update while another is in progress: ResourceConflictException.
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FUNCTION_WAIT)
         arn = lam.update_function_configuration(FunctionName=name, **config)["FunctionArn"]
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FUNCTION_WAIT)
         return arn
 
     def sqs_mapping(self, function_name: str, queue_arn: str, batch_size: int, window: int) -> None:
@@ -357,11 +392,14 @@ def deploy(
     endpoint: str | None = None,
     region: str = REGION,
     substitutions: Substitutions | None = None,
+    endpoints: Mapping[str, str] | None = None,
 ) -> Deployment:
     """Create or update everything the Chalice app at app_dir needs, on the endpoint (or AWS_ENDPOINT_URL).
 
     `substitutions` adds ${Name} values for the ASL files (a mapping, or a function of the computed
     ones: function ARNs, queue URLs, names). For this repo it defaults to `project_substitutions`.
+    `endpoints` are per-service overrides ({"AWS_ENDPOINT_URL_DYNAMODB": url}; default: those in
+    os.environ): the deployer uses them and so does every deployed function.
     """
     root = Path(app_dir).resolve()
     if substitutions is None and root == REPO_ROOT and (root / "chalicelib" / "control" / "asl.py").is_file():
@@ -371,7 +409,8 @@ def deploy(
     described = introspect(root, stage_env)
     app_name = described["app_name"] or cfg["app_name"]
     prefix = f"{app_name}-{stage}"
-    d = _Deployer(root, stage, endpoint, region)
+    overrides = service_endpoints(os.environ if endpoints is None else endpoints)
+    d = _Deployer(root, stage, endpoint, region, overrides)
     account = d.client("sts").get_caller_identity()["Account"]
 
     table = stage_env.get("TABLE_NAME", prefix)
@@ -457,7 +496,9 @@ def deploy(
     for f in functions:
         timeout, memory, own_env = fn_settings(f["name"])
         fn_name = fn_names[f["name"]]
-        arn = d.function(fn_name, f["handler"], code, role, {**function_env, **own_env}, timeout, memory, layers)
+        # The overrides too: a function must reach the service where the deployer created it.
+        arn = d.function(fn_name, f["handler"], code, role, {**function_env, **overrides, **own_env},
+                         timeout, memory, layers)
         if f["kind"] == "s3":
             rules = [{"Name": "prefix", "Value": f["prefix"]}] if f.get("prefix") else []
             rules += [{"Name": "suffix", "Value": f["suffix"]}] if f.get("suffix") else []
@@ -486,7 +527,7 @@ def deploy(
         functions=fn_names, function_arns=fn_arns, queues=queues, state_machines=state_machines,
         distribution_id=dist_id, distribution_domain=dist_domain,
         playback_base_url=function_env["PLAYBACK_BASE_URL"], layer_arn=layer_arn,
-        function_env=function_env, substitutions=subs,
+        function_env=function_env, substitutions=subs, service_endpoints=overrides,
     )  # fmt: skip
 
 

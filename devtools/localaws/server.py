@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any, Self
 
 REGION = "us-east-1"
 READY = "LOCALAWS READY "
@@ -51,8 +51,75 @@ def url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-class LocalAWS:
+class LoopbackServer:
+    """A server in a child process of ours, bound to a loopback address (LocalAWS, LocalStack):
+    its endpoint, what boto3 needs to reach it, and a stop() that leaves no process behind."""
+
+    name = "server"
+    stop_timeout = 10.0
+
+    def __init__(self, host: str, port: int) -> None:
+        self.bind = loopback_host(host)  # fail before anything starts
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port {port} is outside 0-65535 (0 picks a free port)")
+        self.requested_port = port
+        self.port = 0
+        self.start_seconds = 0.0
+        self._proc: subprocess.Popen[Any] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if not self.port:
+            raise RuntimeError(f"{self.name} is not running: call start() first")
+        return f"http://{url_host(self.bind)}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self._proc.pid
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the server and every process it started (running Lambdas, their ffmpeg)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            stop_tree(proc, self.stop_timeout if timeout is None else timeout)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.port = 0
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class LocalAWS(LoopbackServer):
     """Start/stop the emulator; `env()` is what boto3 (and the AWS CLI) need to talk to it."""
+
+    name = "LocalAWS"
 
     def __init__(
         self,
@@ -65,61 +132,30 @@ class LocalAWS:
         startup_timeout: float = 30.0,
         warm: bool = True,
     ) -> None:
-        self.bind = loopback_host(host)  # fail before anything starts
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} is outside 0-65535 (0 picks a free port)")
-        self.requested_port = port
+        super().__init__(host, port)
         self.state_dir = Path(state_dir).resolve()
         self.workers = workers
         self.async_retry_delays = async_retry_delays
         self.startup_timeout = startup_timeout
         self.warm = warm  # reuse a Lambda sandbox between invocations (False: a process per invocation)
-        self.port = 0
-        self.start_seconds = 0.0
-        self._proc: subprocess.Popen[str] | None = None
-        self._server_log: IO[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        if not self.port:
-            raise RuntimeError("LocalAWS is not running: call start() first")
-        return f"http://{url_host(self.bind)}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise RuntimeError("LocalAWS is not running")
-        return self._proc.pid
 
     @property
     def server_log(self) -> Path:
         return self.state_dir / "server.log"
 
-    def env(self) -> dict[str, str]:
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-        }
-
     def log_files(self, function_name: str) -> list[Path]:
         """Invocation logs of one function, oldest first."""
         return sorted((self.state_dir / "logs" / function_name).glob("*.log"))
 
-    def start(self) -> LocalAWS:
+    def start(self) -> Self:
         if self.running:
             return self
         self.state_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        self._server_log = open(self.server_log, "ab")  # noqa: SIM115 -- lives as long as the server
-        env = dict(os.environ)
+        self._log = open(self.server_log, "ab")  # noqa: SIM115 -- lives as long as the server
+        # The server must never talk to another emulator (AWS_ENDPOINT_URL_<SERVICE> included).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        env.pop("AWS_ENDPOINT_URL", None)  # the server must never talk to another emulator
         cmd = [
             sys.executable, "-m", "devtools.localaws", "serve",
             "--host", self.bind, "--port", str(self.requested_port),
@@ -130,7 +166,7 @@ class LocalAWS:
         self._proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
-            stderr=self._server_log,
+            stderr=self._log,
             stdin=subprocess.DEVNULL,
             text=True,
             env=env,
@@ -170,41 +206,26 @@ class LocalAWS:
             return self.server_log.read_text(errors="replace")[-2000:]
         return ""
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server and every process it started (running Lambdas, their ffmpeg)."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            leftovers = descendants(proc.pid)
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=5)
-            # Lambdas run in their own sessions (so a timeout can kill their group); the server kills
-            # them on SIGTERM, and this sweep catches any it could not.
-            for pid in leftovers:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if self._server_log is not None:
-            self._server_log.close()
-            self._server_log = None
-        self.port = 0
 
-    def __enter__(self) -> LocalAWS:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+def stop_tree(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM proc, SIGKILL its group if it is still there after `timeout` s, then SIGKILL every
+    descendant it had: Lambda sandboxes run in sessions of their own (so a timeout can kill their
+    group, ffmpeg included); the server kills them on SIGTERM, and this sweep catches any it could not."""
+    leftovers = descendants(proc.pid)
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def descendants(pid: int) -> list[int]:
@@ -239,27 +260,29 @@ def serve(
 ) -> None:
     """Run the emulator in this process until SIGTERM/SIGINT (the child side of LocalAWS)."""
     bind = loopback_host(host)
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import create_backend_app
     from werkzeug.serving import make_server
 
     from .executor import Executor
     from .patches import Emulator
+    from .stats import Accounting, RequestStats
+    from .wsgi import KeepAliveHandler, dispatcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the Lambda logs
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(bind, port, app, threaded=True, request_handler=MotoRequestHandler)
+    stats = RequestStats()
+    emulators: list[Emulator] = []  # set below: the executor needs the port the server picked
+    app = Accounting(dispatcher(create_backend_app), stats, extra=lambda: {
+        "pid": os.getpid(), **emulators[0].executor.stats(), "sqs_polls": emulators[0].poller.polls})
+    server = make_server(bind, port, app, threaded=True, request_handler=KeepAliveHandler)
     port = server.server_port
     endpoint = f"http://{url_host(bind)}:{port}"
     # moto's Step Functions interpreter reaches Lambda and the other services over HTTP on this port.
     os.environ["MOTO_PORT"] = str(port)
     emulator = Emulator(
-        Executor(state_dir, endpoint, workers=workers, async_retry_delays=async_retry_delays, warm=warm)
+        Executor(state_dir, endpoint, workers=workers, async_retry_delays=async_retry_delays, warm=warm), stats
     )
+    emulators.append(emulator)
     emulator.install()
 
     def on_signal(signum: int, frame: object) -> None:

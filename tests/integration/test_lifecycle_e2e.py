@@ -102,7 +102,8 @@ def test_create_start_push_ad_break_markers_stop_vod(
     api: Callable[..., Any], deployed: Any, boto: Callable[[str], Any], wait_for: Callable[..., Any]
 ) -> None:
     """The whole path an operator drives: API -> state machine -> encoder push -> pipeline ->
-    SCTE-35 markers in HLS and DASH -> stop -> ENDLIST playlists and a static MPD."""
+    SCTE-35 markers in HLS and DASH -> stop -> the run's VOD (ENDLIST playlists, a static MPD) while
+    the live playlists stay open for the next run."""
     import argparse
 
     import m3u8
@@ -128,7 +129,7 @@ def test_create_start_push_ad_break_markers_stop_vod(
     assert push.run(args) == 0
 
     renditions = [v.name for v in TEST_LADDER.video]
-    want = [f"{i:08d}.m4s" for i in range(chunks)]
+    want = [f"r1/{i:08d}.m4s" for i in range(chunks)]
 
     def listed() -> bool:
         return all([s.uri for s in m3u8.loads(_origin(boto, deployed.origin_bucket, f"{cid}/{r}/dvr.m3u8")).segments]
@@ -145,6 +146,11 @@ def test_create_start_push_ad_break_markers_stop_vod(
     assert api("POST", f"/channels/{cid}/stop")[0] == 202
     wait_for(lambda: api("GET", f"/channels/{cid}")[1]["state"] == "STOPPED", timeout=120, what="STOPPED")
     for r in renditions:
-        vod = m3u8.loads(_origin(boto, deployed.origin_bucket, f"{cid}/{r}/dvr.m3u8"))
-        assert vod.is_endlist and [s.uri for s in vod.segments] == want
-    assert 'type="static"' in _origin(boto, deployed.origin_bucket, f"{cid}/manifest.mpd")
+        vod = m3u8.loads(_origin(boto, deployed.origin_bucket, f"{cid}/{r}/vod-r1.m3u8"))
+        assert vod.is_endlist and vod.playlist_type == "vod" and [s.uri for s in vod.segments] == want
+        live = m3u8.loads(_origin(boto, deployed.origin_bucket, f"{cid}/{r}/dvr.m3u8"))
+        assert not live.is_endlist and [s.uri for s in live.segments] == want
+    assert 'type="static"' in _origin(boto, deployed.origin_bucket, f"{cid}/vod-r1.mpd")
+    assert 'type="dynamic"' in _origin(boto, deployed.origin_bucket, f"{cid}/manifest.mpd")
+    playback = api("GET", f"/channels/{cid}/playback")[1]
+    assert playback["vod_hls"].endswith(f"/{cid}/vod-r1.m3u8")

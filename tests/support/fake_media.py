@@ -56,16 +56,20 @@ def fake_probe(path: str) -> MediaInfo:
     if body.startswith(b"CORRUPT"):
         raise InvalidMediaError("truncated MPEG-TS: 1000 bytes is not a whole number of 188-byte packets")
     doc = json.loads(body)
-    return fake_info(float(doc["start"]), float(doc.get("duration", 2.0)), bool(doc.get("audio", True)))
+    return fake_info(float(doc["start"]), float(doc.get("duration", 2.0)), bool(doc.get("audio", True)),
+                     rate=int(doc.get("rate", 48_000)))
 
 
 @dataclass
 class FakeTranscoder:
     crashes: dict[int, int] = field(default_factory=dict)  # seq -> crashes left
     jobs: list[Any] = field(default_factory=list)
+    prerolls: dict[int, bytes] = field(default_factory=dict)  # seq -> the pre-roll source it was given
 
     def __call__(self, job: Any) -> Any:
         self.jobs.append(job)
+        if job.preroll_path:
+            self.prerolls[job.seq] = Path(job.preroll_path).read_bytes()
         if self.crashes.get(job.seq, 0) > 0:
             self.crashes[job.seq] -= 1
             raise TranscodeError(f"ffmpeg killed (simulated) on chunk {job.seq}")

@@ -12,7 +12,7 @@ from typing import Any
 import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
-from pipeline_harness import FakeCdn, Pipeline
+from pipeline_harness import TS_START, FakeCdn, Pipeline
 
 from chalicelib import records
 from chalicelib.media.timeline import Timeline
@@ -229,6 +229,31 @@ def test_given_a_transcode_that_finishes_after_its_slot_was_slated_then_it_never
     assert [pipe.run_taken(m) for m in stuck] == ["late"]  # its worker finally finishes: the claim fails
     assert pipe.origin_bytes(f"{CH}/360p/r1/00000001.m4s") == slate
     assert pipe.meta(CH).late_chunks == 1
+
+
+def test_given_a_reencoded_chunk_whose_predecessor_is_not_recorded_yet_then_it_is_primed_from_the_bucket(
+        pipe: Pipeline) -> None:
+    """Uploads race: chunk 2 is transcoded while chunk 1 is uploaded but not yet ingested. Its audio
+    (44.1 kHz on a 48 kHz ladder: re-encoded) is still primed with chunk 1's tail, read from the bucket,
+    so no cold encoder start (an audible fade-in) at the boundary."""
+    pipe.channel(CH)
+
+    def body(seq: int) -> bytes:
+        return json.dumps({"start": TS_START + seq * 2.0, "duration": 2.0, "rate": 44_100}).encode()
+
+    pipe.push(CH, 0, body=body(0))
+    pipe.pump()
+    pipe.clock.advance(2)
+    late_event = pipe.upload(CH, 1, body=body(1))  # in the bucket, its notification not handled yet
+    pipe.clock.advance(2)
+    pipe.push(CH, 2, body=body(2))
+    pipe.pump_transcode()
+    assert pipe.transcoder.prerolls.get(2) == body(1)
+    assert 0 not in pipe.transcoder.prerolls  # the first chunk has no predecessor
+    pipe.ingest(late_event)
+    pipe.pump()
+    assert pipe.transcoder.prerolls.get(1) == body(0)
+    assert pipe.listed(CH) == uris(3)
 
 
 def test_given_a_corrupt_chunk_then_its_slot_is_slate_at_once_and_the_channel_keeps_running(pipe: Pipeline) -> None:

@@ -157,3 +157,38 @@ def test_each_stage_registers_exactly_one_ingest_trigger(
         monkeypatch.delenv("INGEST_TRIGGER")
         importlib.reload(handlers)
         importlib.reload(sys.modules["app"])
+
+
+def test_a_failed_transcode_comes_back_within_seconds_not_a_visibility_timeout_later(aws: dict[str, str]) -> None:
+    """The transcode queue's visibility timeout covers the longest job (30 min on AWS): a job whose ffmpeg
+    died must not wait that long, its slot is due in seconds. The handler makes it visible again in 1 s
+    (then 4 s, 15 s), and still fails the invocation so SQS counts the receive toward the DLQ."""
+    import time
+
+    from chalicelib.pipeline import handlers
+
+    start_channel("news")
+    assert push.run(argparse_push("--duration", "2")) == 0
+    key = "news/00000000.ts"
+    s3 = boto3.client("s3")
+    head = s3.head_object(Bucket=ENV["INGEST_BUCKET"], Key=key)
+    root.reset()
+    note = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": ENV["INGEST_BUCKET"]}, "object": {
+        "key": key, "eTag": head["ETag"].strip('"'), "size": head["ContentLength"],
+        "versionId": head.get("VersionId", "")}}}]}
+    assert handlers.on_s3(note) == ["accepted"]
+    # The accepted bytes vanish (a lifecycle rule, an operator): this job cannot succeed now.
+    s3.delete_object(Bucket=ENV["INGEST_BUCKET"], Key=key, VersionId=head["VersionId"])
+    sqs = boto3.client("sqs")
+    got = sqs.receive_message(QueueUrl=aws["transcode"], MaxNumberOfMessages=10, VisibilityTimeout=1800,
+                              AttributeNames=["All"])["Messages"]
+    chunk = next(m for m in got if json.loads(m["Body"])["kind"] == "chunk")
+    record = {"body": chunk["Body"], "receiptHandle": chunk["ReceiptHandle"], "attributes": chunk["Attributes"]}
+    with pytest.raises(Exception, match="gone from the ingest bucket"):
+        handlers.on_transcode({"Records": [record]})
+    time.sleep(1.5)
+    again = sqs.receive_message(QueueUrl=aws["transcode"], MaxNumberOfMessages=10, AttributeNames=["All"])
+    bodies = [m["Body"] for m in again.get("Messages", [])]
+    assert chunk["Body"] in bodies  # back after ~1 s, not 1800 s
+    redelivered = next(m for m in again["Messages"] if m["Body"] == chunk["Body"])
+    assert redelivered["Attributes"]["ApproximateReceiveCount"] == "2"

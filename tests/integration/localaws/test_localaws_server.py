@@ -275,3 +275,99 @@ def test_given_cold_mode_then_every_invocation_gets_a_fresh_process(tmp_path: Pa
         first, second = _call(server), _call(server)
         assert first["pid"] != second["pid"]
         assert (first["calls"], second["calls"]) == (1, 1)
+
+
+def test_given_one_connection_then_requests_share_it_and_an_unread_body_never_leaks_into_the_next(
+        tmp_path: Path) -> None:
+    import http.client
+
+    with LocalAWS(state_dir=tmp_path) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("POST", "/_localaws/stats", body=b"x" * 300_000)  # a body the app never reads
+        first = conn.getresponse()
+        assert first.status == 200 and first.getheader("Connection") != "close"
+        json.loads(first.read())
+        sock = conn.sock
+        conn.request("HEAD", "/_localaws/stats")
+        head = conn.getresponse()
+        assert head.status == 200 and head.read() == b""
+        conn.request("GET", "/_localaws/nothing")
+        missing = conn.getresponse()
+        assert missing.status == 404 and "stats" in json.loads(missing.read())["error"]
+        conn.request("GET", "/_localaws/stats", headers={"Connection": "close"})
+        last = conn.getresponse()
+        assert last.status == 200 and last.getheader("Connection") == "close"
+        assert "requests" in json.loads(last.read())
+        assert conn.sock is sock or conn.sock is None  # never reconnected; closed only when asked
+
+
+REPORTER = (
+    "import json, os, tempfile, boto3\n"
+    "def handler(event, context):\n"
+    "    boto3.client('s3').list_buckets()\n"
+    "    tmp = tempfile.gettempdir()\n"
+    "    open(os.path.join(tmp, 'mark'), 'w').close()\n"
+    "    return {'tmp': tmp, 'key': os.environ['AWS_ACCESS_KEY_ID'], 'pad': 'x' * event.get('pad', 0),\n"
+    "            'echo': len(event.get('blob', ''))}\n"
+)
+
+
+def test_the_stats_count_each_functions_requests_and_the_write_log_shows_manifests(tmp_path: Path) -> None:
+    with LocalAWS(state_dir=tmp_path) as server:
+        iam, lam, s3 = _client(server, "iam"), _client(server, "lambda"), _client(server, "s3")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # type: ignore[attr-defined]
+        lam.create_function(FunctionName="reporter", Runtime="python3.11", Role=role,  # type: ignore[attr-defined]
+                            Handler="handler.handler", Timeout=30, Code={"ZipFile": _zip(REPORTER)})
+        # Events and results bigger than a pipe's buffer travel whole.
+        resp = lam.invoke(FunctionName="reporter",  # type: ignore[attr-defined]
+                          Payload=json.dumps({"pad": 2_000_000, "blob": "y" * 500_000}))
+        out = json.loads(resp["Payload"].read())
+        assert resp.get("FunctionError") is None and len(out["pad"]) == 2_000_000 and out["echo"] == 500_000
+        assert out["key"] == "reporter"
+        again = json.loads(lam.invoke(FunctionName="reporter", Payload=b"{}")["Payload"].read())  # type: ignore[attr-defined]
+        assert again["tmp"] == out["tmp"] and Path(out["tmp"], "mark").exists()  # its own /tmp, kept warm
+        s3.create_bucket(Bucket="origin")  # type: ignore[attr-defined]
+        s3.put_object(Bucket="origin", Key="ch/360p/live.m3u8", Body=b"#EXTM3U\n")  # type: ignore[attr-defined]
+        s3.put_object(Bucket="origin", Key="ch/360p/00000000.m4s", Body=b"\0" * 10)  # type: ignore[attr-defined]
+
+        import urllib.request
+
+        with urllib.request.urlopen(f"{server.endpoint}/_localaws/stats") as r:
+            stats = json.loads(r.read())
+        with urllib.request.urlopen(f"{server.endpoint}/_localaws/s3-writes?after=0&bucket=origin") as r:
+            writes = json.loads(r.read())
+        mine = {(x["service"], x["operation"]): x["count"] for x in stats["requests"] if x["caller"] == "reporter"}
+        assert mine == {("s3", "ListBuckets"): 2}
+        ours = {(x["service"], x["operation"]): x["count"] for x in stats["requests"] if x["caller"] == "test"}
+        assert ours[("s3", "PutObject")] == 2 and ours[("lambda", "Invoke")] == 2
+        assert stats["invocations"]["reporter"]["invocations"] == 2 and stats["pid"] == server.pid
+        assert [(w["key"], w.get("text")) for w in writes["writes"]] == [
+            ("ch/360p/live.m3u8", "#EXTM3U\n"), ("ch/360p/00000000.m4s", None)]
+    assert not Path(out["tmp"]).exists()  # removed with its sandbox
+
+
+def test_given_an_idle_mapped_queue_then_the_poller_sleeps_instead_of_polling(tmp_path: Path) -> None:
+    with LocalAWS(state_dir=tmp_path) as server:
+        iam, lam, sqs = _client(server, "iam"), _client(server, "lambda"), _client(server, "sqs")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # type: ignore[attr-defined]
+        lam.create_function(FunctionName="counter", Runtime="python3.11", Role=role,  # type: ignore[attr-defined]
+                            Handler="handler.handler", Code={"ZipFile": _zip("VERSION = 1\n" + COUNTER)})
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]  # type: ignore[attr-defined]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # type: ignore[attr-defined]
+        lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="counter", BatchSize=1)  # type: ignore[attr-defined]
+        sqs.send_message(QueueUrl=url, MessageBody="{}")  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not server.log_files("counter"):
+            time.sleep(0.1)
+        assert server.log_files("counter"), "the message was delivered"
+
+        import urllib.request
+
+        def polls() -> int:
+            with urllib.request.urlopen(f"{server.endpoint}/_localaws/stats") as r:
+                return int(json.loads(r.read())["sqs_polls"])
+
+        before = polls()
+        time.sleep(3)
+        # A timer loop at 0.1 s looked 30 times; an idle poller wakes about once a second at most.
+        assert polls() - before <= 8

@@ -59,11 +59,19 @@ def test_given_invocations_then_logs_reach_cloudwatch_too(
     fn = skeleton.function_name("double")
     resp = boto("lambda").invoke(FunctionName=fn, Payload=json.dumps({"n": 21}))
     assert json.loads(resp["Payload"].read()) == {"n": 42}
-    streams = boto("logs").describe_log_streams(logGroupName=f"/aws/lambda/{fn}")["logStreams"]
-    assert streams
-    events = boto("logs").get_log_events(logGroupName=f"/aws/lambda/{fn}",
-                                         logStreamName=streams[-1]["logStreamName"])["events"]
-    assert any(e["message"].startswith("REPORT RequestId") for e in events)
+    logs = boto("logs")
+
+    def report_lines() -> list[str]:
+        # Lambda ships logs to CloudWatch asynchronously (LocalStack too, unlike the built-in emulator).
+        try:
+            streams = logs.describe_log_streams(logGroupName=f"/aws/lambda/{fn}")["logStreams"]
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+        return [e["message"] for s in streams for e in logs.get_log_events(
+            logGroupName=f"/aws/lambda/{fn}", logStreamName=s["logStreamName"])["events"]
+            if e["message"].startswith("REPORT RequestId")]
+
+    assert wait_for(report_lines, timeout=10, what="the invocation's REPORT line in CloudWatch Logs")
 
 
 def test_given_a_batch_with_a_poison_message_then_good_ones_are_done_and_the_poison_reaches_the_dlq(

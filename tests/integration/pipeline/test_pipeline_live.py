@@ -64,7 +64,7 @@ def live_channel(deployed: Any, boto: Callable[[str], Any], wait_for: Callable[.
     start_channel(boto, deployed.table_name, cid)
     # In real time, as a live encoder delivers: the stack must keep up with 2 s chunks.
     assert push.run(push_args(deployed.ingest_bucket, cid, "--duration", str(SECONDS))) == 0
-    want = [f"{i:08d}.m4s" for i in range(CHUNKS)]
+    want = [f"r1/{i:08d}.m4s" for i in range(CHUNKS)]
 
     def all_listed() -> bool:
         return all(uris(origin_text(boto, deployed.origin_bucket, f"{cid}/{r}/dvr.m3u8")) == want
@@ -129,7 +129,7 @@ def test_ffmpeg_decodes_20_seconds_of_the_origin_master_playlist(origin_http: st
 def test_origin_objects_carry_the_caching_rules(deployed: Any, boto: Callable[[str], Any],
                                                 live_channel: dict[str, Any]) -> None:
     s3, cid = boto("s3"), live_channel["id"]
-    seg = s3.head_object(Bucket=deployed.origin_bucket, Key=f"{cid}/360p/00000003.m4s")
+    seg = s3.head_object(Bucket=deployed.origin_bucket, Key=f"{cid}/360p/r1/00000003.m4s")
     assert seg["CacheControl"] == "public, max-age=1209600, immutable" and seg["ContentType"] == "video/mp4"
     pl = s3.head_object(Bucket=deployed.origin_bucket, Key=f"{cid}/audio/live.m3u8")
     assert pl["CacheControl"] == "public, max-age=1"
@@ -139,20 +139,23 @@ def test_a_duplicate_upload_and_a_corrupt_chunk_do_not_break_the_channel(
         deployed: Any, boto: Callable[[str], Any], wait_for: Callable[..., Any],
         live_channel: dict[str, Any]) -> None:
     """Re-upload chunk 3 (same bytes -> same ETag -> duplicate), then a corrupt chunk N and a good
-    chunk N+1: N is published as a GAP and N+1 after it; nothing else changes."""
+    chunk N+1: N is published as slate (real media at its URL, in HLS and DASH alike) and N+1 after
+    it; nothing else changes."""
     s3, cid, bucket = boto("s3"), live_channel["id"], deployed.ingest_bucket
     body = s3.get_object(Bucket=bucket, Key=f"{cid}/00000003.ts")["Body"].read()
     s3.put_object(Bucket=bucket, Key=f"{cid}/00000003.ts", Body=body)
     s3.put_object(Bucket=bucket, Key=f"{cid}/{CHUNKS:08d}.ts", Body=b"\x47" + b"\0" * 1000)
     assert push.run(push_args(bucket, cid, "--duration", "2", "--no-realtime",
                               "--start-seq", str(CHUNKS + 1))) == 0
-    want = [*live_channel["want"], f"GAP:{CHUNKS:08d}.m4s", f"{CHUNKS + 1:08d}.m4s"]
+    want = [*live_channel["want"], f"r1/{CHUNKS:08d}.m4s", f"r1/{CHUNKS + 1:08d}.m4s"]
 
     def listed() -> list[str]:
         pl = m3u8.loads(origin_text(boto, deployed.origin_bucket, f"{cid}/240p/dvr.m3u8"))
         return [("GAP:" if s.gap_tag else "") + s.uri for s in pl.segments]
 
-    wait_for(lambda: listed() == want, timeout=300, interval=2, what="the GAP and the chunk after it")
+    wait_for(lambda: listed() == want, timeout=300, interval=2, what="the slate and the chunk after it")
+    slate = s3.head_object(Bucket=deployed.origin_bucket, Key=f"{cid}/240p/r1/{CHUNKS:08d}.m4s")
+    assert slate["ContentLength"] > 1000 and slate["CacheControl"].endswith("immutable")
     import boto3
 
     meta = boto3.resource("dynamodb").Table(deployed.table_name).get_item(

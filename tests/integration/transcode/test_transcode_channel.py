@@ -39,15 +39,25 @@ def test_given_every_chunk_when_transcoded_then_init_segment_is_byte_identical(c
 
 
 def test_given_chunk_n_when_transcoded_then_tfdt_is_media_start_on_the_rendition_clock(channel: Channel) -> None:
+    """Video starts exactly at the chunk's media start; audio (AAC-LC copied, not re-encoded) with the
+    source's own AAC frames the encoder put in that chunk, at their own time: within one frame of it."""
     for seq in channel.results:
-        for rendition, scale in [*((v, 90_000) for v in VIDEO), (AUDIO, SR)]:
+        for rendition in VIDEO:
             out = channel.output(seq, rendition)
             init = Path(out.init_path).read_bytes()
-            assert boxes.timescale(init) == scale
+            assert boxes.timescale(init) == 90_000
             frags = boxes.fragments_info(Path(out.segment_path).read_bytes(), init)
-            assert frags[0].decode_time == round(seq * CHUNK_SECONDS * scale), (seq, rendition)
+            assert frags[0].decode_time == seq * CHUNK_SECONDS * 90_000, (seq, rendition)
             assert out.duration == pytest.approx(CHUNK_SECONDS, abs=1e-9), (seq, rendition)
             assert out.start == seq * CHUNK_SECONDS
+        out = channel.output(seq, AUDIO)
+        init = Path(out.init_path).read_bytes()
+        assert boxes.timescale(init) == SR
+        frags = boxes.fragments_info(Path(out.segment_path).read_bytes(), init)
+        assert abs(frags[0].decode_time - seq * CHUNK_SECONDS * SR) < 1024, seq
+        assert frags[0].decode_time == out.start_ticks and out.duration_ticks % 1024 == 0
+        # 2 s at 48 kHz is 93.75 AAC frames: segments hold 93 or 94 and say so exactly.
+        assert out.duration_ticks // 1024 in (93, 94) and out.duration == out.duration_ticks / SR
 
 
 @pytest.mark.parametrize("rendition", VIDEO)
@@ -70,7 +80,7 @@ def test_given_all_renditions_when_compared_then_segment_boundaries_identical(ch
     def boundaries(rendition: str) -> list[float]:
         return [channel.output(s, rendition).start for s in sorted(channel.results)]
 
-    reference = boundaries(AUDIO)
+    reference = boundaries(VIDEO[0])
     assert reference == [float(s * CHUNK_SECONDS) for s in range(15)]
     for rendition in VIDEO:
         assert boundaries(rendition) == reference
@@ -80,6 +90,9 @@ def test_given_all_renditions_when_compared_then_segment_boundaries_identical(ch
                 .starts_with_sync
             if seq == SPLICE_SEQ:  # the ad break starts a fragment: byte-addressable cut point
                 assert [f.start for f in frags] == [14.0, pytest.approx(14.8)]
+    # audio: within one AAC frame (21.3 ms) of the video boundary
+    for seq in channel.results:
+        assert abs(channel.output(seq, AUDIO).start - reference[seq]) < 1024 / SR
 
 
 def test_given_concatenated_audio_when_probed_then_no_drift_or_gap_across_chunks(channel: Channel) -> None:
@@ -87,15 +100,13 @@ def test_given_concatenated_audio_when_probed_then_no_drift_or_gap_across_chunks
     pkts = packets(path)
     dts = [int(p["dts"]) for p in pkts]
     steps = [b - a for a, b in itertools.pairwise(dts)]
-    # Inside a chunk every step is one AAC frame; at a chunk boundary the next chunk starts
-    # exactly at its media_start, so the step is shorter (the last frame of each chunk is
-    # partial), never longer: no gap, and no drift because each chunk is re-anchored.
-    assert all(0 < s <= 1024 for s in steps)
-    starts = [d for d in dts if d % (CHUNK_SECONDS * SR) == 0]
-    assert starts == [s * CHUNK_SECONDS * SR for s in range(15)]
-    total = sum(boxes.fragments_info(Path(channel.output(s, AUDIO).segment_path).read_bytes())[0].duration
-                for s in channel.results)
-    assert total == SOURCE_SECONDS * SR  # sample-exact: 0 drift over 15 chunks
+    # Every step is one whole AAC frame, across chunk boundaries too: the source's frames, copied, each
+    # in the segment it starts in. No partial frame, no gap, no overlap, no drift.
+    assert set(steps) == {1024}
+    ends = [channel.output(s, AUDIO).start_ticks + channel.output(s, AUDIO).duration_ticks for s in range(14)]
+    assert ends == [channel.output(s + 1, AUDIO).start_ticks for s in range(14)]
+    total = sum(channel.output(s, AUDIO).duration_ticks for s in channel.results)
+    assert total == len(pkts) * 1024 and abs(total - SOURCE_SECONDS * SR) < 1024
     decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
                              capture_output=True, text=True, timeout=120)
     assert decoded.returncode == 0 and decoded.stderr == ""

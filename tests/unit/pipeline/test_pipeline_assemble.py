@@ -242,3 +242,15 @@ def test_a_slates_length_comes_from_its_chunk_or_the_next_one_or_one_nominal_seg
     assert claim.seq == 1 and claim.v_dur == frames * FRAME
     video_end = round((SEG + frames * FRAME) * 48_000 / 90_000)
     assert claim.a_dur % 1024 == 0 and abs(claim.a_start + claim.a_dur - video_end) <= 2 * 1024
+
+
+def test_given_a_runs_first_chunk_transcodes_slowly_then_the_run_starts_with_it_not_after_it() -> None:
+    """Cold Lambdas: chunk 1 is ready before chunk 0. The run still starts at 0, and 0 gets a longer wait."""
+    chunks = [chunk(0, done=False, arrived=2), chunk(1, ready=3.0)]
+    p = run_plan(chunks, now=7.0)
+    assert listed(p) == [] and p.claims == () and p.recheck_at == at(3.0 + 3 * 2.0)
+    done = run_plan([chunk(0, ready=8.0), chunk(1, ready=3.0)], now=8.0)
+    assert listed(done) == ["r1/0", "r1/1"]
+    # Still not there after three slate waits: its slot becomes slate at its own place.
+    [claim] = run_plan(chunks, now=9.0).claims
+    assert (claim.seq, claim.v_start, claim.reason) == (0, 0, "late")

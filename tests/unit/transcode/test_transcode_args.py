@@ -56,6 +56,19 @@ def test_given_source_between_grid_frames_when_args_built_then_frames_land_on_th
     assert "trim=end_frame=50" in graph(args)  # 2.002 s of source: grid frames 350..399
 
 
+def test_given_mp4_chunks_with_copyable_aac_then_audio_is_reencoded_not_copied(
+    job: TranscodeJob, info: MediaInfo
+) -> None:
+    """MP4 chunks time their AAC through edit lists and coarse timescales: copied frames would not tile."""
+    from chalicelib.transcode import audio as audio_plan
+
+    span = job.video_span(info)
+    assert audio_plan.plan(TEST_LADDER, info, 14 * 90_000, span).mode == "copy"
+    mp4 = replace(info, container="mp4")
+    assert audio_plan.plan(TEST_LADDER, mp4, 14 * 90_000, span).mode == "encode"
+    assert "-c:a" in ladder_args(replace(job, source_path="/in/7.mp4"), mp4, "/work")
+
+
 def test_given_audio_the_ladder_cannot_copy_when_args_built_then_reencoded_on_the_sample_grid(
     job: TranscodeJob, info: MediaInfo
 ) -> None:
@@ -66,7 +79,10 @@ def test_given_audio_the_ladder_cannot_copy_when_args_built_then_reencoded_on_th
     # (one kept back at each end), fed from 3 frames earlier (the pre-roll window; silence here, there is no
     # previous chunk) plus 2 frames of look-ahead.
     span_start, span_frames = 655 * 1024, 757 - 655
-    assert f"first_pts={(span_start - 3 * 1024) - 14 * 48_000}" in g
+    # The decoded stream starts with the chunk's first AAC frame (media sample 672256): the window, 3 frames
+    # before the span, starts 6144 + 2560 samples earlier, padded with silence by sample count.
+    first = round((14 * 90_000 + 480) * 48_000 / 90_000)
+    assert f"adelay=delays={first - (span_start - 3 * 1024)}S:all=1" in g
     assert f"atrim=end_sample={(span_frames + 3 + 2) * 1024}" in g and "channel_layouts=stereo" in g
     assert values(args, "-c:a") == ["aac"] and values(args, "-ar") == ["48000"]
 
@@ -86,7 +102,10 @@ def test_given_a_preroll_chunk_when_args_built_then_audio_is_read_from_the_joine
     assert plan.preroll and not plan.cold and plan.skip == 1 + 3
     args = ladder_args(replace(job, preroll_path="/work/preroll.ts"), mono, "/work", plan)
     assert values(args, "-i") == ["/in/7.ts", "/work/preroll.ts"]
-    assert graph(args).count("[1:a:0]asetpts") == 1 and "[0:a:0]" not in graph(args)
+    g = graph(args)
+    assert g.count("[1:a:0]aresample") == 1 and "[0:a:0]" not in g
+    # the joined input's window is cut by sample count, from the pre-roll's start
+    assert "atrim=start_sample=" in g and "adelay=" not in g
 
 
 def test_given_splice_point_when_args_built_then_every_rendition_gets_the_same_closed_gop_and_idr(
