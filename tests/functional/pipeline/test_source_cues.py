@@ -16,6 +16,7 @@ from typing import Any
 
 import m3u8
 import pytest
+import threefive
 from pipeline_harness import TS_START, Pipeline
 
 from chalicelib.errors import ValidationError
@@ -156,6 +157,64 @@ def test_a_cue_splicing_in_the_past_or_beyond_the_dvr_window_is_refused_into_the
     meta = ChannelRecord.from_item(source.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"])
     assert meta.errors == 1 and why in meta.error and "event 5" in meta.error
     assert "r1/00000004.m4s" in by_uri(source)
+
+
+# --- the encoder's clock: pts_adjustment and the 33-bit wrap ------------------------------------
+
+
+def with_adjustment(cue: scte35.Cue, adjustment_ticks: int) -> scte35.Cue:
+    """`cue` as an encoder whose splice_time runs `adjustment_ticks` behind the stream writes it: pts_time
+    lowered by that much (mod 2**33) and pts_adjustment carrying it (SCTE-35 9.6)."""
+    tf = threefive.Cue(cue.base64)
+    ticks = round(tf.command.pts_time * scte35.TICKS_PER_SECOND)
+    tf.command.pts_time = ((ticks - adjustment_ticks) % scte35.PTS_WRAP) / scte35.TICKS_PER_SECOND
+    tf.info_section.pts_adjustment = adjustment_ticks / scte35.TICKS_PER_SECOND
+    tf.encode()
+    return scte35.decode(bytes(tf.bites))
+
+
+def test_a_source_whose_pts_wraps_mid_run_with_pts_adjusted_cues_splices_on_the_right_segments(
+        source: Pipeline) -> None:
+    # Given a source whose 33-bit PTS counter wraps between chunks 2 and 3 (chunk 2 starts 1 s before it),
+    # and cues whose splice_time + pts_adjustment themselves wrap.
+    wrap = scte35.PTS_WRAP
+    first = wrap - 5 * scte35.TICKS_PER_SECOND
+
+    def ticks(seq: int, into: float = 0.0) -> int:
+        return (first + round((seq * 2.0 + into) * scte35.TICKS_PER_SECOND)) % wrap
+
+    adj = 30_000 * scte35.TICKS_PER_SECOND
+    inside = with_adjustment(scte35.splice_insert(61, ticks(2, 1.2) / scte35.TICKS_PER_SECOND, 2.0), adj)
+    out = with_adjustment(scte35.splice_insert(62, ticks(5) / scte35.TICKS_PER_SECOND, 10.0), adj)
+    back = with_adjustment(scte35.splice_insert(62, ticks(7) / scte35.TICKS_PER_SECOND, None,
+                                                out_of_network=False), adj)
+    assert inside.pts_ticks == ticks(2, 1.2) and out.pts_ticks == ticks(5)  # decode applies the adjustment
+    assert threefive.Cue(out.base64).info_section.pts_adjustment == pytest.approx(30_000.0)
+    plan: dict[int, list[scte35.Cue]] = {1: [inside, out], 2: [out], 4: [out], 6: [back]}
+    # When the chunks arrive live
+    for seq in range(10):
+        source.clock.advance(2)
+        sections = [{"hex": c.data.hex()} for c in plan.get(seq, [])]
+        body = json.dumps({"start": ticks(seq) / scte35.TICKS_PER_SECOND, "duration": 2.0,
+                           "scte35": sections}).encode()
+        assert source.push(CH, seq, body=body) == ["accepted"]
+        source.pump()
+    # Then each cue is one break at its media time on the run's clock, whatever the wrap
+    items = sorted(breaks(source), key=lambda b: float(b["media_time"]))
+    assert [(b["id"], float(b["media_time"]), b["state"]) for b in items] == [
+        ("src1-61-5200", 5.2, "scheduled"), ("src1-62-10000", 10.0, "returned")]
+    assert items[1]["scte35_out"] == out.base64 and items[1]["scte35_in"] == back.base64  # verbatim
+    assert float(items[1]["return_media"]) == 14.0
+    # the splice 1.2 s into the chunk that spans the wrap forces an IDR there
+    job2 = next(j for j in source.transcoder.jobs if j.seq == 2)
+    assert job2.splice_points == pytest.approx((1.2,))
+    segs = by_uri(source)
+    assert segs["r1/00000003.m4s"].cue_out_start and segs["r1/00000004.m4s"].cue_in
+    assert segs["r1/00000005.m4s"].cue_out_start and segs["r1/00000007.m4s"].cue_in
+    assert not any(segs[f"r1/{i:08d}.m4s"].cue_out_start for i in (0, 1, 2, 6, 8, 9))
+    assert scte35.decode(segs["r1/00000005.m4s"].oatcls_scte35).data == out.data
+    meta = ChannelRecord.from_item(source.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"])
+    assert meta.errors == 0
 
 
 # --- an encoder's own HLS ------------------------------------------------------------------------
