@@ -165,10 +165,15 @@ def _source_in(b: AdBreak, out: Cue, in_media: float) -> Cue:
     """The return of a source break that sent none (it ended at its planned end, or the operator ended
     it): the partner of the source's out cue (its segmentation type + 1, same event id) at the in-point."""
     event_id = out.event_id if out.event_id is not None else b.splice_event_id
-    if out.command == "time_signal" and out.segmentation_type_id is not None:
-        end = scte35.segmentation_name(out.segmentation_type_id + 1)
-        if end is not None:
-            return scte35.time_signal(in_media, end, None, event_id)
+    if out.command == "time_signal":
+        # The descriptor that opened this break: in a cue with several (a PO end, then the next PO start)
+        # the one with the break's event id that starts an avail.
+        opening = [s for s in out.segmentations if not s.cancelled and s.type_id in scte35.OUT_SEGMENTATION_TYPES]
+        mine = [s for s in opening if s.event_id == b.splice_event_id] or opening
+        if mine and mine[0].type_id is not None:
+            end = scte35.segmentation_name(mine[0].type_id + 1)
+            if end is not None:
+                return scte35.time_signal(in_media, end, None, mine[0].event_id)
     return scte35.splice_insert(event_id, in_media, None, False, False)
 
 
@@ -373,3 +378,25 @@ def source_signal(cue: Cue, *, position: int | None, src_start: int, media_start
     else:
         action = "out" if cue.starts_avail else "in"
     return SourceSignal(action, cue, event_id, media, cue.duration if action == "out" else None)
+
+
+_ORDER = {"cancel": 0, "in": 1, "out": 2}
+
+
+def source_signals(cue: Cue, *, position: int | None, src_start: int, media_start: int,
+                   scte_filter: tuple[str, ...] = scte35.DEFAULT_SCTE_FILTER) -> tuple[SourceSignal, ...]:
+    """Every signal of a source cue. A time_signal may carry several segmentation descriptors (a PO end
+    and the next PO start at the same splice time, an ad start nested in a PO start): each one is
+    classified against the filter; cancels and ends come first (the avail they close ends where the
+    next begins), and at most one start opens a break: the first the filter lets through (two avails
+    opening at one splice point are one break to a downstream; CUE-OUT cannot nest)."""
+    if cue.command != "time_signal" or len(cue.segmentations) < 2:
+        return (source_signal(cue, position=position, src_start=src_start, media_start=media_start,
+                              scte_filter=scte_filter),)
+    sigs = [source_signal(cue.for_segmentation(s), position=position, src_start=src_start,
+                          media_start=media_start, scte_filter=scte_filter) for s in cue.segmentations]
+    acting = [s for s in sigs if s.action != "skip"]
+    if not acting:
+        return (sigs[0],)
+    outs = [s for s in acting if s.action == "out"][:1]
+    return tuple(sorted([s for s in acting if s.action != "out"], key=lambda s: _ORDER[s.action]) + outs)

@@ -19,7 +19,7 @@ import binascii
 import builtins
 import contextlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -113,6 +113,18 @@ def _duration_ticks(seconds: float) -> int:
 
 
 @dataclass(frozen=True)
+class Segmentation:
+    """One segmentation_descriptor of a cue (a time_signal may carry several: a PO end and the next PO
+    start, an ad start nested in a PO start, ...)."""
+
+    event_id: int
+    type_id: int | None  # None when the descriptor cancels its event (a cancel carries no type)
+    duration: float | None
+    cancelled: bool
+    upid: str = ""
+
+
+@dataclass(frozen=True)
 class Cue:
     """One decoded (or freshly built) splice_info_section."""
 
@@ -127,6 +139,15 @@ class Cue:
     data: builtins.bytes  # the whole section, CRC included
     immediate: bool = False  # splice_immediate_flag, or a time_signal without a time: "at the cue's position"
     upid: str = ""  # segmentation_upid as 0x-hex (what EXT-X-ASSET's CAID carries), "" without one
+    # Every segmentation_descriptor, in section order; the fields above describe the first one.
+    segmentations: tuple[Segmentation, ...] = ()
+
+    def for_segmentation(self, seg: Segmentation) -> Cue:
+        """This time_signal as if `seg` were its only descriptor (same bytes: the section stays verbatim)."""
+        return replace(self, event_id=seg.event_id, segmentation_type_id=seg.type_id, duration=seg.duration,
+                       cancelled=seg.cancelled, upid=seg.upid, segmentations=(seg,),
+                       out_of_network=seg.type_id in OUT_SEGMENTATION_TYPES if self.command == "time_signal"
+                       else self.out_of_network)
 
     @property
     def bytes(self) -> builtins.bytes:
@@ -370,21 +391,28 @@ def _from_threefive(tf: Any, raw: bytes) -> Cue:
         if cmd.duration_flag:
             duration = cmd.break_duration
             auto_return = bool(cmd.break_auto_return)
+    segs: list[Segmentation] = []
     for d in tf.descriptors:
         if getattr(d, "tag", None) != 2:
             continue  # only segmentation descriptors carry avail semantics
-        if event_id is None:
-            event_id = int(d.segmentation_event_id, 16)
+        seg_id = int(d.segmentation_event_id, 16)
         if d.segmentation_event_cancel_indicator:
+            segs.append(Segmentation(seg_id, None, None, True))
+        else:
+            seg_dur = d.segmentation_duration if d.segmentation_duration_flag else None
+            segs.append(Segmentation(seg_id, d.segmentation_type_id, seg_dur, False, _upid_hex(d.segmentation_upid)))
+    if segs:
+        first = segs[0]
+        if event_id is None:
+            event_id = first.event_id
+        if first.cancelled:
             cancelled = True
-            continue
-        seg_type = d.segmentation_type_id
-        upid = _upid_hex(d.segmentation_upid)
-        if duration is None and d.segmentation_duration_flag:
-            duration = d.segmentation_duration
-        if ctype == 6:
-            out = seg_type in OUT_SEGMENTATION_TYPES
-        break
+        else:
+            seg_type, upid = first.type_id, first.upid
+            if duration is None:
+                duration = first.duration
+            if ctype == 6:
+                out = seg_type in OUT_SEGMENTATION_TYPES
     return Cue(
         command=name,
         event_id=event_id,
@@ -397,6 +425,7 @@ def _from_threefive(tf: Any, raw: bytes) -> Cue:
         data=raw,
         immediate=immediate,
         upid=upid,
+        segmentations=tuple(segs),
     )
 
 

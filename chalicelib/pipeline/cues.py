@@ -29,7 +29,7 @@ from typing import Any
 
 from ..control.adbreaks import CANCELLED, RETURNED, SCHEDULED, source_break_item
 from ..media import scte35
-from ..media.adbreaks import SourceSignal, source_signal
+from ..media.adbreaks import SourceSignal, source_signals
 from ..media.scte35 import TsScan
 from ..records import ChannelRecord, iso, parse_iso
 from .deps import Deps
@@ -76,10 +76,23 @@ def record(u: Upload, deps: Deps, meta: ChannelRecord, run: int, facts: dict[str
         if c.cue.data in seen:
             continue  # the same section twice in one chunk: one decision
         seen.add(c.cue.data)
-        sig = source_signal(c.cue, position=c.packet_pts, src_start=int(facts["src_start"]),
-                            media_start=int(facts["start_ticks"]), scte_filter=scte_filter(meta))
-        outcomes.append(apply_signal(u, deps, run, sig, breaks, avail, start, horizon))
+        sigs = source_signals(c.cue, position=c.packet_pts, src_start=int(facts["src_start"]),
+                              media_start=int(facts["start_ticks"]), scte_filter=scte_filter(meta))
+        for sig in _matching(sigs, breaks):
+            outcomes.append(apply_signal(u, deps, run, sig, breaks, avail, start, horizon))
     return outcomes
+
+
+def _matching(sigs: tuple[SourceSignal, ...], breaks: list[dict[str, Any]]) -> tuple[SourceSignal, ...]:
+    """Of a multi-descriptor cue's ends and cancels, those whose event id names one of the run's source
+    breaks: a PO end next to an ad end closes whichever of them became a break, without an error for the
+    other. When none names a break, the first one stands (and is refused with its reason)."""
+    if len(sigs) < 2:
+        return sigs
+    known = {int(b["splice_event_id"]) for b in breaks}
+    closing = [s for s in sigs if s.action in ("in", "cancel")]
+    kept = [s for s in closing if s.event_id in known] or closing[:1]
+    return tuple(s for s in sigs if s.action == "out" or s in kept)
 
 
 def apply_signal(u: Upload, deps: Deps, run: int, sig: SourceSignal, breaks: list[dict[str, Any]], avail: datetime,

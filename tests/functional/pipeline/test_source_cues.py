@@ -159,6 +159,43 @@ def test_a_cue_splicing_in_the_past_or_beyond_the_dvr_window_is_refused_into_the
     assert "r1/00000004.m4s" in by_uri(source)
 
 
+def combined(*cues: scte35.Cue) -> scte35.Cue:
+    """One time_signal carrying the segmentation descriptors of `cues` in order (as playout systems send
+    a PO end and the next PO start in one section)."""
+    tf = threefive.Cue(cues[0].base64)
+    for c in cues[1:]:
+        tf.descriptors += threefive.Cue(c.base64).descriptors
+    tf.encode()
+    return scte35.decode(bytes(tf.bites))
+
+
+def test_a_time_signal_with_several_descriptors_closes_one_avail_and_opens_the_next(source: Pipeline) -> None:
+    # Given a PO of 6 s from chunk 3, then at chunk 4 one time_signal with the PO's end, an ad end for an
+    # event that never was a break, and the next PO start (4 s)
+    first = scte35.time_signal(pts(3), "provider_po_start", 6.0, 1)
+    both = combined(scte35.time_signal(pts(4), "provider_po_end", None, 1),
+                    scte35.time_signal(pts(4), "provider_ad_end", None, 9),
+                    scte35.time_signal(pts(4), "provider_po_start", 4.0, 2))
+    assert [(s.event_id, s.type_id) for s in both.segmentations] == [(1, 0x35), (9, 0x31), (2, 0x34)]
+    live(source, 10, {2: [first], 4: [both]})
+    # Then the first PO returns early at chunk 4 with that section as its in-cue, the next opens there
+    items = sorted(breaks(source), key=lambda b: float(b["media_time"]))
+    assert [(b["id"], b["state"], b.get("return_media")) for b in items] == [
+        ("src1-1-6000", "returned", 8.0), ("src1-2-8000", "scheduled", None)]
+    assert items[0]["scte35_in"] == both.base64 and items[1]["scte35_out"] == both.base64
+    assert items[1]["scte_type"] == "PROVIDER_PLACEMENT_OPPORTUNITY" and float(items[1]["duration"]) == 4.0
+    meta = ChannelRecord.from_item(source.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"])
+    assert meta.errors == 0  # the ad end of event 9 closes nothing, and is no error
+    segs = by_uri(source)
+    assert segs["r1/00000003.m4s"].cue_out_start and segs["r1/00000004.m4s"].cue_out_start
+    assert segs["r1/00000006.m4s"].cue_in and not segs["r1/00000005.m4s"].cue_in
+    ranges = {d.id: d for s in dvr(source).segments for d in (s.dateranges or []) if d.end_date or d.duration}
+    assert ranges["src1-1-6000"].duration == 2.0 and ranges["src1-1-6000"].scte35_in == both.hex
+    # the second break's own return (at its planned end) is the partner of its opening descriptor
+    back = scte35.decode(ranges["src1-2-8000"].scte35_in)
+    assert (back.command, back.segmentation_type_id, back.event_id) == ("time_signal", 0x35, 2)
+
+
 # --- the encoder's clock: pts_adjustment and the 33-bit wrap ------------------------------------
 
 

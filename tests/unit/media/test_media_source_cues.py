@@ -12,7 +12,7 @@ from media_helpers import brk, make_timeline
 
 from chalicelib.errors import ValidationError
 from chalicelib.media import hls, scte35
-from chalicelib.media.adbreaks import source_signal, splice_media
+from chalicelib.media.adbreaks import source_signal, source_signals, splice_media
 from chalicelib.media.source import parse_source_playlist
 from tests.support.scte35_ts import corrupt_cue, inject
 
@@ -129,6 +129,29 @@ def test_the_channels_scte_filter_decides_which_types_become_breaks() -> None:
     # Program boundaries are not avails unless asked for (MediaPackage's list has PROGRAM; ours leaves it out).
     assert classify(scte35.time_signal(1.0, "program_start", None, 2))[0] == "skip"
     assert classify(scte35.time_signal(1.0, "program_start", None, 2), ("PROGRAM",))[0] == "out"
+
+
+def several(*cues: scte35.Cue) -> scte35.Cue:
+    tf = threefive.Cue(cues[0].base64)
+    for c in cues[1:]:
+        tf.descriptors += threefive.Cue(c.base64).descriptors
+    tf.encode()
+    return scte35.decode(tf.bites)
+
+
+def test_every_segmentation_descriptor_of_a_time_signal_is_classified_ends_first_one_start() -> None:
+    cue = several(scte35.time_signal(10.0, "provider_ad_start", 20.0, 7),
+                  scte35.time_signal(10.0, "provider_po_start", 30.0, 8),
+                  scte35.time_signal(10.0, "provider_po_end", None, 6))
+    sigs = source_signals(cue, position=None, src_start=0, media_start=0)
+    # the end of the last avail first, then one break: the first start the filter lets through
+    assert [(s.action, s.event_id, s.duration) for s in sigs] == [("in", 6, None), ("out", 7, 20.0)]
+    po_only = ("PROVIDER_PLACEMENT_OPPORTUNITY",)
+    sigs = source_signals(cue, position=None, src_start=0, media_start=0, scte_filter=po_only)
+    assert [(s.action, s.event_id, s.duration) for s in sigs] == [("in", 6, None), ("out", 8, 30.0)]
+    assert all(s.cue.data == cue.data for s in sigs)  # each passes the whole section through
+    assert [s.action for s in source_signals(cue, position=None, src_start=0, media_start=0,
+                                             scte_filter=("BREAK",))] == ["skip"]
 
 
 def test_a_bare_time_signal_is_no_avail() -> None:
