@@ -14,10 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import threefive
 from threefive import stuff as _tf_stuff
 from threefive.superkabuki import SuperKabuki
 
 SCTE35_PID = 0x86
+PTS_WRAP = 1 << 33
 
 
 class _Injector(SuperKabuki):  # type: ignore[misc]
@@ -63,3 +65,15 @@ def corrupt_cue(data: bytes, cue: bytes) -> bytes:
     mangled = bytearray(data)
     mangled[i + len(cue) // 2] ^= 0xFF
     return bytes(mangled)
+
+
+def with_adjustment(cue_b64: str, adjustment_ticks: int) -> bytes:
+    """The section `cue_b64` as an encoder whose splice_time runs `adjustment_ticks` behind the stream
+    writes it: pts_time lowered by that much (mod 2**33) and pts_adjustment carrying it (SCTE-35 9.6),
+    re-encoded (CRC included) by threefive. Same splice point, different bytes."""
+    tf = threefive.Cue(cue_b64)
+    ticks = round(tf.command.pts_time * 90_000)
+    tf.command.pts_time = ((ticks - adjustment_ticks) % PTS_WRAP) / 90_000
+    tf.info_section.pts_adjustment = adjustment_ticks / 90_000
+    tf.encode()
+    return bytes(tf.bites)

@@ -23,6 +23,7 @@ from chalicelib.errors import ValidationError
 from chalicelib.media import scte35
 from chalicelib.media.scte35 import TsCue, TsScan
 from chalicelib.records import ChannelRecord
+from tests.support.scte35_ts import with_adjustment as adjusted
 
 CH = "news"
 
@@ -200,14 +201,7 @@ def test_a_time_signal_with_several_descriptors_closes_one_avail_and_opens_the_n
 
 
 def with_adjustment(cue: scte35.Cue, adjustment_ticks: int) -> scte35.Cue:
-    """`cue` as an encoder whose splice_time runs `adjustment_ticks` behind the stream writes it: pts_time
-    lowered by that much (mod 2**33) and pts_adjustment carrying it (SCTE-35 9.6)."""
-    tf = threefive.Cue(cue.base64)
-    ticks = round(tf.command.pts_time * scte35.TICKS_PER_SECOND)
-    tf.command.pts_time = ((ticks - adjustment_ticks) % scte35.PTS_WRAP) / scte35.TICKS_PER_SECOND
-    tf.info_section.pts_adjustment = adjustment_ticks / scte35.TICKS_PER_SECOND
-    tf.encode()
-    return scte35.decode(bytes(tf.bites))
+    return scte35.decode(adjusted(cue.base64, adjustment_ticks))
 
 
 def test_a_source_whose_pts_wraps_mid_run_with_pts_adjusted_cues_splices_on_the_right_segments(

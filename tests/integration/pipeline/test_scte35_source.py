@@ -26,7 +26,7 @@ from chalicelib import records, root
 from chalicelib.media import scte35
 from chalicelib.media.ladder import TEST_LADDER
 from tests.support.cued_source import TICKS, first_pts, make_chunks, upload_live, with_cues
-from tests.support.scte35_ts import corrupt_cue
+from tests.support.scte35_ts import corrupt_cue, with_adjustment
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -60,7 +60,9 @@ def source(deployed: Any, boto: Callable[[str], Any], wait_for: Callable[..., An
     plain = make_chunks(work / "plain", CHUNKS * 2)
     assert len(plain) == CHUNKS
     p = [first_pts(c) for c in plain]  # each chunk's first PTS: where a splice on its boundary points
-    a = scte35.splice_insert(1001, p[5] / TICKS, 6.0)  # 6 s from chunk 5: in at chunk 8
+    # 6 s from chunk 5: in at chunk 8; the encoder's splice_time is 3 s ahead of the stream and its
+    # pts_adjustment (2**33 - 3 s) brings it back across the 33-bit wrap.
+    a = scte35.decode(with_adjustment(scte35.splice_insert(1001, p[5] / TICKS, 6.0).base64, (1 << 33) - 3 * TICKS))
     b = scte35.time_signal(p[10] / TICKS, "provider_ad_start", 20.0, 2002)  # 20 s planned from chunk 10 ...
     b_end = scte35.time_signal(p[13] / TICKS, "provider_ad_end", None, 2002)  # ... the source returns at 13
     c = scte35.splice_insert(5005, p[16] / TICKS + 1.0, 2.0)  # splices 1 s into chunk 16
@@ -164,7 +166,8 @@ def test_every_dialect_marks_the_source_breaks_on_their_segments_with_the_source
         ta = decoded(a_out.scte35_out)
         assert bytes.fromhex(a_out.scte35_out[2:]) == a.data
         assert (ta.command.splice_event_id, ta.command.out_of_network_indicator, ta.command.break_duration,
-                ta.command.pts_time) == (1001, True, 6.0, round(source["pts"][5] / TICKS, 6))
+                ta.command.pts_time) == (1001, True, 6.0, round(source["pts"][5] / TICKS + 3, 6))
+        assert round((ta.command.pts_time + ta.info_section.pts_adjustment) * TICKS) % (1 << 33) == source["pts"][5]
         tin = decoded(a_in.scte35_in)  # the source sent no return for 1001: ours, at its in-point
         assert (tin.command.splice_event_id, tin.command.out_of_network_indicator) == (1001, False)
         b_out, b_in = ranges[("src1-2002-20000", False)], ranges[("src1-2002-20000", True)]
