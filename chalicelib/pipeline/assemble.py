@@ -30,7 +30,7 @@ from fractions import Fraction
 
 from ..media import grid
 from ..media.ladder import Ladder
-from ..media.timeline import AdBreak, IFrames, Period, Placement, Segment, Timeline, round_half_up
+from ..media.timeline import AdBreak, AdMarkers, IFrames, Period, Placement, Segment, Timeline, round_half_up
 
 RECEIVED, INVALID = "received", "invalid"
 MEDIA, SLATE = "media", "slate"
@@ -137,6 +137,7 @@ class ChannelShape:
     live_window: float = 30.0
     dvr_window: float = 7200.0
     marker_style: str = "both"
+    ad_markers: AdMarkers = field(default_factory=AdMarkers)
     slate_wait: float | None = None  # seconds a later ready chunk waits for a missing one (None: one segment)
     gap_mode: bool = False  # slate is marked EXT-X-GAP in HLS
     run_names: Mapping[int, str] = field(default_factory=dict)
@@ -311,6 +312,11 @@ def plan(
                     pdt + timedelta(microseconds=round(c.v_dur * 1_000_000 / grid.TICKS)))
         prev_run = rn
 
+    if shape.ad_markers.avail_periods:  # a DASH Period per ad avail (issue #11)
+        from .admarkers import split_at_breaks
+
+        segs, periods_total = split_at_breaks(shape, segs, periods, periods_total, ad_breaks, pub.placements, ast,
+                                              {shape.name(r.run): r.last_seq for r in pub.runs})
     kept, dropped = _window(segs, shape.dvr_window)
     disc_before = pub.disc_before + sum(1 for s in dropped if s.discontinuity)
     kept_periods = {s.period for s in kept}
@@ -341,6 +347,7 @@ def plan(
         dvr_window=shape.dvr_window,
         ended=state.ended,
         marker_style=shape.marker_style,
+        ad_markers=shape.ad_markers,
         discontinuities_before=disc_before,
         fixed_target_duration=target,
         periods=tuple(p.period(shape.name(p.run)) for p in live_periods),
