@@ -22,7 +22,7 @@ LOCALSTACK_STAMP := $(LOCALSTACK_VENV)/.installed
 # The LocalStack CI stage: these files run again with SLIPSTREAM_AWS=localstack after the main suite.
 LOCALSTACK_TESTS := tests/integration/localaws/test_localstack.py tests/integration/localaws/test_localaws_project.py \
 	tests/integration/localaws/test_localaws_skeleton.py tests/integration/test_lifecycle_e2e.py \
-	tests/integration/pipeline/test_pipeline_live.py
+	tests/integration/pipeline/test_pipeline_live.py tests/integration/deploy/test_deploy_localstack.py
 
 ## demo: install what is missing, start the emulated AWS stack, deploy, run a live channel, print the player URL
 demo: deps
@@ -91,7 +91,9 @@ $(LOCALSTACK_STAMP): devtools/localstack_executor/pyproject.toml devtools/locals
 bench: deps
 	$(BIN)/python -m bench
 
-deploy: deps
+## deploy: STAGE=dev|prod into AWS; STAGE=lsdeploy into LocalStack at AWS_ENDPOINT_URL (docs/deploy.md)
+# Only the venv (chalice, cfn-lint): deploying needs neither ffmpeg, Chromium nor node.
+deploy: $(STAMP)
 	STAGE=$(STAGE) bash infra/deploy.sh
 destroy: $(STAMP)
 	STAGE=$(STAGE) bash infra/destroy.sh

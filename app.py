@@ -156,6 +156,12 @@ def end_ad_break(channel_id: str, break_id: str) -> Any:
     return _breaks.delete_ad_break(_ctl(), channel_id, break_id)
 
 
+@app.route("/channels/{channel_id}/ad-breaks/{break_id}/return", methods=["POST"], authorizer=_AUTH)
+@_endpoint(app, _cfg)
+def return_from_ad_break(channel_id: str, break_id: str) -> Any:
+    return _breaks.return_ad_break(_ctl(), channel_id, break_id)
+
+
 @app.route("/openapi.json", methods=["GET"], authorizer=_AUTH)
 @_endpoint(app, _cfg)
 def get_openapi() -> Any:

@@ -19,6 +19,14 @@ class ConflictError(SlipstreamError):
     """The request is illegal in the current state (e.g. start a running channel)."""
 
 
+class BreakStateError(ConflictError):
+    """An ad-break request that its break's state does not allow; `details` (state, phase) go in the body."""
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 class StateTransitionError(ConflictError):
     """A lifecycle transition that the state machine does not allow."""
 

@@ -101,7 +101,14 @@ class ChannelRecord:
     name: str = ""
     state: str = CREATING
     ladder: str = "default"
-    marker_style: str = "both"  # "cue" | "daterange" | "both"
+    # HLS ad-marker dialects (comma-separated): daterange, elemental, scte35_enhanced, interstitials;
+    # the older "cue" (= scte35_enhanced) and "both" (= scte35_enhanced,daterange) still work.
+    marker_style: str = "both"
+    dash_ad_markers: str = "binary"  # DASH EventStream: "binary" (2014:xml+bin) | "xml" (2013:xml)
+    dash_period_triggers: str = "none"  # "avails": a new DASH Period at each ad break
+    ad_asset_uri: str = ""  # interstitials: the ad's HLS asset URL (X-ASSET-URI)
+    ad_asset_list: str = ""  # interstitials: an asset-list URL (X-ASSET-LIST), instead of ad_asset_uri
+    scte_filter: list[str] = field(default_factory=list)  # source SCTE-35 types that become breaks ([]: default)
     segment_duration: float = 2.0
     live_window: float = 30.0
     dvr_window: float = 7200.0
@@ -135,7 +142,7 @@ class ChannelRecord:
         return max(1, self.run_no)
 
     def to_item(self) -> dict[str, Any]:
-        item = {k: v for k, v in asdict(self).items() if v != "" and v != {}}
+        item = {k: v for k, v in asdict(self).items() if v != "" and v != {} and v != []}
         item["pk"], item["sk"] = channel_pk(self.id), META
         return item
 

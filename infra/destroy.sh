@@ -11,25 +11,32 @@ if [ "${CONFIRM:-}" != "$STACK" ]; then
   [ "$answer" = "$STACK" ] || die "not confirmed"
 fi
 
+DEPLOYED="$ROOT/.chalice/deployed/$STAGE.json"
 if aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].Outputs' --output json > "$BUILD.outputs.json" 2>/dev/null; then
-  if [ -f "$ROOT/.chalice/deployed/$STAGE.json" ]; then
+  if [ -f "$DEPLOYED" ]; then
     step "chalice delete --stage $STAGE"
     "$PY" infra/stage_config.py prepare --stage "$STAGE" --outputs "$BUILD.outputs.json" --dest "$BUILD/project" >/dev/null
     (cd "$BUILD/project" && "$CHALICE" delete --stage "$STAGE")
   fi
-  # CloudFormation cannot delete a non-empty bucket.
+  # CloudFormation cannot delete a bucket that holds anything, old versions included (ingest is versioned).
   for key in IngestBucketName OriginBucketName; do
     bucket=$(aws cloudformation describe-stacks --stack-name "$STACK" --query "Stacks[0].Outputs[?OutputKey=='$key'].OutputValue" --output text)
     if [ -n "$bucket" ] && [ "$bucket" != "None" ]; then
-      step "emptying s3://$bucket"
-      aws s3 rm "s3://$bucket" --recursive --only-show-errors || true
+      emptied=$("$PY" infra/stage_config.py empty-bucket --bucket "$bucket") || die "could not empty s3://$bucket"
+      step "emptied $emptied"
     fi
   done
   step "deleting stack $STACK"
   aws cloudformation delete-stack --stack-name "$STACK"
-  aws cloudformation wait stack-delete-complete --stack-name "$STACK"
+  aws cloudformation wait stack-delete-complete --stack-name "$STACK" \
+    || die "stack $STACK: $("$PY" infra/stage_config.py stack-failure --stack "$STACK" 2>&1 | paste -sd ' ')"
 else
   step "stack $STACK does not exist"
+fi
+# An emulator stage keeps its table outside the stack when DynamoDB runs elsewhere (deploy.sh).
+if [ "$EMULATED" = 1 ] && [ -n "${AWS_ENDPOINT_URL_DYNAMODB:-}" ] && [ "${AWS_ENDPOINT_URL_DYNAMODB%/}" != "${AWS_ENDPOINT_URL%/}" ]; then
+  table=$("$PY" infra/stage_config.py delete-table --stage "$STAGE") || die "could not delete the channel table"
+  step "channel table $table"
 fi
 rm -rf "$BUILD" "$BUILD.outputs.json"
 step "done"

@@ -38,7 +38,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def create(args: argparse.Namespace, api: ApiClient) -> int:
     body: dict[str, Any] = {"id": args.channel}
-    for field in ("name", "ladder", "marker_style", "segment_duration", "live_window", "dvr_window"):
+    for field in ("name", "ladder", "marker_style", "segment_duration", "live_window", "dvr_window",
+                  "dash_ad_markers", "dash_period_triggers", "ad_asset_uri", "ad_asset_list", "scte_filter"):
         value = getattr(args, field)
         if value is not None:
             body[field] = value
@@ -122,6 +123,14 @@ def end_break(args: argparse.Namespace, api: ApiClient) -> int:
                 lambda b: f"ad break {b['id']}: {b['state']}")
 
 
+def return_break(args: argparse.Namespace, api: ApiClient) -> int:
+    def human(b: Any) -> str:
+        note = "" if b.get("republished", True) else " (manifests update with the next segment)"
+        return f"ad break {b['id']}: returned at {b['returned_at']}; CUE-IN at the next segment boundary{note}"
+
+    return _out(args, api.request("POST", f"/channels/{args.channel}/ad-breaks/{args.break_id}/return"), human)
+
+
 def ingest_urls(args: argparse.Namespace, api: ApiClient) -> int:
     body = {"first_seq": args.first, "count": args.count, "extension": args.ext}
     return _out(args, api.request("POST", f"/channels/{args.channel}/ingest-urls", body),
@@ -139,7 +148,15 @@ def add_parsers(sub: Any) -> None:
     p = cmd("create", create, "create a channel")
     p.add_argument("--name")
     p.add_argument("--ladder")
-    p.add_argument("--marker-style", dest="marker_style", choices=["cue", "daterange", "both"])
+    p.add_argument("--marker-style", dest="marker_style",
+                   help="HLS ad-marker dialect(s), comma-separated: daterange, elemental, scte35_enhanced, "
+                        "interstitials (or the older cue, both)")
+    p.add_argument("--dash-ad-markers", dest="dash_ad_markers", choices=["binary", "xml"])
+    p.add_argument("--dash-period-triggers", dest="dash_period_triggers", choices=["none", "avails"])
+    p.add_argument("--ad-asset-uri", dest="ad_asset_uri", help="interstitials: the ad's HLS asset URL")
+    p.add_argument("--ad-asset-list", dest="ad_asset_list", help="interstitials: an asset-list URL")
+    p.add_argument("--scte-filter", dest="scte_filter", type=lambda v: [x for x in v.split(",") if x],
+                   help="source SCTE-35 types that become breaks, comma-separated (MediaPackage names)")
     p.add_argument("--segment-duration", dest="segment_duration", type=float)
     p.add_argument("--live-window", dest="live_window", type=float)
     p.add_argument("--dvr-window", dest="dvr_window", type=float)
@@ -159,6 +176,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--id", help="break id (default: derived from the splice event id)")
     cmd("ad-breaks", ad_breaks, "list ad breaks")
     p = cmd("end-break", end_break, "cancel a pending break or return early from a running one")
+    p.add_argument("break_id")
+    p = cmd("return", return_break, "end a running ad break now (early return: CUE-IN at the next boundary)")
     p.add_argument("break_id")
     p = cmd("ingest-urls", ingest_urls, "presigned upload URLs for source chunks")
     p.add_argument("--first", type=int, default=0)

@@ -7,7 +7,8 @@
 // low-latency mode); abr=0; signing=cookie|query (how a signed stage's grant travels);
 // api (API base, default "api": the demo server proxies it, so the page holds no key); origin
 // (default "origin"); src (explicit manifest URL, skips the playback lookup); key (x-api-key when
-// not proxied); adDuration (seconds the ad-break button asks for, default 30); time (UTCTiming URL).
+// not proxied); adDuration (seconds the ad-break button asks for, default 30); time (UTCTiming URL);
+// adInPlace=1 (hls.js: append an interstitial's ad into the main buffers instead of its own asset player).
 //
 // Each engine lives in js/engines/{name}.js behind one adapter interface (load, destroy, renditions,
 // current, select, setAbr, bandwidth, latency, seekRange, config; signals ad markers through ctx).
@@ -28,6 +29,7 @@ const originBase = (params.get("origin") || "origin").replace(/\/$/, "");
 const apiKey = params.get("key") || "";
 const adDuration = Math.max(1, Number(params.get("adDuration")) || 30);
 const timeUrl = params.get("time") || new URL("time", window.location.href).href;
+const adInPlace = params.get("adInPlace") === "1";
 // A live stream that does not advance for this long while it should be playing is a stall the
 // viewer would notice (a spinner), whatever the engine's own heuristics report.
 const STALL_MS = 1500;
@@ -77,6 +79,7 @@ const state = {
   breakStatus: "",
   timelineRange: null, // the seek bar's window: the live window, or the DVR window
   adBreaks: [],
+  interstitials: [], // HLS Interstitials: {type: started|asset-started|asset-ended|ended|primary-resumed|asset-error, id, time}
   cmcdSession: "",
   currentTime: () => video.currentTime,
   breaks: () => breaks.summary(),
@@ -253,6 +256,7 @@ function engineContext(gen) {
   return {
     video: video,
     timeUrl: timeUrl,
+    adInPlace: adInPlace,
     abr: state.abr,
     lowLatency: state.lowLatency && state.format === "hls" && !state.dvr,
     cmcd: { sessionId: state.cmcdSession, contentId: channel },
@@ -262,6 +266,11 @@ function engineContext(gen) {
     renditionsChanged: live(() => { renderRenditions(); showRendition(); }),
     renditionChanged: live(showRendition),
     stallEvent: live(() => { state.stallEvents += 1; }),
+    interstitial: live((ev) => {
+      state.interstitials.push(ev);
+      log("interstitial " + ev.type + (ev.id ? " " + ev.id : "") + (ev.asset ? " " + ev.asset : "") +
+        (ev.error ? ": " + ev.error : ""), ev.type === "asset-error" ? "error" : undefined);
+    }),
     // Before the first manifest is published the origin answers 404: wait and load again.
     fatal: live((what, beforeStart) => {
       if (!beforeStart && state.ready) log("engine failed after start: " + what, "error");
@@ -366,8 +375,10 @@ function liveWindow(range) {
 function tick() {
   const now = performance.now();
   const t = video.currentTime;
-  if (t > lastTime + 0.01) {
-    if (lastTime >= 0 && t - lastTime < 5) state.progressedSeconds += t - lastTime;
+  // Any change of position is progress: an interstitial's asset (or the return to the primary stream after
+  // it) moves the playhead to another timeline, backwards or forwards, while the picture plays on.
+  if (Math.abs(t - lastTime) > 0.01) {
+    if (lastTime >= 0 && t > lastTime && t - lastTime < 5) state.progressedSeconds += t - lastTime;
     if (!state.ready && lastTime >= 0) { state.ready = true; log("playback started"); }
     lastTime = t;
     lastAdvance = now;

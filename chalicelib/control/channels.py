@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConflictError, NotFoundError, StoreError, ValidationError
+from ..media.adbreaks import hls_dialects
+from ..media.scte35 import DEFAULT_SCTE_FILTER
 from ..obs import logger
 from ..records import (
     CREATING,
@@ -37,7 +39,9 @@ from .ports import Control, PlaybackGrant, StaleTokenError
 # States in which an execution is parked on `.waitForTaskToken` with no timeout: a failed
 # SendTaskSuccess there means the execution is gone, not that the token rotated.
 _PARKED = (IDLE, STOPPED)
-MANIFEST_FIELDS = frozenset({"marker_style", "live_window", "dvr_window", "missing_media"})
+MANIFEST_FIELDS = frozenset({"marker_style", "live_window", "dvr_window", "dash_ad_markers", "dash_period_triggers",
+                             "ad_asset_uri", "ad_asset_list", "missing_media"})
+AD_FIELDS = ("dash_ad_markers", "dash_period_triggers", "ad_asset_uri", "ad_asset_list", "scte_filter")
 
 
 def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +53,12 @@ def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
         "state": r.state,
         "ladder": r.ladder,
         "marker_style": r.marker_style,
+        "marker_dialects": list(hls_dialects(r.marker_style)),
+        "dash_ad_markers": r.dash_ad_markers,
+        "dash_period_triggers": r.dash_period_triggers,
+        "ad_asset_uri": r.ad_asset_uri or None,
+        "ad_asset_list": r.ad_asset_list or None,
+        "scte_filter": list(r.scte_filter or DEFAULT_SCTE_FILTER),
         "segment_duration": r.segment_duration,
         "live_window": r.live_window,
         "dvr_window": r.dvr_window,
@@ -77,7 +87,12 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         name=body.name,
         state=CREATING,
         ladder=body.ladder or s.ladder,
-        marker_style=body.marker_style,
+        marker_style=str(body.marker_style or "both"),
+        dash_ad_markers=body.dash_ad_markers or "binary",
+        dash_period_triggers=body.dash_period_triggers or "none",
+        ad_asset_uri=body.ad_asset_uri or "",
+        ad_asset_list=body.ad_asset_list or "",
+        scte_filter=list(body.scte_filter or []),
         segment_duration=body.segment_duration or s.segment_duration,
         live_window=body.live_window or s.live_window,
         dvr_window=body.dvr_window or s.dvr_window,
@@ -90,6 +105,7 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
     )
     _check_windows(record.live_window, record.dvr_window, record.segment_duration)
     _check_parts(record.part_duration, record.segment_duration)
+    _check_markers(record.marker_style, record.ad_asset_uri, record.ad_asset_list)
     ctl.store.create(record)
     try:
         arn = ctl.lifecycle.start(execution_name(body.id, int(now.timestamp() * 1000)), body.id)
@@ -127,6 +143,18 @@ def _check_windows(live: float, dvr: float, seg: float) -> None:
         raise ValidationError(f"field 'dvr_window': {dvr}s is shorter than live_window {live}s")
 
 
+def _check_markers(marker_style: str, asset_uri: str, asset_list: str) -> None:
+    dialects = hls_dialects(marker_style)
+    if "interstitials" in dialects and not (asset_uri or asset_list):
+        raise ValidationError("field 'marker_style': interstitials needs the ad to play: set 'ad_asset_uri' (an HLS "
+                              "asset) or 'ad_asset_list' (an asset-list URL)")
+    if asset_uri and asset_list:
+        raise ValidationError("fields 'ad_asset_uri' and 'ad_asset_list': set one, not both")
+    if "elemental" in dialects and "scte35_enhanced" in dialects:
+        raise ValidationError("field 'marker_style': elemental and scte35_enhanced both write EXT-X-CUE-OUT; "
+                              "choose one")
+
+
 def list_channels(ctl: Control) -> dict[str, Any]:
     return {"channels": [view(r) for r in ctl.store.list_channels()]}
 
@@ -144,6 +172,8 @@ def patch_channel(ctl: Control, channel_id: str, body: PatchChannel) -> dict[str
     merged = {**view(current), "part_duration": current.part_duration, **changes}
     _check_windows(float(merged["live_window"]), float(merged["dvr_window"]), float(merged["segment_duration"]))
     _check_parts(float(merged["part_duration"] or 0), float(merged["segment_duration"]))
+    _check_markers(str(merged["marker_style"]), str(merged.get("ad_asset_uri") or ""),
+                   str(merged.get("ad_asset_list") or ""))
     # Encoding fields may only change while nothing is being encoded; the condition makes the
     # check and the write one step, so a concurrent start cannot slip in between.
     expect = (CREATING, IDLE, STOPPED) if ENCODING_FIELDS & changes.keys() else None
@@ -272,6 +302,8 @@ def status(ctl: Control, channel_id: str) -> dict[str, Any]:
         "late_chunks": {"count": int(raw.get("late_chunks", 0) or 0), "last": raw.get("late_chunks_last") or None},
         "slate_segments": {"count": int(raw.get("slate_segments", 0) or 0),
                            "last": raw.get("slate_segments_last") or None},
+        # In-band SCTE-35 sections that failed their CRC or did not decode (the chunk still played).
+        "dropped_cues": {"count": int(raw.get("dropped_cues", 0) or 0), "last": raw.get("dropped_cues_last") or None},
         "started_at": r.started_at or None,
         "updated_at": r.updated_at,
     }

@@ -48,9 +48,9 @@ def error_response(error: SlipstreamError) -> Response:
         headers["WWW-Authenticate"] = "ApiKey"
     if code == 503:
         headers["Retry-After"] = "1"
-    return Response(
-        body={"error": type(error).__name__, "message": str(error)}, status_code=code, headers=headers
-    )
+    body: dict[str, object] = {"error": type(error).__name__, "message": str(error)}
+    body.update(getattr(error, "details", None) or {})  # e.g. the break's state on a 409
+    return Response(body=body, status_code=code, headers=headers)
 
 
 def request_body(app: Chalice) -> bytes:

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from ..errors import ValidationError
+from ..media import scte35
+from ..media.adbreaks import check_marker_style
 from ..media.ladder import LADDERS
 from ..records import validate_id
 
@@ -49,11 +51,52 @@ class LowLatency(_Body):
     part_duration: float = Field(0.5, ge=0.0, le=2.0)
 
 
-class CreateChannel(_Body):
+def _marker_style(value: str | list[str] | None) -> str | None:
+    """One dialect or several (a list, or comma-separated): daterange, elemental, scte35_enhanced,
+    interstitials; the older "cue" and "both" are kept and mean what they meant."""
+    if value is None:
+        return None
+    try:
+        return check_marker_style(value)
+    except ValidationError as e:
+        raise ValueError(str(e)) from None
+
+
+def _asset_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return value
+    if not re.fullmatch(r"https?://[^\s\"]+|/[^\s\"]*", value):
+        raise ValueError("must be an http(s) URL or an absolute path, without spaces or double quotes")
+    return value
+
+
+def _scte_filter(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    try:
+        return list(scte35.check_filter(value))
+    except ValidationError as e:
+        raise ValueError(str(e)) from None
+
+
+class _MarkerFields(_Body):
+    # HLS ad-marker dialect(s) and the other downstream-facing ad settings (issue #11).
+    marker_style: str | list[str] | None = None
+    dash_ad_markers: Literal["binary", "xml"] | None = None
+    dash_period_triggers: Literal["none", "avails"] | None = None
+    ad_asset_uri: str | None = Field(None, max_length=2000)
+    ad_asset_list: str | None = Field(None, max_length=2000)
+    scte_filter: list[str] | None = Field(None, max_length=len(scte35.SCTE_FILTERS))
+
+    _check_markers = field_validator("marker_style")(_marker_style)
+    _check_assets = field_validator("ad_asset_uri", "ad_asset_list")(_asset_url)
+    _check_filter = field_validator("scte_filter")(_scte_filter)
+
+
+class CreateChannel(_MarkerFields):
     id: str
     name: str = Field("", max_length=MAX_NAME)
     ladder: str | None = None  # default: the stage's LADDER
-    marker_style: Literal["cue", "daterange", "both"] = "both"
     segment_duration: float | None = Field(None, ge=0.5, le=12.0)
     live_window: float | None = Field(None, ge=6.0, le=3600.0)
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)
@@ -72,12 +115,11 @@ class CreateChannel(_Body):
     _check_ladder = field_validator("ladder")(_ladder)
 
 
-class PatchChannel(_Body):
+class PatchChannel(_MarkerFields):
     """Fields that can change after creation. Encoding fields only while the channel is not live."""
 
     name: str | None = Field(None, max_length=MAX_NAME)
     ladder: str | None = None
-    marker_style: Literal["cue", "daterange", "both"] | None = None
     segment_duration: float | None = Field(None, ge=0.5, le=12.0)
     live_window: float | None = Field(None, ge=6.0, le=3600.0)
     dvr_window: float | None = Field(None, ge=6.0, le=86400.0)

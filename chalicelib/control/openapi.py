@@ -45,6 +45,9 @@ ROUTES: tuple[Op, ...] = (
     Op("GET", "/channels/{channel_id}/ad-breaks", "List ad breaks"),
     Op("DELETE", "/channels/{channel_id}/ad-breaks/{break_id}", "Cancel a pending break or return early", 200,
        None, (400, 401, 404, 409)),
+    Op("POST", "/channels/{channel_id}/ad-breaks/{break_id}/return",
+       "End a running break now (409 with the break's state when it is not running)", 200, None,
+       (400, 401, 404, 409)),
     Op("GET", "/channels/{channel_id}/status", "State, last segment, latency, errors"),
     Op("GET", "/openapi.json", "This document", errors=(401,)),
 )

@@ -15,14 +15,17 @@ the last Period gets a duration, no minimumUpdatePeriod; every Period@start and 
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
 from fractions import Fraction
 from xml.sax.saxutils import quoteattr
 
 from ..errors import ValidationError
-from .adbreaks import PlacedBreak
+from . import scte35
+from .adbreaks import DASH_SCHEMES, PlacedBreak
 from .hls import CONTAINER_OVERHEAD, codecs_of, format_pdt, prepared
 from .ladder import VIDEO_TIMESCALE
+from .scte35 import Cue
 from .timeline import Period, Segment, Timeline, media_start
 
 SCTE35_SCHEME = "urn:scte:scte35:2014:xml+bin"
@@ -191,7 +194,7 @@ def _period(tl: Timeline, breaks: list[PlacedBreak], pd: Period, video: list[Seg
     if end is not None and (static or tl.ended) and last:
         attrs += f' duration="{duration(end - pd.start, 6)}"'
     parts = [f"<Period {attrs}>"]
-    parts.append(_event_stream(breaks, pd, video, pto_v, end, implicit))
+    parts.append(_event_stream(tl, breaks, pd, video, pto_v, end, implicit))
     fps = ladder.frame_rate
     max_w = max((v.width for v in ladder.video), default=0)
     max_h = max((v.height for v in ladder.video), default=0)
@@ -226,21 +229,47 @@ def _period(tl: Timeline, breaks: list[PlacedBreak], pd: Period, video: list[Seg
     return "\n".join(parts)
 
 
-def _event_stream(breaks: list[PlacedBreak], pd: Period, shown: list[Segment], pto: int, end: float | None,
-                  implicit: bool) -> str:
-    """SCTE-35 EventStream of a Period: one Event per break whose out-point is in it and that overlaps
-    the listed segments (or is announced: it starts with the next segment).
+def in_event_id(b: PlacedBreak) -> int:
+    """Event@id of a break's in-cue: stable across MPD updates, apart from the out's (the splice_event_id)."""
+    return zlib.crc32(f"{b.id}/in".encode()) & 0xFFFFFFFF
 
-    Event@id is the splice_event_id, so it is stable across MPD updates (players de-duplicate
-    on it); Event@duration is the actual break length once the in-point exists, and never runs
-    past the Period's end.
+
+def _payload(cue: Cue, xml: bool) -> str:
+    if xml:
+        return scte35.to_xml(cue)
+    return f"<scte35:Signal><scte35:Binary>{cue.base64}</scte35:Binary></scte35:Signal>"
+
+
+def _event_stream(tl: Timeline, breaks: list[PlacedBreak], pd: Period, shown: list[Segment], pto: int,
+                  end: float | None, implicit: bool) -> str:
+    """SCTE-35 EventStream of a Period: one Event per break whose out-point is in it and that overlaps
+    the listed segments (or is announced: it starts with the next segment), and one for the in-cue of a
+    break that returned early (the operator's return, the source's cue-in) in the Period of its in-point.
+
+    The scheme is the channel's: urn:scte:scte35:2014:xml+bin (the section in base64) or
+    urn:scte:scte35:2013:xml (the section as SCTE 35 XML). Event@id is the splice_event_id for the out
+    (stable across MPD updates: players de-duplicate on it), `in_event_id` for the in; the out's
+    Event@duration is the actual break length once the in-point exists, and never runs past the
+    Period's end. With a Period per avail, an announced break waits for its own Period.
     """
+    am = tl.ad_markers
+    xml = am.dash_scheme == "xml"
+    scheme = DASH_SCHEMES.get(am.dash_scheme, SCTE35_SCHEME)
     if not breaks or not shown:
-        return f'<EventStream schemeIdUri="{SCTE35_SCHEME}" timescale="{EVENT_TIMESCALE}"/>'
+        return f'<EventStream schemeIdUri="{scheme}" timescale="{EVENT_TIMESCALE}"/>'
     lo, hi = shown[0].number, shown[-1].number
     limit = None if end is None else round((end - pd.start) * EVENT_TIMESCALE) + pto
     events = []
     for b in breaks:
+        if b.announced and am.avail_periods:
+            continue
+        if b.cue_in is not None and b.in_seq is not None and b.in_media is not None and lo <= b.in_seq <= hi and \
+                (implicit or not b.in_period or b.in_period == pd.id) and \
+                (b.returned_early or b.ad_break.scte35_in):
+            at_in = round(b.in_media * EVENT_TIMESCALE)
+            if at_in >= pto and (limit is None or at_in <= limit):
+                events.append((at_in, f'<Event presentationTime="{at_in}" duration="0" id="{in_event_id(b)}">'
+                                      f"{_payload(b.cue_in, xml)}</Event>"))
         if not implicit and b.out_period and b.out_period != pd.id:
             continue
         if (b.out_seq > hi and not b.announced) or (b.in_seq is not None and b.in_seq <= lo):
@@ -254,11 +283,11 @@ def _event_stream(breaks: list[PlacedBreak], pd: Period, shown: list[Segment], p
             at, ticks = pto, max(0, ticks - (pto - at))
         if limit is not None:
             ticks = max(0, min(ticks, limit - at))
-        events.append(
-            f'<Event presentationTime="{at}" duration="{ticks}" id="{b.ad_break.splice_event_id}">'
-            f"<scte35:Signal><scte35:Binary>{b.cue_out.base64}</scte35:Binary></scte35:Signal></Event>"
-        )
+        dur = f' duration="{ticks}"' if length > 0 else ""
+        events.append((at, f'<Event presentationTime="{at}"{dur} id="{b.ad_break.splice_event_id}">'
+                           f"{_payload(b.cue_out, xml)}</Event>"))
+    events.sort(key=lambda e: e[0])
     return (
-        f'<EventStream schemeIdUri="{SCTE35_SCHEME}" timescale="{EVENT_TIMESCALE}" '
-        f'presentationTimeOffset="{pto}">' + "".join(events) + "</EventStream>"
+        f'<EventStream schemeIdUri="{scheme}" timescale="{EVENT_TIMESCALE}" '
+        f'presentationTimeOffset="{pto}">' + "".join(e for _, e in events) + "</EventStream>"
     )

@@ -10,8 +10,9 @@ chunks transcoded out of order still tile the grid with no gap and no overlap.
 Audio grid: AAC frames of `frame_samples` (1024) samples. When the encoder's AAC is copied, its own
 frames are the grid (their phase against t = 0 is whatever the encoder chose, and stays fixed);
 when audio is re-encoded, frame j starts at sample j * 1024 and a chunk owns the frames
-[audio_frame_at(audio start), audio_frame_at(audio end)) of its *source audio*, with one frame kept
-back so the encoder always has real samples after the last frame it keeps (see
+[audio_frame_at(audio start), audio_frame_at(audio end)) of its *source audio*: the nearest grid
+frame, then two frames back, so the encoder always has a whole frame of real samples after the last
+frame it keeps even when the source's timestamps are off by up to half a frame (see
 chalicelib.transcode.audio).
 
 Times are integers: video in ticks of the ladder's video timescale (90 kHz), audio in samples.
@@ -28,7 +29,8 @@ TICKS = 90_000  # source clock (MPEG-TS PTS) and the CMAF video timescale
 AAC_FRAME = 1024
 # Frames kept back at the end of a re-encoded chunk: the AAC encoder needs the samples after the
 # last frame it emits (the MDCT window overlaps the next frame), and those come from this chunk.
-ENCODE_MARGIN_FRAMES = 1
+# Two, because the boundary is rounded to the nearest frame (up to half a frame later).
+ENCODE_MARGIN_FRAMES = 2
 
 
 def _round_half_up(x: Fraction) -> int:
@@ -79,8 +81,15 @@ def audio_frame_at(sample: int) -> int:
     sample `sample` starts (or ends) its frames. One frame is kept back: the encoder needs the samples
     after the last frame it emits, and those must be this chunk's real audio. A continuous encoder's
     chunks meet exactly (one's audio ends where the next one's starts), so neighbours computed
-    independently, in any order, tile the grid."""
-    return max(0, sample // AAC_FRAME - ENCODE_MARGIN_FRAMES)
+    independently, in any order, tile the grid.
+
+    Rounded to the nearest frame, not down: MP4 chunks place their audio through an edit list in
+    milliseconds, so one chunk's end and the next one's start disagree by up to half a millisecond.
+    ffmpeg's MP4 chunks put the audio 21.33 ms (the AAC priming) after video that starts at 21 ms: a
+    source phase right at a frame boundary, where rounding down split neighbours one frame apart
+    (a 21 ms gap and A/V steps of a frame, measured). The rounding threshold is half a frame from
+    where such sources sit."""
+    return max(0, (sample + AAC_FRAME // 2) // AAC_FRAME - ENCODE_MARGIN_FRAMES)
 
 
 @dataclass(frozen=True)

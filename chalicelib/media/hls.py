@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ..errors import ValidationError
-from .adbreaks import PlacedBreak, place_breaks
+from .adbreaks import INTERSTITIAL_CLASS, PlacedBreak, hls_dialects, place_breaks
 from .ladder import Ladder
 from .parts import SKIP_VALUES, Edge
 from .timeline import (
@@ -49,7 +49,6 @@ DVR_MASTER = "dvr.m3u8"
 INIT = "init.mp4"
 AUDIO_GROUP = "aud"
 WINDOWS = ("live", "dvr")
-MARKER_STYLES = ("cue", "daterange", "both")
 # One protocol version per playlist type for the channel's whole life (6: EXT-X-MAP in a media
 # playlist; EXT-X-GAP, BYTERANGE and I-FRAMES-ONLY need nothing newer).
 VERSION = 6
@@ -227,63 +226,112 @@ class Prepared:
         return start
 
 
-def _prepare(tl: Timeline) -> Prepared:
-    if tl.marker_style not in MARKER_STYLES:
-        raise ValidationError(f"unknown marker style {tl.marker_style!r}; use one of {MARKER_STYLES}")
-    prefix = published_counts(tl)
-    segs = tl.segments[: max(prefix.values(), default=0)]
-    breaks = place_breaks(tl)
-    cue_style = tl.marker_style in ("cue", "both")
-    dr_style = tl.marker_style in ("daterange", "both")
+def _num(x: float) -> str:
+    """30 -> "30", 201.4671 -> "201.467": the Duration of CUE-OUT-CONT as MediaLive writes it."""
+    return f"{x:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def _attr(value: str) -> str:
+    """A quoted-string attribute value (RFC 8216 4.2: no double quote, CR or LF inside)."""
+    if any(c in value for c in '"\r\n'):
+        raise ValidationError(f"{value[:60]!r} cannot be an HLS quoted-string attribute value")
+    return f'"{value}"'
+
+
+@dataclass
+class _Marks:
+    lead: dict[int, list[str]] = field(default_factory=dict)  # index -> DATERANGE lines opening its part
+    tags: dict[int, list[str]] = field(default_factory=dict)  # index -> marker lines after its PDT
+    carry: dict[str, list[str]] = field(default_factory=dict)  # break id -> DATERANGE lines for the window top
+    tail: list[str] = field(default_factory=list)  # announced breaks: after the last segment
+    closing: list[str] = field(default_factory=list)  # at ENDLIST: what closes a break still open
+
+
+def _markers(tl: Timeline, segs: tuple[Segment, ...], breaks: list[PlacedBreak]) -> _Marks:
+    """The marker lines of every break in the channel's dialects (`tl.marker_style`), by segment index.
+
+    Every dialect marks the same PlacedBreak: the out on its first segment, CUE-OUT-CONT on the ones
+    inside, the in (CUE-IN, the DATERANGE re-emitted with its ID plus END-DATE and DURATION) on the
+    first segment after it -- which, after an early return, is the next boundary after the return."""
+    dialects = hls_dialects(tl.marker_style)
+    if "elemental" in dialects and "scte35_enhanced" in dialects:
+        raise ValidationError("marker dialects elemental and scte35_enhanced both write EXT-X-CUE-OUT; choose one")
+    am = tl.ad_markers
     first = segs[0].number if segs else 0
     n = len(segs)
-    lead: dict[int, list[str]] = {}  # index -> DATERANGE lines opening that segment's part
-    tags: dict[int, list[str]] = {}  # index -> marker lines after its PDT
-    daterange_out: dict[str, str] = {}
-    tail: list[str] = []
-    closing: list[str] = []
+    m = _Marks()
     for b in breaks:
         oi = b.out_seq - first
         planned = b.planned_duration
         start_date = format_pdt(b.out_pdt)
-        if dr_style:
-            line = (
-                f'#EXT-X-DATERANGE:ID="{b.id}",START-DATE="{start_date}",'
-                f"PLANNED-DURATION={planned:.3f},SCTE35-OUT={b.cue_out.hex}\n"
-            )
-            daterange_out[b.id] = line
+        opening: list[str] = []
+        closing: list[str] = []
+        ii = (b.in_seq - first) if b.in_seq is not None else n
+        has_in = b.in_pdt is not None and 0 <= ii <= n
+        dur = (b.in_pdt - b.out_pdt).total_seconds() if has_in and b.in_pdt is not None else 0.0
+        end_date = format_pdt(b.in_pdt) if has_in and b.in_pdt is not None else ""
+        if "daterange" in dialects:
+            opening.append(f'#EXT-X-DATERANGE:ID="{b.id}",START-DATE="{start_date}",'
+                           + (f"PLANNED-DURATION={planned:.3f}," if planned > 0 else "")
+                           + f"SCTE35-OUT={b.cue_out.hex}\n")
+            if has_in:
+                closing.append(f'#EXT-X-DATERANGE:ID="{b.id}",START-DATE="{start_date}",END-DATE="{end_date}",'
+                               f"DURATION={dur:.3f}" + (f",SCTE35-IN={b.cue_in.hex}" if b.cue_in is not None else "")
+                               + "\n")
+        if "interstitials" in dialects and (am.asset_uri or am.asset_list):
+            asset = f"X-ASSET-LIST={_attr(am.asset_list)}" if am.asset_list else f"X-ASSET-URI={_attr(am.asset_uri)}"
+            common = (f'#EXT-X-DATERANGE:ID="{b.id}-ad",CLASS="{INTERSTITIAL_CLASS}",START-DATE="{start_date}",'
+                      + (f"PLANNED-DURATION={planned:.3f}," if planned > 0 else "") + asset
+                      + (f",X-RESUME-OFFSET={planned:.3f}" if planned > 0 else "")
+                      + (f",X-RESTRICT={_attr(am.restrict)}" if am.restrict else ""))
+            opening.append(common + "\n")
+            if has_in:
+                closing.append(f'{common},END-DATE="{end_date}",DURATION={dur:.3f}\n')
+        if opening:
+            m.carry[b.id] = opening
             if b.announced:
-                tail.append(line)  # where the out segment's part will begin: same text, same place
+                m.tail += opening  # where the out segment's part will begin: same text, same place
             elif 0 <= oi < n:
-                lead.setdefault(oi, []).append(line)
+                m.lead.setdefault(oi, []).extend(opening)
         if b.announced:
             continue
-        ii = (b.in_seq - first) if b.in_seq is not None else n
-        if cue_style and 0 <= oi < n:
-            tags.setdefault(oi, []).append(
-                f"#EXT-OATCLS-SCTE35:{b.cue_out.base64}\n#EXT-X-CUE-OUT:DURATION={planned:.3f}\n"
-            )
-        if cue_style:
+        cue = "scte35_enhanced" if "scte35_enhanced" in dialects else "elemental" if "elemental" in dialects else ""
+        if cue and 0 <= oi < n:
+            head = f"#EXT-X-CUE-OUT:{planned:.3f}\n" if planned > 0 else "#EXT-X-CUE-OUT\n"
+            if cue == "scte35_enhanced":
+                caid = b.cue_out.upid or f"0x{b.ad_break.splice_event_id:016X}"
+                head = f"#EXT-OATCLS-SCTE35:{b.cue_out.base64}\n#EXT-X-ASSET:CAID={caid}\n" + head
+            m.tags.setdefault(oi, []).append(head)
+        if cue:
             for k in range(max(oi + 1, 0), min(ii, n)):
-                tags.setdefault(k, []).append(
-                    f"#EXT-X-CUE-OUT-CONT:ElapsedTime={segs[k].start - b.out_media:.3f},"
-                    f"Duration={planned:.3f}\n"
-                )
-        if b.in_pdt is not None and 0 <= ii <= n:
-            dur = (b.in_pdt - b.out_pdt).total_seconds()
-            dr_in = (f'#EXT-X-DATERANGE:ID="{b.id}",START-DATE="{start_date}",'
-                     f'END-DATE="{format_pdt(b.in_pdt)}",DURATION={dur:.3f}'
-                     + (f",SCTE35-IN={b.cue_in.hex}" if b.cue_in is not None else "") + "\n")
-            if ii < n:
-                if cue_style:
-                    tags.setdefault(ii, []).append("#EXT-X-CUE-IN\n")
-                if dr_style:
-                    lead.setdefault(ii, []).append(dr_in)
-            elif tl.ended:  # still out of network when the event ended: close it at the end
-                if cue_style:
-                    closing.append("#EXT-X-CUE-IN\n")
-                if dr_style:
-                    closing.append(dr_in)
+                elapsed = segs[k].start - b.out_media
+                if cue == "scte35_enhanced":
+                    line = (f"#EXT-X-CUE-OUT-CONT:ElapsedTime={elapsed:.3f},"
+                            + (f"Duration={_num(planned)}," if planned > 0 else "") + f"SCTE35={b.cue_out.base64}\n")
+                else:
+                    line = f"#EXT-X-CUE-OUT-CONT:{elapsed:.3f}" + (f"/{_num(planned)}" if planned > 0 else "") + "\n"
+                m.tags.setdefault(k, []).append(line)
+        back = ""
+        if cue and has_in:
+            back = (f"#EXT-OATCLS-SCTE35:{b.cue_in.base64}\n" if cue == "scte35_enhanced" and b.cue_in is not None
+                    else "") + "#EXT-X-CUE-IN\n"
+        if has_in and ii < n:
+            if back:
+                m.tags.setdefault(ii, []).append(back)
+            if closing:
+                m.lead.setdefault(ii, []).extend(closing)
+        elif has_in and tl.ended:  # still out of network when the event ended: close it at the end
+            m.closing += ([back] if back else []) + closing
+    return m
+
+
+def _prepare(tl: Timeline) -> Prepared:
+    prefix = published_counts(tl)
+    segs = tl.segments[: max(prefix.values(), default=0)]
+    breaks = place_breaks(tl)
+    found = _markers(tl, segs, breaks)
+    lead, tags, tail, closing = found.lead, found.tags, found.tail, found.closing
+    daterange_out = {k: "".join(v) for k, v in found.carry.items()}
     ts = tl.ladder.container == "ts"
     container = "ts" if ts else "cmaf"
     rate = tl.ladder.audio.sample_rate

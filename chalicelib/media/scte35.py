@@ -19,7 +19,7 @@ import binascii
 import builtins
 import contextlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -40,14 +40,60 @@ SEGMENTATION_TYPES: dict[str, int] = {
     "provider_po_end": 0x35,
     "distributor_po_start": 0x36,
     "distributor_po_end": 0x37,
+    "break_start": 0x22,
+    "break_end": 0x23,
+    "provider_ad_start": 0x30,
+    "provider_ad_end": 0x31,
+    "distributor_ad_start": 0x32,
+    "distributor_ad_end": 0x33,
+    "provider_overlay_po_start": 0x38,
+    "provider_overlay_po_end": 0x39,
+    "distributor_overlay_po_start": 0x3A,
+    "distributor_overlay_po_end": 0x3B,
+    "program_start": 0x10,
+    "program_end": 0x11,
 }
 _SEGMENTATION_NAMES = {v: k for k, v in SEGMENTATION_TYPES.items()}
 # Types that open an avail (an "out"); their *_end partner is type_id + 1.
 OUT_SEGMENTATION_TYPES = frozenset({0x22, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3A, 0x44, 0x46})
 IN_SEGMENTATION_TYPES = frozenset(t + 1 for t in OUT_SEGMENTATION_TYPES)
 
+# MediaPackage's SCTE filter names (ScteFilter) -> the segmentation_type_id that starts the pair
+# (the pair's end is that + 1). SPLICE_INSERT is the command itself.
+SCTE_FILTERS: dict[str, int | None] = {
+    "SPLICE_INSERT": None,
+    "BREAK": 0x22,
+    "PROVIDER_ADVERTISEMENT": 0x30,
+    "DISTRIBUTOR_ADVERTISEMENT": 0x32,
+    "PROVIDER_PLACEMENT_OPPORTUNITY": 0x34,
+    "DISTRIBUTOR_PLACEMENT_OPPORTUNITY": 0x36,
+    "PROVIDER_OVERLAY_PLACEMENT_OPPORTUNITY": 0x38,
+    "DISTRIBUTOR_OVERLAY_PLACEMENT_OPPORTUNITY": 0x3A,
+    "PROGRAM": 0x10,
+}
+_FILTER_BY_TYPE = {v: k for k, v in SCTE_FILTERS.items() if v is not None}
+# MediaPackage's default is all nine; PROGRAM is left out here because every filtered pair becomes an
+# ad break, and a program boundary is not an avail (ask for it explicitly to get one).
+DEFAULT_SCTE_FILTER: tuple[str, ...] = tuple(k for k in SCTE_FILTERS if k != "PROGRAM")
+
+
+def check_filter(names: object) -> tuple[str, ...]:
+    """A channel's SCTE filter: a list of MediaPackage ScteFilter names (ValidationError names the allowed)."""
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ValidationError(f"scte_filter must be a list of names; allowed: {', '.join(SCTE_FILTERS)}")
+    bad = [n for n in names if n not in SCTE_FILTERS]
+    if bad:
+        raise ValidationError(f"unknown scte_filter value(s) {bad}; allowed: {', '.join(SCTE_FILTERS)}")
+    return tuple(dict.fromkeys(names))
+
+
 _COMMAND_NAMES = {0: "splice_null", 4: "splice_schedule", 5: "splice_insert", 6: "time_signal",
                   7: "bandwidth_reservation", 255: "private_command"}
+
+
+def segmentation_name(type_id: int) -> str | None:
+    """Our name for a segmentation_type_id we can build ("provider_ad_end" for 0x31), else None."""
+    return _SEGMENTATION_NAMES.get(type_id)
 
 
 def pts_to_ticks(seconds: float) -> int:
@@ -67,6 +113,18 @@ def _duration_ticks(seconds: float) -> int:
 
 
 @dataclass(frozen=True)
+class Segmentation:
+    """One segmentation_descriptor of a cue (a time_signal may carry several: a PO end and the next PO
+    start, an ad start nested in a PO start, ...)."""
+
+    event_id: int
+    type_id: int | None  # None when the descriptor cancels its event (a cancel carries no type)
+    duration: float | None
+    cancelled: bool
+    upid: str = ""
+
+
+@dataclass(frozen=True)
 class Cue:
     """One decoded (or freshly built) splice_info_section."""
 
@@ -79,6 +137,17 @@ class Cue:
     cancelled: bool
     segmentation_type_id: int | None
     data: builtins.bytes  # the whole section, CRC included
+    immediate: bool = False  # splice_immediate_flag, or a time_signal without a time: "at the cue's position"
+    upid: str = ""  # segmentation_upid as 0x-hex (what EXT-X-ASSET's CAID carries), "" without one
+    # Every segmentation_descriptor, in section order; the fields above describe the first one.
+    segmentations: tuple[Segmentation, ...] = ()
+
+    def for_segmentation(self, seg: Segmentation) -> Cue:
+        """This time_signal as if `seg` were its only descriptor (same bytes: the section stays verbatim)."""
+        return replace(self, event_id=seg.event_id, segmentation_type_id=seg.type_id, duration=seg.duration,
+                       cancelled=seg.cancelled, upid=seg.upid, segmentations=(seg,),
+                       out_of_network=seg.type_id in OUT_SEGMENTATION_TYPES if self.command == "time_signal"
+                       else self.out_of_network)
 
     @property
     def bytes(self) -> builtins.bytes:
@@ -103,6 +172,22 @@ class Cue:
         if self.segmentation_type_id is None:
             return None
         return _SEGMENTATION_NAMES.get(self.segmentation_type_id)
+
+    @property
+    def filter_type(self) -> str | None:
+        """The MediaPackage SCTE filter name this cue belongs to (SPLICE_INSERT, BREAK, ...), or None."""
+        if self.command == "splice_insert":
+            return "SPLICE_INSERT"
+        t = self.segmentation_type_id
+        if self.command != "time_signal" or t is None:
+            return None
+        return _FILTER_BY_TYPE.get(t) or _FILTER_BY_TYPE.get(t - 1)
+
+    @property
+    def starts_avail(self) -> bool:
+        """time_signal: the descriptor is the start of its pair (0x34), not the end (0x35)."""
+        t = self.segmentation_type_id
+        return t is not None and t in _FILTER_BY_TYPE
 
     @property
     def is_out(self) -> bool:
@@ -290,6 +375,8 @@ def _from_threefive(tf: Any, raw: bytes) -> Cue:
     pts: float | None = None
     if getattr(cmd, "time_specified_flag", False) and cmd.pts_time is not None:
         pts = ticks_to_pts(round(cmd.pts_time * TICKS_PER_SECOND) + adjustment)
+    immediate = ctype == 6 and pts is None
+    upid = ""
     event_id: int | None = None
     out = False
     duration: float | None = None
@@ -300,23 +387,32 @@ def _from_threefive(tf: Any, raw: bytes) -> Cue:
         event_id = cmd.splice_event_id
         cancelled = bool(cmd.splice_event_cancel_indicator)
         out = bool(cmd.out_of_network_indicator)
+        immediate = bool(cmd.splice_immediate_flag)
         if cmd.duration_flag:
             duration = cmd.break_duration
             auto_return = bool(cmd.break_auto_return)
+    segs: list[Segmentation] = []
     for d in tf.descriptors:
         if getattr(d, "tag", None) != 2:
             continue  # only segmentation descriptors carry avail semantics
-        if event_id is None:
-            event_id = int(d.segmentation_event_id, 16)
+        seg_id = int(d.segmentation_event_id, 16)
         if d.segmentation_event_cancel_indicator:
+            segs.append(Segmentation(seg_id, None, None, True))
+        else:
+            seg_dur = d.segmentation_duration if d.segmentation_duration_flag else None
+            segs.append(Segmentation(seg_id, d.segmentation_type_id, seg_dur, False, _upid_hex(d.segmentation_upid)))
+    if segs:
+        first = segs[0]
+        if event_id is None:
+            event_id = first.event_id
+        if first.cancelled:
             cancelled = True
-            continue
-        seg_type = d.segmentation_type_id
-        if duration is None and d.segmentation_duration_flag:
-            duration = d.segmentation_duration
-        if ctype == 6:
-            out = seg_type in OUT_SEGMENTATION_TYPES
-        break
+        else:
+            seg_type, upid = first.type_id, first.upid
+            if duration is None:
+                duration = first.duration
+            if ctype == 6:
+                out = seg_type in OUT_SEGMENTATION_TYPES
     return Cue(
         command=name,
         event_id=event_id,
@@ -327,4 +423,136 @@ def _from_threefive(tf: Any, raw: bytes) -> Cue:
         cancelled=cancelled,
         segmentation_type_id=seg_type,
         data=raw,
+        immediate=immediate,
+        upid=upid,
+        segmentations=tuple(segs),
     )
+
+
+def _upid_hex(upid: Any) -> str:
+    """threefive decodes a UPID to text ('0x2ca0a18a' for an AiringID, the ASCII of a URI, ...): as 0x-hex."""
+    if isinstance(upid, str) and upid:
+        if upid[:2].lower() == "0x" and all(c in "0123456789abcdefABCDEF" for c in upid[2:]):
+            return "0x" + upid[2:].upper()
+        return "0x" + upid.encode().hex().upper()
+    return ""
+
+
+# --- in-band SCTE-35 in MPEG-TS -----------------------------------------------------------------
+
+TS_PACKET = 188
+
+
+@dataclass(frozen=True)
+class TsCue:
+    """A splice_info_section found on a PID the PMT declares as stream_type 0x86."""
+
+    cue: Cue
+    pid: int
+    packet_pts: int | None  # the program's last PES PTS before the section (its position in the stream), 90 kHz
+
+
+@dataclass(frozen=True)
+class TsScan:
+    cues: tuple[TsCue, ...]
+    dropped: tuple[str, ...] = ()  # one reason per section that was corrupt (bad CRC, malformed, encrypted)
+
+
+def read_ts(data: bytes) -> TsScan:
+    """Every SCTE-35 section of an MPEG-TS chunk, read with threefive's Stream (PAT -> PMT -> the PIDs of
+    stream_type 0x86, sections reassembled across packets). A section that does not decode or whose
+    CRC-32 fails is dropped and its reason kept; splice_null (heartbeats) is skipped."""
+    from threefive import Stream
+
+    stream = _quiet(Stream, io.BytesIO(b""), False)
+    cues: list[TsCue] = []
+    dropped: list[str] = []
+    for i in range(0, len(data) - TS_PACKET + 1, TS_PACKET):
+        pkt = data[i : i + TS_PACKET]
+        if pkt[0] != 0x47:
+            continue
+        try:
+            found = _quiet(stream.parse, pkt)
+        except Exception as exc:  # threefive raises assorted errors on a mangled section
+            dropped.append(f"unreadable SCTE-35 section at byte {i}: {type(exc).__name__}")
+            continue
+        if not found:
+            continue
+        raw = bytes(found.bites or b"")
+        try:
+            cue = decode(raw)
+        except ValidationError as exc:
+            dropped.append(str(exc))
+            continue
+        if cue.command == "splice_null":
+            continue
+        pd = found.packet_data
+        pts = None if pd is None or pd.pts is None else round(pd.pts * TICKS_PER_SECOND)
+        cues.append(TsCue(cue, int(pd.pid) if pd is not None else 0, pts))
+    return TsScan(tuple(cues), tuple(dropped))
+
+
+# --- SCTE-35 XML (urn:scte:scte35:2013:xml) -------------------------------------------------------
+
+
+def _b(v: Any) -> str:
+    return "true" if v else "false"
+
+
+def to_xml(cue: Cue, prefix: str = "scte35") -> str:
+    """The cue as an SCTE 35 XML SpliceInfoSection (the `urn:scte:scte35:2013:xml` Event payload), from
+    threefive's decode of the section; times in 90 kHz ticks, as the schema has them."""
+    tf = _quiet(_TFCue, cue.data)
+    info, cmd = tf.info_section, tf.command
+    p = prefix
+    adj = round((info.pts_adjustment or 0) * TICKS_PER_SECOND)
+    tier = int(str(info.tier), 16) if isinstance(info.tier, str) else int(info.tier or 0xFFF)
+    out = [f'<{p}:SpliceInfoSection ptsAdjustment="{adj}" protocolVersion="{info.protocol_version or 0}" '
+           f'tier="{tier}">']
+
+    def splice_time() -> str:
+        if getattr(cmd, "time_specified_flag", False) and cmd.pts_time is not None:
+            return f'<{p}:SpliceTime ptsTime="{round(cmd.pts_time * TICKS_PER_SECOND)}"/>'
+        return f"<{p}:SpliceTime/>"
+
+    if cmd.command_type == 5:
+        attrs = (f'spliceEventId="{cmd.splice_event_id}" '
+                 f'spliceEventCancelIndicator="{_b(cmd.splice_event_cancel_indicator)}"')
+        if not cmd.splice_event_cancel_indicator:
+            attrs += (f' outOfNetworkIndicator="{_b(cmd.out_of_network_indicator)}" '
+                      f'spliceImmediateFlag="{_b(cmd.splice_immediate_flag)}" '
+                      f'uniqueProgramId="{cmd.unique_program_id or 0}" availNum="{cmd.avail_num or 0}" '
+                      f'availsExpected="{cmd.avails_expected or 0}"')
+        out.append(f"<{p}:SpliceInsert {attrs}>")
+        if not cmd.splice_event_cancel_indicator:
+            if cmd.program_splice_flag and not cmd.splice_immediate_flag:
+                out.append(f"<{p}:Program>{splice_time()}</{p}:Program>")
+            if cmd.duration_flag:
+                out.append(f'<{p}:BreakDuration autoReturn="{_b(cmd.break_auto_return)}" '
+                           f'duration="{round(cmd.break_duration * TICKS_PER_SECOND)}"/>')
+        out.append(f"</{p}:SpliceInsert>")
+    elif cmd.command_type == 6:
+        out.append(f"<{p}:TimeSignal>{splice_time()}</{p}:TimeSignal>")
+    elif cmd.command_type == 0:
+        out.append(f"<{p}:SpliceNull/>")
+    for d in tf.descriptors:
+        if getattr(d, "tag", None) != 2:
+            continue
+        eid = int(d.segmentation_event_id, 16)
+        attrs = (f'segmentationEventId="{eid}" '
+                 f'segmentationEventCancelIndicator="{_b(d.segmentation_event_cancel_indicator)}"')
+        if d.segmentation_event_cancel_indicator:
+            out.append(f"<{p}:SegmentationDescriptor {attrs}/>")
+            continue
+        attrs += f' segmentationTypeId="{d.segmentation_type_id}" segmentNum="{d.segment_num or 0}" ' \
+                 f'segmentsExpected="{d.segments_expected or 0}"'
+        if d.segmentation_duration_flag and d.segmentation_duration is not None:
+            attrs += f' segmentationDuration="{round(d.segmentation_duration * TICKS_PER_SECOND)}"'
+        upid = _upid_hex(d.segmentation_upid)
+        body = ""
+        if upid:
+            body = (f'<{p}:SegmentationUpid segmentationUpidType="{d.segmentation_upid_type}" '
+                    f'segmentationUpidFormat="hexbinary">{upid[2:]}</{p}:SegmentationUpid>')
+        out.append(f"<{p}:SegmentationDescriptor {attrs}>{body}</{p}:SegmentationDescriptor>")
+    out.append(f"</{p}:SpliceInfoSection>")
+    return "".join(out)

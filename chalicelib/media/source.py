@@ -37,12 +37,22 @@ class SourceSegment:
 
 
 @dataclass(frozen=True)
+class BreakPoints:
+    """Where a break of the playlist sits in its segments (for placing it on our media clock)."""
+
+    out_seq: int  # media sequence number of the segment the out tag is attached to
+    out_offset: float  # seconds from that segment's start to the splice (DATERANGE START-DATE; < 0 mid-break)
+    in_seq: int | None  # the segment the in tag is attached to (None: still out at the playlist's end)
+
+
+@dataclass(frozen=True)
 class SourcePlaylist:
     media_sequence: int
     target_duration: int | None
     segments: tuple[SourceSegment, ...]
     breaks: tuple[AdBreak, ...]
     ended: bool
+    points: tuple[BreakPoints, ...] = ()  # parallel to `breaks`
 
 
 _SCTE35_TAG = "#EXT-X-SCTE35:"
@@ -66,6 +76,7 @@ class _Open:
     duration: float | None
     cue: scte35.Cue | None
     dr_id: str | None = None
+    offset: float = 0.0
 
 
 def _cue(data: str | None) -> scte35.Cue | None:
@@ -107,6 +118,7 @@ def parse_source_playlist(text: str, base_pdt: datetime | None = None) -> Source
     pdt = base_pdt
     segments: list[SourceSegment] = []
     breaks: list[AdBreak] = []
+    points: list[BreakPoints] = []
     open_: _Open | None = None
     counter = 0
 
@@ -115,6 +127,7 @@ def parse_source_playlist(text: str, base_pdt: datetime | None = None) -> Source
         if open_ is None:
             return
         breaks.append(_make_break(open_, at, cue_in, counter))
+        points.append(BreakPoints(open_.seq, open_.offset, seq))
         open_ = None
 
     for i, seg in enumerate(pl.segments):
@@ -136,7 +149,8 @@ def parse_source_playlist(text: str, base_pdt: datetime | None = None) -> Source
         if cue_in_seen:
             tags.append("EXT-X-CUE-IN")
             if open_ is not None and pdt is not None:
-                close(pdt, seq, None)
+                back = _cue(seg.oatcls_scte35)  # SCTE-35 enhanced: the in-cue on EXT-OATCLS-SCTE35
+                close(pdt, seq, back if back is not None and not back.is_out else None)
         # Out-points.
         for dr in seg.dateranges or []:
             if dr.scte35_out:
@@ -145,8 +159,9 @@ def parse_source_playlist(text: str, base_pdt: datetime | None = None) -> Source
                 if open_ is None and start is not None:
                     cue = _cue(dr.scte35_out)
                     dur = _duration(dr.planned_duration) or _duration(dr.duration)
+                    offset = (start - pdt).total_seconds() if pdt is not None else 0.0
                     open_ = _Open(start, seq, dur if dur is not None else (cue.duration if cue else None),
-                                  cue, dr.id)
+                                  cue, dr.id, offset)
                     counter += 1
         custom = (seg.custom_parser_values or {}).get("ext_x_scte35")
         if seg.cue_out_start or custom:
@@ -170,7 +185,7 @@ def parse_source_playlist(text: str, base_pdt: datetime | None = None) -> Source
                 # Joined mid-break: the out-point was before this playlist's window.
                 elapsed = _duration(seg.scte35_elapsedtime) or 0.0
                 dur = _duration(seg.scte35_duration)
-                open_ = _Open(pdt - timedelta(seconds=elapsed), seq, dur, _cue(seg.scte35))
+                open_ = _Open(pdt - timedelta(seconds=elapsed), seq, dur, _cue(seg.scte35), offset=-elapsed)
                 counter += 1
         duration = float(seg.duration or 0.0)
         segments.append(
@@ -188,12 +203,14 @@ def parse_source_playlist(text: str, base_pdt: datetime | None = None) -> Source
 
     if open_ is not None:  # still out of network at the end of the playlist
         breaks.append(_make_break(open_, None, None, counter))
+        points.append(BreakPoints(open_.seq, open_.offset, None))
     return SourcePlaylist(
         media_sequence=seq0,
         target_duration=pl.target_duration,
         segments=tuple(segments),
         breaks=tuple(breaks),
         ended=bool(pl.is_endlist),
+        points=tuple(points),
     )
 
 

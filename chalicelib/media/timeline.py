@@ -120,6 +120,21 @@ class AdBreak:
     scte35_out: str | None = None  # base64 cue, when passing through a source cue verbatim
     scte35_in: str | None = None
     placement: Placement | None = None  # as first published (the packager keeps it)
+    # Source breaks are placed on their run's media clock (the splice PTS), not by program date time.
+    run: str = ""  # the run whose media clock `media_time` / `return_media` are on
+    media_time: float | None = None  # splice-out, media seconds of `run`
+    return_media: float | None = None  # the source's cue-in (an early return), media seconds of `run`
+
+
+@dataclass(frozen=True)
+class AdMarkers:
+    """How breaks are marked besides the HLS dialect (`Timeline.marker_style`)."""
+
+    dash_scheme: str = "binary"  # "binary": urn:scte:scte35:2014:xml+bin; "xml": urn:scte:scte35:2013:xml
+    avail_periods: bool = False  # DASH: a new Period at each break's out- and in-point (multi-period)
+    asset_uri: str = ""  # interstitials: X-ASSET-URI (an HLS asset played in the break)
+    asset_list: str = ""  # interstitials: X-ASSET-LIST (a JSON asset list), instead of asset_uri
+    restrict: str = "SKIP,JUMP"  # interstitials: X-RESTRICT
 
 
 @dataclass(frozen=True)
@@ -132,7 +147,10 @@ class Timeline:
     live_window: float = 30.0  # seconds of media in a live media playlist
     dvr_window: float = 7200.0  # seconds kept for the DVR playlist and timeShiftBufferDepth
     ended: bool = False  # live-to-VOD: ENDLIST / static MPD
-    marker_style: str = "both"  # "cue" (EXT-X-CUE-*), "daterange" or "both"
+    # HLS ad-marker dialects, comma-separated: daterange, elemental, scte35_enhanced, interstitials; the
+    # older names "cue" (= scte35_enhanced) and "both" (= scte35_enhanced,daterange) still work.
+    marker_style: str = "both"
+    ad_markers: AdMarkers = field(default_factory=AdMarkers)
     # Discontinuities that have already left the stored segments (for DISCONTINUITY-SEQUENCE).
     discontinuities_before: int = 0
     extra: dict[str, str] = field(default_factory=dict)

@@ -5,7 +5,9 @@ Rules (issues #15 and #10):
 - Every slot (run, seq) is published exactly once, in order: as media (its chunk is transcoded in every
   rendition), or as slate. A slot never waits for its own chunk once a *later* chunk has been ready
   for `slate_wait` (default one segment duration): it is slated, so the playlists advance within
-  1.5 x TARGETDURATION whatever one chunk does (RFC 8216bis 6.2.1). A corrupt chunk is slated at once.
+  1.5 x TARGETDURATION whatever one chunk does (RFC 8216bis 6.2.1). A chunk never received at all
+  waits only until it is 2 x `slate_wait` overdue (a segment after its predecessor arrived), slated
+  the moment a later chunk is ready past that. A corrupt chunk is slated at once.
   Slating takes a claim on the slot (SEG#.fill = "slate", conditional); a chunk whose transcode
   finishes after that is dropped and counted, never published at the slot's URL.
 - A run's first published slot is a real chunk (there is no clock to place slate on before one); chunks
@@ -30,7 +32,7 @@ from fractions import Fraction
 
 from ..media import grid
 from ..media.ladder import Ladder
-from ..media.timeline import AdBreak, IFrames, Period, Placement, Segment, Timeline, round_half_up
+from ..media.timeline import AdBreak, AdMarkers, IFrames, Period, Placement, Segment, Timeline, round_half_up
 
 RECEIVED, INVALID = "received", "invalid"
 MEDIA, SLATE = "media", "slate"
@@ -137,6 +139,7 @@ class ChannelShape:
     live_window: float = 30.0
     dvr_window: float = 7200.0
     marker_style: str = "both"
+    ad_markers: AdMarkers = field(default_factory=AdMarkers)
     slate_wait: float | None = None  # seconds a later ready chunk waits for a missing one (None: one segment)
     gap_mode: bool = False  # slate is marked EXT-X-GAP in HLS
     run_names: Mapping[int, str] = field(default_factory=dict)
@@ -311,6 +314,11 @@ def plan(
                     pdt + timedelta(microseconds=round(c.v_dur * 1_000_000 / grid.TICKS)))
         prev_run = rn
 
+    if shape.ad_markers.avail_periods:  # a DASH Period per ad avail (issue #11)
+        from .admarkers import split_at_breaks
+
+        segs, periods_total = split_at_breaks(shape, segs, periods, periods_total, ad_breaks, pub.placements, ast,
+                                              {shape.name(r.run): r.last_seq for r in pub.runs})
     kept, dropped = _window(segs, shape.dvr_window)
     disc_before = pub.disc_before + sum(1 for s in dropped if s.discontinuity)
     kept_periods = {s.period for s in kept}
@@ -341,6 +349,7 @@ def plan(
         dvr_window=shape.dvr_window,
         ended=state.ended,
         marker_style=shape.marker_style,
+        ad_markers=shape.ad_markers,
         discontinuities_before=disc_before,
         fixed_target_duration=target,
         periods=tuple(p.period(shape.name(p.run)) for p in live_periods),
@@ -418,7 +427,15 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
         if c is not None and c.status == INVALID:
             reason, due = "invalid", now
         elif later:
-            due = min(t for _, t in later) + (wait * FIRST_SLOT_FACTOR if prev is None else wait)
+            first_later = min(t for _, t in later)
+            due = first_later + (wait * FIRST_SLOT_FACTOR if prev is None else wait)
+            if c is None and prev is not None and prev.fill != SLATE:
+                # Never received at all: it was due a segment after its predecessor arrived. Once it is
+                # twice `wait` overdue (an S3 notification late by a whole wait still makes it) there is
+                # nothing left to wait for as soon as a later chunk is ready: a missing chunk after an
+                # encoder pause must not add a whole wait to the hole every viewer rides out.
+                overdue = prev.received_at + timedelta(seconds=(prev.v_dur or 0) / grid.TICKS) + 2 * wait
+                due = min(due, max(first_later, overdue))
             if due <= now:
                 reason = "missing" if c is None else "late"
         if not reason and sealing:

@@ -50,6 +50,12 @@ def _slate(ladder: Ladder, output_dir: str, title: str, timeout: float) -> Any:
     return render(ladder, output_dir, title, timeout)
 
 
+def _scan_cues(path: str, ext: str) -> Any:
+    from .cues import scan
+
+    return scan(path, ext)
+
+
 def _breaks(items: Iterable[Mapping[str, Any]]) -> tuple[AdBreak, ...]:
     from ..control.adbreaks import to_timeline_breaks
 
@@ -68,6 +74,7 @@ class Deps:
     render_slate: Callable[[Ladder, str, str, float], Any] = _slate  # -> transcode.slate.Templates
     render: Renderer = render_manifests
     ad_breaks: BreakReader = _breaks
+    scan_cues: Callable[[str, str], Any] = _scan_cues  # chunk path, ext -> media.scte35.TsScan | None
     now: Callable[[], datetime] = utcnow
     lease_seconds: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict)

@@ -73,7 +73,14 @@ def _time(value: object) -> datetime | None:
 
 
 def make_upload(bucket: str, key: str, etag: str, size: int, event_time: object = None,
-                version_id: str = "") -> Upload | Rejection:
+                version_id: str = "") -> Any:
+    """An Upload (a pushed chunk), a Rejection, or an encoder's own HLS (`hlsingest`: playlist or segment)."""
+    from . import hlsingest
+
+    if hlsingest.is_hls_key(key):
+        if not etag:
+            return Rejection(key, f"ingest event for {key!r} carries no ETag")
+        return hlsingest.classify(bucket, key, etag, int(size or 0), _time(event_time))
     try:
         channel, seq, part, ext = parse_part_key(key)
     except ValidationError as e:
@@ -85,9 +92,9 @@ def make_upload(bucket: str, key: str, etag: str, size: int, event_time: object 
                   str(version_id or ""), part)
 
 
-def from_s3_notification(event: Mapping[str, Any]) -> list[Upload | Rejection]:
+def from_s3_notification(event: Mapping[str, Any]) -> list[Any]:
     """An S3 event notification ({"Records": [...]}). Test events and deletes are ignored."""
-    out: list[Upload | Rejection] = []
+    out: list[Any] = []
     for rec in event.get("Records") or ():
         if not str(rec.get("eventName", "")).startswith("ObjectCreated"):
             continue
@@ -101,7 +108,7 @@ def from_s3_notification(event: Mapping[str, Any]) -> list[Upload | Rejection]:
     return out
 
 
-def from_eventbridge(event: Mapping[str, Any]) -> list[Upload | Rejection]:
+def from_eventbridge(event: Mapping[str, Any]) -> list[Any]:
     """An EventBridge "Object Created" event from S3 (keys are not URL-encoded here)."""
     if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
         return []
@@ -112,9 +119,9 @@ def from_eventbridge(event: Mapping[str, Any]) -> list[Upload | Rejection]:
                         str(obj.get("version-id") or ""))]
 
 
-def from_sqs_bodies(bodies: Iterable[str]) -> list[Upload | Rejection]:
+def from_sqs_bodies(bodies: Iterable[str]) -> list[Any]:
     """SQS messages carrying S3 notifications (or EventBridge events forwarded to SQS)."""
-    out: list[Upload | Rejection] = []
+    out: list[Any] = []
     for body in bodies:
         try:
             doc = json.loads(body)

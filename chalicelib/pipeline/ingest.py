@@ -43,20 +43,25 @@ MAX_AHEAD = 900
 MAX_EVENT_SKEW = 300.0  # seconds
 
 
-def handle(items: list[Upload | Rejection], deps: Deps) -> list[str]:
+def handle(items: list[Any], deps: Deps) -> list[str]:
     """Process a batch of parsed events; one bad item never fails the others."""
     out = []
     inline = True
     for item in items:
         if isinstance(item, Rejection):
             out.append(reject_key(item))
-        elif item.part >= 0:  # a low-latency part: transcoded here, the rest of a batch in parallel workers
+        elif isinstance(item, Upload) and item.part >= 0:
+            # a low-latency part: transcoded here, the rest of a batch in parallel workers
             from . import parts
 
             out.append(parts.on_part_uploaded(item, deps, inline=inline))
             inline = False
-        else:
+        elif isinstance(item, Upload):
             out.append(idempotent_upload(item, deps))
+        else:  # an encoder's own HLS (playlist or segment): chalicelib.pipeline.hlsingest
+            from . import hlsingest
+
+            out.append(hlsingest.handle(item, deps))
     return out
 
 
@@ -144,7 +149,7 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
     }
     ladder = deps.ladder(meta)
     try:
-        info = _probe(u, deps)
+        info, found = _probe(u, deps)
         facts, run_item = _place(u, deps, meta, run, info, received, segdur)
         _check_duration(facts, segdur, ladder.audio.sample_rate)
     except InvalidMediaError as e:
@@ -161,6 +166,7 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
     store.note_arrival(u.channel, run, u.seq, received)
     if run_item.get("created"):
         _request_slate(u, deps, run)
+    _source_cues(u, deps, meta, run, facts, run_item, found)  # before the jobs: they force IDRs at its splices
     _fan_out(u, deps, meta, run, u.version_id)
     logger.info("chunk accepted", extra={"run": run, "v_start": facts["v_start"], "frames": facts["frames"],
                                          "audio": facts["a_mode"]})
@@ -233,7 +239,8 @@ def _arrival(u: Upload, deps: Deps) -> datetime:
     return now
 
 
-def _probe(u: Upload, deps: Deps) -> Any:
+def _probe(u: Upload, deps: Deps) -> tuple[Any, Any]:
+    """(the probe's MediaInfo, the chunk's in-band SCTE-35 sections or None), from one download."""
     fd, path = tempfile.mkstemp(prefix="chunk-", suffix=f".{u.ext}")
     os.close(fd)
     try:
@@ -241,9 +248,26 @@ def _probe(u: Upload, deps: Deps) -> Any:
             deps.objects.download(u.bucket, u.key, Path(path), version_id=u.version_id, etag=u.etag)
         except NotFoundError as e:
             raise InvalidMediaError(f"chunk vanished or was replaced before it could be read: {e}") from e
-        return deps.probe(path)
+        info = deps.probe(path)
+        try:
+            found = deps.scan_cues(path, u.ext)
+        except Exception:  # a cue reader failure must never cost the chunk
+            logger.exception("SCTE-35 scan failed; the chunk is published without its cues")
+            found = None
+        return info, found
     finally:
         Path(path).unlink(missing_ok=True)
+
+
+def _source_cues(u: Upload, deps: Deps, meta: ChannelRecord, run: int, facts: dict[str, Any],
+                 run_item: dict[str, Any], found: Any) -> None:
+    """The chunk's SCTE-35 cues -> ad breaks (issue #11); the chunk plays whatever its cues say."""
+    from . import cues
+
+    try:
+        cues.record(u, deps, meta, run, facts, run_item, found)
+    except Exception:
+        logger.exception("recording the chunk's SCTE-35 cues failed; the chunk is published without them")
 
 
 def _fan_out(u: Upload, deps: Deps, meta: ChannelRecord, run: int, version_id: str) -> None:

@@ -204,7 +204,7 @@ def on_part_uploaded(u: Upload, deps: Deps, inline: bool = True) -> str:
 
 
 def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
-    from .ingest import MAX_AHEAD, _arrival, _late, _place, _reject, _request_slate
+    from .ingest import MAX_AHEAD, _arrival, _late, _place, _reject, _request_slate, _source_cues
 
     t0 = time.perf_counter()
     store = deps.store
@@ -239,6 +239,7 @@ def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
             except NotFoundError as e:
                 raise InvalidMediaError(f"part vanished or was replaced before it could be read: {e}") from e
             info = _probe(deps, src)
+            found = _scan_cues(deps, src, u.ext)
             timing["probe_ms"] = _ms(t0)
             facts, run_item = _place(u, deps, meta, run, info, received, spec.segment_duration,
                                      offset=round(u.part * spec.part_duration * grid.TICKS))
@@ -262,6 +263,10 @@ def _on_part(u: Upload, deps: Deps, inline: bool) -> str:
                 metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
                 return "duplicate"
             item = existing  # recorded, but its transcode never ran (or crashed): run it now
+        # The part's in-band SCTE-35 cues become breaks as a chunk's do (issue #11), before its transcode;
+        # a resent or redelivered cue is the same break. (A part's transcode forces no IDR at a splice
+        # inside it: only its first frame, at the part boundary, is one.)
+        _source_cues(u, deps, meta, run, facts, run_item, found)
         if u.part == 0:
             store.note_arrival(u.channel, run, u.seq, received)  # the watchdog's input: once per segment
         if run_item.get("created"):
@@ -312,6 +317,15 @@ def _probe(deps: Deps, path: Path) -> Any:
 
         return probe(str(path), decode=False)
     return deps.probe(str(path))
+
+
+def _scan_cues(deps: Deps, path: Path, ext: str) -> Any:
+    """The part's in-band SCTE-35 sections (media.scte35.TsScan, None for MP4), read while it is on disk."""
+    try:
+        return deps.scan_cues(str(path), ext)
+    except Exception:  # a cue reader failure must never cost the part
+        logger.exception("SCTE-35 scan failed; the part is published without its cues")
+        return None
 
 
 def _invalid(u: Upload, deps: Deps, run: int, item: dict[str, Any], error: str, recorded: bool = False) -> str:

@@ -33,7 +33,7 @@ from ..media import dash, hls
 from ..media.ladder import Ladder
 from ..media.timeline import Placement, Timeline
 from ..records import STOPPING, ChannelRecord, iso, parse_iso, run_name
-from . import assemble, cdn
+from . import admarkers, assemble, cdn
 from .assemble import SLATE, ChannelShape, ChunkState, Plan, PublishState, RunInfo, SlotClaim
 from .deps import Deps
 from .objects import IMMUTABLE, content_type, playlist_cache_control
@@ -165,6 +165,7 @@ def _shape(channel: str, meta: ChannelRecord, ladder: Ladder, deps: Deps, runs: 
         live_window=float(meta.live_window or st.live_window),
         dvr_window=float(meta.dvr_window or st.dvr_window),
         marker_style=meta.marker_style,
+        ad_markers=admarkers.settings(meta),
         slate_wait=float(meta.slate_wait) if meta.slate_wait else st.slate_wait,
         gap_mode=meta.missing_media == "gap",
         run_names={r: run_name(r) for r in runs},

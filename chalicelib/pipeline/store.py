@@ -242,6 +242,36 @@ class PipelineStore:
     def ad_break_items(self, channel_id: str) -> list[dict[str, Any]]:
         return self._query(channel_id, "BRK#", "BRK#~")
 
+    def put_break(self, channel_id: str, item: dict[str, Any]) -> bool:
+        """A break from the source's cues (item built by control.adbreaks.source_break_item). False: a
+        break with that id exists already (the same cue, recorded by a concurrent ingest)."""
+        try:
+            self._t.put_item(Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(#sk)",
+                             ExpressionAttributeNames={"#sk": "sk"})
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"ad break put failed: {e}") from e
+
+    def update_break(self, channel_id: str, break_id: str, changes: dict[str, Any], expect_state: str) -> bool:
+        """Change a break only while it is in `expect_state` (a source return or cancel); False otherwise."""
+        from ..records import break_sk
+
+        sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(changes)))
+        names = {f"#f{i}": k for i, k in enumerate(changes)}
+        values = {f":v{i}": v for i, v in enumerate(_to_dynamo(changes).values())}
+        try:
+            self._update_raw(Key=self._key(channel_id, break_sk(break_id)), UpdateExpression=f"SET {sets}",
+                             ConditionExpression="attribute_exists(#sk) AND #state = :expect",
+                             ExpressionAttributeNames=names,
+                             ExpressionAttributeValues={**values, ":expect": expect_state})
+            return True
+        except ClientError as e:
+            if _failed_condition(e):
+                return False
+            raise StoreError(f"ad break update failed: {e}") from e
+
     # ---- PUB ----
     def pub(self, channel_id: str) -> dict[str, Any]:
         return self._get(channel_id, PUB) or {}

@@ -233,6 +233,9 @@ def ladder_args(job: TranscodeJob, info: MediaInfo, workdir: str = "", audio: Au
             args += _muxer_args(ts, video=False, offset=media0, copy=True, v0=v0)
         else:
             args += ["-map", "[a0]", "-vn", *audio_encoder_args(ladder)]
+            if ts:  # no box layer to cut the look-ahead frames off (they would overlap the next chunk):
+                # the priming packet (kept, see audio._encoded) and the span's frames only
+                args += ["-frames:a", str(audio.skip + 1 + audio.span.frames)]
             first = Fraction(audio.input_start, ladder.audio.sample_rate)
             args += _muxer_args(ts, video=False, offset=first)
         args.append(output_path(workdir, ladder.audio.name, ladder.container))

@@ -212,9 +212,12 @@ def probe(path: str, *, max_duration: float = MAX_DURATION, max_pixels: int = MA
     if fps <= 0:
         raise InvalidMediaError(f"{name}: video stream without a frame rate")
     frame_ticks = Fraction(TICKS_PER_SECOND) / fps
-    # The last frame's own duration is often missing (0) in a cut chunk: one nominal frame then.
+    # The last frame's own duration is often missing (0) in a cut chunk, or clipped to where the
+    # segmenter cut (ffmpeg's MP4 segments end the track at the cut time, 243 of 512 ticks): a frame
+    # lasts at least one nominal frame, or the chunk loses its last frame on the grid.
     start_ticks = vpk.first_pts
-    end_ticks = max(p + (d or round(frame_ticks)) for p, d in zip(vpk.pts, vpk.durations, strict=True))
+    nominal = round(frame_ticks)
+    end_ticks = max(p + max(d, nominal) for p, d in zip(vpk.pts, vpk.durations, strict=True))
     if not 0 < (end_ticks - start_ticks) / TICKS_PER_SECOND <= max_duration:
         raise InvalidMediaError(f"{name}: absurd duration {(end_ticks - start_ticks) / TICKS_PER_SECOND:.3f} s "
                                 f"(limit {max_duration:g} s)")

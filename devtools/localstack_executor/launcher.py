@@ -34,8 +34,10 @@ from devtools.localaws.server import LocalAWS, LoopbackServer, url_host
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSION = "2026.3.0"
-# What Slipstream uses from LocalStack; anything else stays unloaded.
-SERVICES = ("s3", "sqs", "lambda", "stepfunctions", "events", "logs", "iam", "sts")
+# What Slipstream uses from LocalStack; anything else stays unloaded. The last four are for
+# `make deploy STAGE=lsdeploy` (the stack, Chalice's REST API, the stage's alarms and dashboard).
+SERVICES = ("s3", "sqs", "lambda", "stepfunctions", "events", "logs", "iam", "sts",
+            "cloudformation", "apigateway", "sns", "cloudwatch")
 # Served by the built-in emulator instead (see the module docstring).
 BUILT_IN_SERVICES = ("dynamodb", "cloudfront")
 HEALTHY = ("available", "running")

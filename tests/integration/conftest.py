@@ -100,7 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Real-time tests: a live schedule against the wall clock, real players, or a channel measured over
 # minutes. They must not share the 2 cores with the parallel suite (`make test` runs them alone after it).
-REALTIME = ("browser/", "pipeline/", "soak/", "test_lifecycle_e2e.py")
+REALTIME = ("browser/", "pipeline/", "soak/", "deploy/", "test_lifecycle_e2e.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,7 +20,8 @@ export function normalize(signal) {
   const cue = s.scte35 ? decode(s.scte35) : null;
   if (cue && cue.cancel) return null;
   if (cue && s.kind == null) s.kind = cue.kind === "other" ? null : cue.kind;
-  s.eventId = cue && cue.spliceEventId != null ? String(cue.spliceEventId) : null;
+  // An engine that read the splice_event_id itself (SCTE 35 XML) keeps it when there are no bytes to decode.
+  s.eventId = cue && cue.spliceEventId != null ? String(cue.spliceEventId) : (s.eventId != null ? String(s.eventId) : null);
   if (s.duration == null && cue && cue.duration != null && s.kind === "out") s.duration = cue.duration;
   return s;
 }
@@ -121,6 +122,44 @@ export function describe(position) {
   const of = position.duration == null ? "?" : position.duration.toFixed(1) + " s";
   return "in break, elapsed " + position.elapsed.toFixed(1) + " s of " + of;
 }
+
+// An SCTE 35 XML SpliceInfoSection (the urn:scte:scte35:2013:xml Event payload) as a parsed node tree
+// ({tagName, attributes, children}, what shaka hands over; a DOM Element works too) -> {kind, eventId,
+// duration, pts} or null. Segmentation types pair up like the binary form's (start even, end = start + 1).
+export function fromXml(node) {
+  const found = {};
+  const attrs = (n) => (n && n.attributes) || {};
+  const get = (n, k) => (typeof n.getAttribute === "function" ? n.getAttribute(k) : attrs(n)[k]);
+  const walk = (n) => {
+    if (!n || typeof n !== "object") return;
+    const tag = String(n.tagName || n.localName || "").replace(/^.*:/, "");
+    if (tag && !found[tag]) found[tag] = n;
+    const kids = n.children ? Array.from(n.children) : [];
+    kids.forEach(walk);
+  };
+  walk(node);
+  const si = found.SpliceInsert, seg = found.SegmentationDescriptor;
+  if (!si && !seg) return null;
+  const out = { kind: null, eventId: null, duration: null, pts: null, cancel: false };
+  const time = found.SpliceTime && get(found.SpliceTime, "ptsTime");
+  if (time != null) out.pts = Number(time) / 90000;
+  if (si) {
+    out.eventId = get(si, "spliceEventId");
+    out.cancel = get(si, "spliceEventCancelIndicator") === "true";
+    out.kind = get(si, "outOfNetworkIndicator") === "true" ? "out" : "in";
+    const d = found.BreakDuration && get(found.BreakDuration, "duration");
+    if (d != null) out.duration = Number(d) / 90000;
+  } else {
+    out.eventId = get(seg, "segmentationEventId");
+    out.cancel = get(seg, "segmentationEventCancelIndicator") === "true";
+    const type = Number(get(seg, "segmentationTypeId"));
+    out.kind = OUT_XML_TYPES.has(type) ? "out" : OUT_XML_TYPES.has(type - 1) ? "in" : null;
+    const d = get(seg, "segmentationDuration");
+    if (d != null) out.duration = Number(d) / 90000;
+  }
+  return out;
+}
+const OUT_XML_TYPES = new Set([0x10, 0x22, 0x30, 0x32, 0x34, 0x36, 0x38, 0x3a, 0x3c, 0x3e, 0x44, 0x46]);
 
 // EXT-X-CUE-OUT:30 | EXT-X-CUE-OUT:DURATION=30 -> 30; EXT-X-CUE-OUT-CONT:ElapsedTime=4,Duration=30
 // | EXT-X-CUE-OUT-CONT:4/30 -> {elapsed: 4, duration: 30}.

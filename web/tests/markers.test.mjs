@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { decode } from "../js/scte35.js";
-import { BreakTimeline, describe, parseCueTag } from "../js/markers.js";
+import { BreakTimeline, describe, fromXml, parseCueTag } from "../js/markers.js";
 import { withGrant } from "../js/net.js";
 
 const F = process.env.SCTE35_FIXTURES ? JSON.parse(readFileSync(process.env.SCTE35_FIXTURES, "utf8")) : {
@@ -15,6 +15,14 @@ const F = process.env.SCTE35_FIXTURES ? JSON.parse(readFileSync(process.env.SCTE
   poStart: "/DAsAAAAAAAAAP/wBQb+AIlUQAAWAhRDVUVJAAAAB3//AAAbd0AAADQAAPWceEc=", // time_signal 0x34, 20 s
   poEnd: "/DAnAAAAAAAAAP/wBQb+AKTLgAARAg9DVUVJAAAAB3+/AAA1AAAGpuX1", // time_signal 0x35
   cancel: "/DAWAAAAAAAAAP/wBQUAAAAq/wAAxpzvAw==",
+  outXml: '<scte35:SpliceInfoSection ptsAdjustment="0" protocolVersion="0" tier="4095"><scte35:SpliceInsert ' +
+    'spliceEventId="42" spliceEventCancelIndicator="false" outOfNetworkIndicator="true" spliceImmediateFlag="true" ' +
+    'uniqueProgramId="42" availNum="0" availsExpected="0"><scte35:BreakDuration autoReturn="true" duration="2700000"/>' +
+    "</scte35:SpliceInsert></scte35:SpliceInfoSection>",
+  poEndXml: '<scte35:SpliceInfoSection ptsAdjustment="0" protocolVersion="0" tier="4095"><scte35:TimeSignal>' +
+    '<scte35:SpliceTime ptsTime="10800000"/></scte35:TimeSignal><scte35:SegmentationDescriptor segmentationEventId="7" ' +
+    'segmentationEventCancelIndicator="false" segmentationTypeId="53" segmentNum="0" segmentsExpected="0">' +
+    "</scte35:SegmentationDescriptor></scte35:SpliceInfoSection>",
 };
 
 test("splice_insert out and in are told apart, with id and duration", () => {
@@ -94,4 +102,42 @@ test("the grant goes on once, after any CMCD query", () => {
   assert.equal(withGrant("https://cdn/news/1.m4s?CMCD=br%3D800", q), "https://cdn/news/1.m4s?CMCD=br%3D800&" + q);
   assert.equal(withGrant("https://cdn/news/1.m4s?" + q, q), "https://cdn/news/1.m4s?" + q);
   assert.equal(withGrant("https://cdn/news/1.m4s", ""), "https://cdn/news/1.m4s");
+});
+
+// A minimal XML -> {tagName, attributes, children} tree, the shape shaka hands over for an Event's content.
+function tree(text) {
+  const root = { tagName: "root", attributes: {}, children: [] };
+  const stack = [root];
+  for (const m of text.matchAll(/<(\/?)([\w:]+)([^>]*?)(\/?)>/g)) {
+    if (m[1]) { stack.pop(); continue; }
+    const attributes = {};
+    for (const a of m[3].matchAll(/([\w:]+)="([^"]*)"/g)) attributes[a[1]] = a[2];
+    const node = { tagName: m[2], attributes, children: [] };
+    stack[stack.length - 1].children.push(node);
+    if (!m[4]) stack.push(node);
+  }
+  return root;
+}
+
+test("SCTE 35 XML (urn:scte:scte35:2013:xml) tells out from in like the binary form", () => {
+  const out = fromXml(tree(F.outXml));
+  assert.deepEqual([out.kind, out.eventId, out.duration, out.cancel], ["out", "42", 30, false]);
+  const end = fromXml(tree(F.poEndXml));
+  assert.deepEqual([end.kind, end.eventId, end.pts], ["in", "7", 120]);
+  assert.equal(fromXml(tree("<Signal/>")), null);
+  const t = new BreakTimeline();
+  t.ingest({ source: "dash-event", kind: out.kind, id: "42", time: 10, duration: out.duration, eventId: out.eventId });
+  t.ingest({ source: "dash-event", kind: "in", id: "99", time: 15, eventId: "42" }); // an early return
+  assert.equal(t.breaks.length, 1);
+  assert.deepEqual([t.breaks[0].eventId, t.breaks[0].duration, t.breaks[0].end], ["42", 30, 15]);
+});
+
+test("an interstitial and the SCTE-35 DATERANGE of one break are one break", () => {
+  const t = new BreakTimeline();
+  t.ingest({ source: "daterange", kind: "out", id: "b1", time: 100, duration: 8, scte35: F.out });
+  t.ingest({ source: "interstitial", kind: "out", id: "b1-ad", time: 100, duration: 8 });
+  t.ingest({ source: "interstitial", kind: "in", id: "b1-ad", time: 104 });
+  assert.equal(t.breaks.length, 1);
+  assert.deepEqual(Array.from(t.breaks[0].sources).sort(), ["daterange", "interstitial"]);
+  assert.equal(t.breaks[0].end, 104);
 });

@@ -14,10 +14,7 @@
 //
 // Prints one JSON report on stdout ({ok, failures, progressed, stalls, markers, ...}) and exits
 // 1 when a check failed, so the pytest wrapper can both assert and show what the player saw.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { crashed, drive, sleep, started, withParams } from "./chromium.mjs";
 
 function parseArgs(argv) {
   const opts = { url: "", play: 20, adBreak: false, screenshot: "", format: "", engine: "", signing: "",
@@ -40,8 +37,6 @@ function parseArgs(argv) {
   if (!opts.url) throw new Error("usage: player.spec.mjs URL [--play S] [--ad-break] [--screenshot PATH]");
   return opts;
 }
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(snapshot, predicate, seconds) {
   const deadline = Date.now() + seconds * 1000;
@@ -112,27 +107,9 @@ async function fullChecks(page, snapshot, report, fail, opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const extra = [["format", opts.format], ["engine", opts.engine], ["signing", opts.signing],
-    ["ll", opts.ll ? "1" : ""]].filter(([, v]) => v)
-    .map(([k, v]) => k + "=" + encodeURIComponent(v)).join("&");
-  const url = extra ? opts.url + (opts.url.includes("?") ? "&" : "?") + extra : opts.url;
-  const profile = mkdtempSync(join(tmpdir(), "slipstream-chromium-"));
-  const report = { ok: false, url, failures: [], console: [] };
-  const fail = (msg) => report.failures.push(msg);
-  // Same flags as a CI-safe headless run: no GPU, no QUIC, no background traffic to the internet.
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required", "--mute-audio"],
-    viewport: { width: 1280, height: 800 },
-  });
-  try {
-    const page = context.pages()[0] || (await context.newPage());
-    page.on("console", (m) => { if (m.type() === "error" && report.console.length < 50) report.console.push(m.text()); });
-    page.on("pageerror", (e) => report.console.push("pageerror: " + e.message));
-    await page.goto(url, { waitUntil: "load" });
+  const url = withParams(opts.url, [["format", opts.format], ["engine", opts.engine], ["signing", opts.signing],
+    ["ll", opts.ll ? "1" : ""]]);
+  await drive(url, "slipstream-chromium-", async (page, report, fail) => {
     const snapshot = () => page.evaluate(() => {
       const s = window.slipstream;
       return s ? { ready: s.ready, t: s.currentTime(), stalls: s.stalls, stallEvents: s.stallEvents,
@@ -146,14 +123,9 @@ async function main() {
         playback: s.playback && { signed: s.playback.signed, mode: s.playback.mode } } : null;
     });
 
-    // 1. Playback starts (the first playlist may take a while to appear on a busy machine).
-    const started = Date.now();
-    let snap = await snapshot();
-    while (!(snap && snap.ready) && Date.now() - started < opts.startTimeout * 1000) {
-      await sleep(500);
-      snap = await snapshot();
-    }
-    report.startupSeconds = (Date.now() - started) / 1000;
+    // 1. Playback starts.
+    let { snap, startup } = await started(snapshot, opts.startTimeout);
+    report.startupSeconds = startup;
     if (!snap || !snap.ready) {
       fail("playback did not start within " + opts.startTimeout + " s");
       report.last = snap;
@@ -211,18 +183,7 @@ async function main() {
       await page.screenshot({ path: opts.screenshot, fullPage: true });
       report.screenshot = opts.screenshot;
     }
-  } catch (err) {
-    fail("driver error: " + (err && err.stack ? err.stack : String(err)));
-  } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
-  report.ok = report.failures.length === 0;
-  process.stdout.write(JSON.stringify(report) + "\n");
-  process.exit(report.ok ? 0 : 1);
+  });
 }
 
-main().catch((err) => {
-  process.stdout.write(JSON.stringify({ ok: false, failures: ["driver crashed: " + err.message] }) + "\n");
-  process.exit(2);
-});
+main().catch(crashed);

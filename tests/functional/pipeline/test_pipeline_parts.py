@@ -485,3 +485,31 @@ def test_every_ll_version_the_origin_serves_keeps_the_update_rules_through_a_los
     look("stopped")
     assert found == [], found[:10]
     assert deltas > 0 and all(p is not None and p.endswith("#EXT-X-ENDLIST\n") for p in prev.values())
+
+
+# --------------------------------------------------------------------------- in-band SCTE-35 in parts
+
+
+def test_an_in_band_splice_out_in_a_part_becomes_one_break_like_a_chunks(ll: Pipeline) -> None:
+    """An LL channel's encoder carries its SCTE-35 in the parts: ingest reads them as it does a chunk's
+    (issue #11), so the break exists before the segment it splices on, and a resent cue is the same break."""
+    from chalicelib.media import scte35
+    from chalicelib.media.scte35 import TsCue, TsScan
+
+    def scan(path: str, ext: str) -> TsScan | None:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
+        return TsScan(tuple(TsCue(scte35.decode(bytes.fromhex(h)), 0x86, None) for h in doc.get("scte35", [])), ())
+
+    ll.deps.scan_cues = scan
+    out = scte35.splice_insert(42, 1.4 + 3 * 2.0, 4.0)  # splice at segment 3's first frame, 4 s
+
+    def with_cue(seq: int, index: int) -> bytes:
+        return json.dumps({**json.loads(part_body(seq, index)), "scte35": [out.data.hex()]}).encode()
+
+    segments(ll, 1)
+    for i in range(K):  # resent in every part of segment 1
+        assert send(ll, 1, i, body=with_cue(1, i)) == ["accepted"]
+    [item] = ll.deps.store.ad_break_items(CH)
+    assert (item["source"], int(item["splice_event_id"]), float(item["media_time"])) == ("source", 42, 6.0)
+    assert item["scte35_out"] == out.base64

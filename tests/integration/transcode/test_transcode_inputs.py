@@ -15,6 +15,7 @@ import pytest
 from transcode_source import CHUNK_SECONDS, Channel, make_chunks
 
 from chalicelib.errors import InvalidMediaError
+from chalicelib.media import grid
 from chalicelib.media.ladder import TEST_LADDER
 from chalicelib.transcode import TranscodeJob, boxes, find_binary, probe, run
 from chalicelib.transcode.ffmpeg import TS_PTS_OFFSET
@@ -127,16 +128,25 @@ def test_given_ts_container_when_chunks_transcoded_then_mpeg_ts_timestamps_conti
     for seq in range(3):
         result = run(replace(channel.job(seq, tmp_path), ladder=ladder))
         assert [Path(o.segment_path).name for o in result.outputs] == [f"{seq:08d}.ts"] * 3
-        assert all(o.init_path == "" and o.duration == CHUNK_SECONDS for o in result.outputs)
+        assert all(o.init_path == "" for o in result.outputs)
+        assert [o.duration for o in result.outputs if o.rendition != "audio"] == [CHUNK_SECONDS] * 2
+        [audio] = [o for o in result.outputs if o.rendition == "audio"]
+        assert audio.duration == audio.duration_ticks / 48_000 and audio.duration_ticks % 1024 == 0
     cat = tmp_path / "360p.ts"
     cat.write_bytes(b"".join((tmp_path / "360p" / f"{s:08d}.ts").read_bytes() for s in range(3)))
     pts = video_pts(cat)
     assert pts[0] == TS_PTS_OFFSET * 90_000 and len(pts) == 3 * 50
     assert [b - a for a, b in itertools.pairwise(sorted(pts))] == [3600] * (len(pts) - 1)
-    # MPEG-TS cannot signal AAC priming: each chunk's audio starts one AAC frame (1920 ticks at
-    # 90 kHz) before its media_start, the same in every chunk, so the overlap never accumulates.
-    firsts = [video_pts(tmp_path / "audio" / f"{s:08d}.ts", "a:0")[0] for s in range(3)]
-    assert [f - (s * CHUNK_SECONDS + TS_PTS_OFFSET) * 90_000 for s, f in enumerate(firsts)] == [-1920] * 3
+    # Audio segments put end to end: every AAC frame 1920 ticks after the last, no gap at a chunk
+    # boundary. MPEG-TS cannot signal AAC priming, so each later chunk starts with its priming frame on
+    # the previous chunk's last frame (one repeated timestamp per boundary, dropped by players), the
+    # same in every chunk, so it never accumulates.
+    acat = tmp_path / "audio.ts"
+    acat.write_bytes(b"".join((tmp_path / "audio" / f"{s:08d}.ts").read_bytes() for s in range(3)))
+    apts = sorted(video_pts(acat, "a:0"))
+    steps = [b - a for a, b in itertools.pairwise(apts)]
+    assert steps.count(0) == 2 and set(steps) == {0, 1920}
+    assert 0 <= TS_PTS_OFFSET * 90_000 - apts[0] <= (grid.ENCODE_MARGIN_FRAMES + 1) * 1920
 
 
 def test_given_mp4_source_chunks_when_transcoded_then_one_continuous_stream(tmp_path: Path) -> None:
@@ -170,7 +180,11 @@ def test_given_b_frames_when_chunks_transcoded_then_first_picture_shown_at_media
             init = Path(out.init_path).read_bytes()
             frag = boxes.fragments_info(Path(out.segment_path).read_bytes(), init)[0]
             start = round(seq * CHUNK_SECONDS * boxes.timescale(init))
-            assert (frag.decode_time, frag.earliest_presentation) == (start, start), out.rendition
+            if out.rendition == "audio":  # AAC frames stay whole: the frame nearest the boundary
+                assert frag.decode_time == frag.earliest_presentation == out.start_ticks
+                assert 0 <= start - frag.decode_time <= (grid.ENCODE_MARGIN_FRAMES + 1) * 1024, out
+            else:
+                assert (frag.decode_time, frag.earliest_presentation) == (start, start), out.rendition
     cat = tmp_path / "cat.mp4"
     cat.write_bytes((tmp_path / "360p" / "init.mp4").read_bytes()
                     + b"".join((tmp_path / "360p" / f"{s:08d}.m4s").read_bytes() for s in (0, 1)))

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"
-STAGES = ("dev", "prod")
+STAGES = ("dev", "prod", "lsdeploy")  # lsdeploy: `make deploy` into LocalStack (the LocalStack CI stage)
 
 
 def cfn_lint_binary() -> str:

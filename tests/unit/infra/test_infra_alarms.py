@@ -48,10 +48,13 @@ def emitted_metrics() -> set[str]:
 
 
 def dashboard(template: dict[str, Any], params: dict[str, str] | None = None) -> dict[str, Any]:
-    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    sub_args = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    # Fn::Sub [body, {variables}]: a variable (the distribution, which Cdn=none stacks lack) stands
+    # for whatever it names.
+    body, variables = (sub_args, {}) if isinstance(sub_args, str) else sub_args
     values = {"AppName": "slipstream", "Stage": "prod", "AWS::Region": "eu-west-1", "MetricsNamespace": "Slipstream",
               "ServiceName": "slipstream", "SegmentDurationSeconds": "2", "SegmentLatencyBudget": "2",
-              "InputGapSeconds": "6", "Cdn5xxRatePercent": "1", **(params or {})}
+              "InputGapSeconds": "6", "Cdn5xxRatePercent": "1", **{k: f"<{k}>" for k in variables}, **(params or {})}
     resources = template["Resources"]
 
     def sub(m: re.Match[str]) -> str:
@@ -189,7 +192,9 @@ def test_latency_is_alarmed_in_segment_durations_and_the_cdn_alarm_lives_where_c
     assert stats["segments"]["Expression"] == {"Fn::Sub": "p95 / ${SegmentDurationSeconds}"}
     assert latency["Threshold"] == {"Ref": "SegmentLatencyBudget"}
     cdn = template["Resources"]["Cdn5xxRateAlarm"]
-    assert cdn["Condition"] == "InUsEast1"  # CloudFront metrics exist in us-east-1 only
+    # CloudFront metrics exist in us-east-1 only, and only for a stack with a distribution.
+    assert template["Conditions"][cdn["Condition"]] == {"Fn::And": [{"Condition": "InUsEast1"},
+                                                                    {"Condition": "HasCdn"}]}
     assert cdn["Properties"]["MetricName"] == "5xxErrorRate"
     assert dims(cdn["Properties"]) == {"DistributionId": {"Ref": "Distribution"}, "Region": "Global"}
 

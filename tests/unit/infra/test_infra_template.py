@@ -36,12 +36,12 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any
 
 
 def cache_behaviours(dist: dict[str, Any], ll_wired: bool = True) -> list[dict[str, Any]]:
-    """The distribution's ordered cache behaviours, with the LL-HLS ones (`!If [LlOriginWired, ...]`) in or out."""
+    """The distribution's ordered cache behaviours, with the LL-HLS ones (`!If [LlOriginOnCdn, ...]`) in or out."""
     out = []
     for b in dist["CacheBehaviors"]:
         if "Fn::If" in b:
             condition, then, _else = b["Fn::If"]
-            assert condition == "LlOriginWired" and _else == {"Ref": "AWS::NoValue"}, b
+            assert condition == "LlOriginOnCdn" and _else == {"Ref": "AWS::NoValue"}, b
             if ll_wired:
                 out.append(then)
         else:
@@ -137,7 +137,9 @@ def test_the_origin_bucket_is_private_and_readable_only_through_the_distribution
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
     oac = res["OriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
     assert oac["SigningBehavior"] == "always"
-    bucket_policy = res["OriginBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    # With a CDN (Cdn=none, the emulator stage, has none to allow).
+    bucket_policy = [s["Fn::If"][1] if "Fn::If" in s else s
+                     for s in res["OriginBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]]
     allows = [s for s in bucket_policy if s["Effect"] == "Allow"]
     assert len(allows) == 1
     assert allows[0]["Principal"] == {"Service": "cloudfront.amazonaws.com"}
@@ -217,7 +219,9 @@ def test_given_signing_enabled_then_playlists_and_segments_trust_the_stages_key_
     from infra.stage_config import OPTIONAL_OUTPUT_ENV
 
     assert set(OPTIONAL_OUTPUT_ENV) <= set(template["Outputs"])
-    assert all(template["Outputs"][k]["Condition"] == "SigningEnabled" for k in OPTIONAL_OUTPUT_ENV)
+    assert {k: template["Outputs"][k]["Condition"] for k in OPTIONAL_OUTPUT_ENV} == {
+        "DistributionId": "HasCdn", "PlaybackKeyPairId": "SigningEnabled",
+        "PlaybackPrivateKeyParameter": "SigningEnabled"}
 
 
 def test_signed_cookies_cmcd_and_signature_parameters_stay_out_of_every_cache_key(template: dict[str, Any]) -> None:
@@ -236,7 +240,7 @@ def test_cross_site_signed_cookies_need_named_player_origins(template: dict[str,
     cors = template["Resources"]["PlaybackHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]["CorsConfig"]
     # Browsers refuse credentialed responses with "Access-Control-Allow-Origin: *".
     assert cors["AccessControlAllowCredentials"] == {"Fn::If": ["AnyPlayerOrigin", False, True]}
-    assert cors["AccessControlAllowOrigins"] == {"Items": {"Ref": "PlayerOrigins"}}
+    assert cors["AccessControlAllowOrigins"] == {"Items": {"Fn::Split": [",", {"Ref": "PlayerOrigins"}]}}
     assert template["Parameters"]["PlayerOrigins"]["Default"] == "*"
 
 
@@ -278,10 +282,44 @@ def test_ll_hls_paths_go_to_the_ll_origin_function_with_the_directives_in_the_ca
         assert perm["Action"] == action and perm["Principal"] == "cloudfront.amazonaws.com"
         assert "${Distribution}" in json.dumps(perm["SourceArn"])
     for name in ("LlOriginUrl", "LlOriginAccessControl", "LlOriginUrlPermission", "LlOriginInvokePermission"):
-        assert res[name]["Condition"] == "LlOriginWired", name
+        assert res[name]["Condition"] == "LlOriginOnCdn", name
+    # The LL origin is reached through CloudFront only: without a CDN (Cdn=none) none of it exists.
+    assert template["Conditions"]["LlOriginOnCdn"] == {"Fn::And": [{"Condition": "LlOriginWired"},
+                                                                   {"Condition": "HasCdn"}]}
+    assert res["LowLatencyPlaylistCachePolicy"]["Condition"] == "HasCdn"
+    assert template["Outputs"]["LowLatencyOriginUrl"]["Condition"] == "LlOriginOnCdn"
 
 
 def test_the_deploy_script_wires_the_ll_origin_function_after_chalice_created_it() -> None:
     script = (ROOT / "infra" / "deploy.sh").read_text()
     assert "--name ll_origin" in script and 'LlOriginFunctionArn="$LL_ORIGIN_ARN"' in script
     assert script.index("chalice") < script.index("LlOriginFunctionArn=")
+
+
+def test_given_no_cdn_then_no_cloudfront_resource_exists_and_players_read_the_bucket_only_on_the_emulator_stage(
+    template: dict[str, Any],
+) -> None:
+    """Cdn=none is for LocalStack community (stage lsdeploy), which has no CloudFront. cfn-lint (above)
+    checks that nothing refers to a resource its conditions may leave out."""
+    res = template["Resources"]
+    cloudfront = {k: v.get("Condition") for k, v in res.items() if v["Type"].startswith("AWS::CloudFront::")}
+    # The signing key and group need SignedPlayback=enabled, which the rule below refuses without a CDN;
+    # the LL origin's access control needs the CDN and the ll_origin function (LlOriginOnCdn).
+    assert {k: c for k, c in cloudfront.items() if c != "HasCdn"} == {
+        "PlaybackSigningKey": "SigningEnabled", "PlaybackKeyGroup": "SigningEnabled",
+        "LlOriginAccessControl": "LlOriginOnCdn"}
+    assert template["Conditions"]["HasCdn"] == {"Fn::Equals": [{"Ref": "Cdn"}, "cloudfront"]}
+    assert template["Parameters"]["Cdn"]["Default"] == "cloudfront"
+    rule = template["Rules"]["NoCdnOnlyOnTheEmulatorStage"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Cdn"}, "none"]}
+    assert [a["Assert"] for a in rule["Assertions"]] == [{"Fn::Equals": [{"Ref": "Stage"}, "lsdeploy"]},
+                                                         {"Fn::Equals": [{"Ref": "SignedPlayback"}, "disabled"]}]
+    # Without CloudFront's response headers policy, the bucket itself answers cross-origin players.
+    cors = res["OriginBucket"]["Properties"]["CorsConfiguration"]["Fn::If"]
+    assert cors[0] == "HasCdn" and cors[1] == {"Ref": "AWS::NoValue"}
+    assert cors[2]["CorsRules"][0]["AllowedOrigins"] == {"Fn::Split": [",", {"Ref": "PlayerOrigins"}]}
+    playback = template["Outputs"]["PlaybackBaseUrl"]["Value"]["Fn::If"]
+    assert playback[0] == "HasCdn"
+    assert playback[2] == {"Fn::If": ["HasOriginEndpoint", {"Fn::Sub": "${OriginEndpointUrl}/${OriginBucket}"},
+                                      {"Fn::Sub": "https://${OriginBucket.RegionalDomainName}"}]}
+    assert template["Outputs"]["DistributionId"]["Condition"] == "HasCdn"

@@ -194,11 +194,18 @@ def test_property_mpd_parses_back_to_the_same_segments_and_events(tl: Timeline) 
             assert tmpl.start_number == want[0].seq
             assert tmpl.presentation_time_offset == 0  # one Period from media time 0
     placed = {p.ad_break.splice_event_id: p for p in place_breaks(tl)}
+    returns = {dash.in_event_id(p): p for p in place_breaks(tl)}
     ns = {"d": "urn:mpeg:dash:schema:mpd:2011", "s": "http://www.scte.org/schemas/35/2016"}
     for event in ET.fromstring(text).iterfind("d:Period/d:EventStream/d:Event", ns):
         binary = event.find("s:Signal/s:Binary", ns)
         assert binary is not None and binary.text
         cue = scte35.decode(base64.b64decode(binary.text))
+        if int(event.attrib["id"]) in returns:  # an early return's in-cue, at its in-point
+            back = returns[int(event.attrib["id"])]
+            assert back.returned_early and cue == back.cue_in and not cue.is_out
+            assert back.in_media is not None
+            assert int(event.attrib["presentationTime"]) == round(back.in_media * VIDEO_TIMESCALE)
+            continue
         p = placed[int(event.attrib["id"])]
         assert cue == p.cue_out
         threefive_agrees(cue)

@@ -25,6 +25,9 @@ def test_the_page_modules_decode_and_join_what_the_packager_emits(tmp_path: Path
         "poStart": scte35.time_signal(100.0, "provider_po_start", 20.0, 7).base64,
         "poEnd": scte35.time_signal(120.0, "provider_po_end", None, 7).base64,
         "cancel": scte35.cancel(42).base64,
+        # The 2013:xml Event payloads, as the packager writes them.
+        "outXml": scte35.to_xml(scte35.splice_insert(42, pts=None, duration=30.0)),
+        "poEndXml": scte35.to_xml(scte35.time_signal(120.0, "provider_po_end", None, 7)),
     }
     path = tmp_path / "scte35.json"
     path.write_text(json.dumps(fixtures))
@@ -32,4 +35,4 @@ def test_the_page_modules_decode_and_join_what_the_packager_emits(tmp_path: Path
                           env={"PATH": "/usr/bin:/bin", "SCTE35_FIXTURES": str(path)}, capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "# fail 0" in proc.stdout and "# pass 7" in proc.stdout
+    assert "# fail 0" in proc.stdout and "# pass 9" in proc.stdout

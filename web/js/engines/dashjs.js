@@ -7,7 +7,8 @@ export const name = "dashjs";
 export const label = "dash.js";
 export const formats = ["dash"];
 
-const SCTE35_SCHEMES = ["urn:scte:scte35:2014:xml+bin", "urn:scte:scte35:2013:bin", "urn:scte:scte35:2014:bin"];
+const SCTE35_SCHEMES = ["urn:scte:scte35:2014:xml+bin", "urn:scte:scte35:2013:bin", "urn:scte:scte35:2014:bin",
+  "urn:scte:scte35:2013:xml"];
 
 // dash.js hands the <Binary> payload over as a string or as bytes depending on the scheme.
 function payload(data) {
@@ -32,9 +33,12 @@ export function create(ctx) {
       const ev = e.event || e;
       const time = ev.calculatedPresentationTime != null ? ev.calculatedPresentationTime
         : ev.presentationTime / ((ev.eventStream && ev.eventStream.timescale) || 1);
-      // kind null: the SCTE-35 payload decides (splice_insert out_of_network, segmentation type).
-      ctx.signal({ source: "dash-event", kind: null, id: String(ev.id), time: time, date: null,
-        duration: ev.duration != null && ev.duration > 0 ? ev.duration : null, scte35: payload(ev.messageData) });
+      // kind null: the SCTE-35 payload decides (splice_insert out_of_network, segmentation type). dash.js
+      // passes no payload for the XML scheme: an Event that lasts is the out, one of no length the return.
+      const bytes = payload(ev.messageData);
+      ctx.signal({ source: "dash-event", kind: bytes ? null : (ev.duration > 0 ? "out" : "in"), id: String(ev.id),
+        time: time, date: null, duration: ev.duration != null && ev.duration > 0 ? ev.duration : null,
+        scte35: bytes, eventId: bytes || !(ev.duration > 0) ? null : String(ev.id) });
     }, null, { mode: E.EVENT_MODE_ON_RECEIVE });
   });
   p.on(E.STREAM_INITIALIZED, () => { ctx.renditionsChanged(); });

@@ -1,7 +1,11 @@
 // hls.js adapter: HLS with load policies, CMCD (query mode), the viewer's grant on every request,
-// ad markers from EXT-X-CUE-OUT / -CUE-OUT-CONT / -CUE-IN and EXT-X-DATERANGE (SCTE35-OUT/IN).
+// ad markers from EXT-X-CUE-OUT / -CUE-OUT-CONT / -CUE-IN and EXT-X-DATERANGE (SCTE35-OUT/IN), and HLS
+// Interstitials (EXT-X-DATERANGE CLASS="com.apple.hls.interstitial"): hls.js schedules and plays the
+// ad asset itself; the page reports the schedule and every interstitial / asset start and end.
 import { parseCueTag } from "../markers.js";
 import { needsCredentials, withGrant } from "../net.js";
+
+const INTERSTITIAL_CLASS = "com.apple.hls.interstitial";
 
 export const name = "hlsjs";
 export const label = "hls.js";
@@ -40,6 +44,9 @@ export function create(ctx) {
     // liveSyncDuration(Count) in the config would override PART-HOLD-BACK, so LL leaves it out.
     lowLatencyMode: !!ctx.lowLatency,
     maxLiveSyncPlaybackRate: ctx.lowLatency ? 1.5 : 1,
+    // An interstitial's ad plays in its own asset player (an ad server's encoding rarely matches the
+    // channel's ladder); adInPlace=1 on the page appends it into the main buffers instead.
+    interstitialAppendInPlace: !!ctx.adInPlace,
     backBufferLength: 30,
     cmcd: { sessionId: ctx.cmcd.sessionId, contentId: ctx.cmcd.contentId, useHeaders: false },
     xhrSetup: (xhr, url) => {
@@ -65,6 +72,16 @@ export function create(ctx) {
       const dr = ranges[id];
       if (!dr || !dr.isValid) return;
       const attr = dr.attr || {};
+      if (dr.class === INTERSTITIAL_CLASS) {
+        ctx.signal({ source: "interstitial", kind: "out", id: id, time: dr.startTime, date: dr.startDate.getTime(),
+          duration: dr.plannedDuration != null ? dr.plannedDuration : dr.duration,
+          end: dr.duration != null ? dr.startTime + dr.duration : null, scte35: "" });
+        if (dr.duration != null) {
+          ctx.signal({ source: "interstitial", kind: "in", id: id, time: dr.startTime + dr.duration,
+            date: dr.endDate ? dr.endDate.getTime() : null, scte35: "" });
+        }
+        return;
+      }
       if (!(attr["SCTE35-OUT"] || attr["SCTE35-IN"] || attr["SCTE35-CMD"] || /scte35/i.test(dr.class || ""))) return;
       const start = dr.startTime;
       const out = attr["SCTE35-OUT"] || attr["SCTE35-CMD"];
@@ -89,6 +106,16 @@ export function create(ctx) {
     ctx.renditionsChanged();
     ctx.video.play().catch((err) => ctx.log("play() refused: " + err.message));
   });
+  const interstitial = (type) => (_e, data) => {
+    const ev = (data && data.event) || {};
+    ctx.interstitial({ type: type, id: ev.identifier || null, asset: data && data.asset ? data.asset.uri || null : null,
+      time: ctx.video.currentTime, at: new Date().toISOString(),
+      error: data && data.error ? String(data.error.message || data.error) : null });
+  };
+  [["started", Hls.Events.INTERSTITIAL_STARTED], ["asset-started", Hls.Events.INTERSTITIAL_ASSET_STARTED],
+    ["asset-ended", Hls.Events.INTERSTITIAL_ASSET_ENDED], ["ended", Hls.Events.INTERSTITIAL_ENDED],
+    ["primary-resumed", Hls.Events.INTERSTITIALS_PRIMARY_RESUMED], ["asset-error", Hls.Events.INTERSTITIAL_ASSET_ERROR]]
+    .forEach(([type, event]) => { if (event) h.on(event, interstitial(type)); });
   h.on(Hls.Events.LEVEL_LOADED, onLevel);
   h.on(Hls.Events.LEVEL_UPDATED, onLevel);
   h.on(Hls.Events.LEVEL_SWITCHED, () => ctx.renditionChanged());

@@ -1,6 +1,7 @@
 // shaka-player adapter: HLS or DASH, CMCD (query mode), the viewer's grant on every request
 // (networking request filter), ad markers from DASH EventStream regions (SCTE-35 decoded to tell
 // out from in) and HLS EXT-X-DATERANGE metadata regions.
+import { fromXml } from "../markers.js";
 import { needsCredentials, withGrant } from "../net.js";
 
 export const name = "shaka";
@@ -65,8 +66,11 @@ export function create(ctx) {
     if (seen.has(key)) return;
     seen.add(key);
     const duration = region.endTime > region.startTime ? region.endTime - region.startTime : null;
-    ctx.signal({ source: "dash-event", kind: null, id: String(region.id), time: region.startTime, date: null,
-      duration: duration, scte35: binaryText(region.eventNode) });
+    const bytes = binaryText(region.eventNode);
+    const xml = bytes ? null : fromXml(region.eventNode); // urn:scte:scte35:2013:xml
+    ctx.signal({ source: "dash-event", kind: xml ? xml.kind : null, id: String(region.id), time: region.startTime,
+      date: null, duration: duration != null ? duration : xml && xml.duration, scte35: bytes,
+      eventId: xml ? xml.eventId : null });
   }
 
   // HLS: shaka turns each EXT-X-DATERANGE attribute into one metadata region (same start/end/id).
