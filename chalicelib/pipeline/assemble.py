@@ -6,7 +6,7 @@ Rules (issues #15 and #10):
   rendition), or as slate. A slot never waits for its own chunk once a *later* chunk has been ready
   for `slate_wait` (default one segment duration): it is slated, so the playlists advance within
   1.5 x TARGETDURATION whatever one chunk does (RFC 8216bis 6.2.1). A chunk never received at all
-  waits only until it is `slate_wait` overdue (a segment after its predecessor arrived), slated
+  waits only until it is 2 x `slate_wait` overdue (a segment after its predecessor arrived), slated
   the moment a later chunk is ready past that. A corrupt chunk is slated at once.
   Slating takes a claim on the slot (SEG#.fill = "slate", conditional); a chunk whose transcode
   finishes after that is dropped and counted, never published at the slot's URL.
@@ -431,10 +431,11 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
             due = first_later + (wait * FIRST_SLOT_FACTOR if prev is None else wait)
             if c is None and prev is not None and prev.fill != SLATE:
                 # Never received at all: it was due a segment after its predecessor arrived. Once it is
-                # `wait` overdue there is nothing left to wait for as soon as a later chunk is ready: a
-                # missing chunk after an encoder pause must not add a whole wait to the hole every
+                # two waits overdue there is nothing left to wait for as soon as a later chunk is ready:
+                # a missing chunk after an encoder pause must not add a whole wait to the hole every
                 # viewer rides out (soak: players at 3 target durations stalled 1.5-2.2 s when it did).
-                overdue = prev.received_at + timedelta(seconds=(prev.v_dur or 0) / grid.TICKS) + wait
+                # Not one wait: a chunk one slot out of order arrives just that late, and must play.
+                overdue = prev.received_at + timedelta(seconds=(prev.v_dur or 0) / grid.TICKS) + 2 * wait
                 due = min(due, max(first_later, overdue))
             if due <= now:
                 reason = "missing" if c is None else "late"

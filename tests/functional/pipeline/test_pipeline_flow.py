@@ -245,7 +245,7 @@ def test_given_a_reencoded_chunk_whose_predecessor_is_not_recorded_yet_then_it_i
     pipe.pump()
     pipe.clock.advance(2)
     late_event = pipe.upload(CH, 1, body=body(1))  # in the bucket, its notification not handled yet
-    pipe.clock.advance(1.5)  # (1 is not overdue yet: its slot still waits for it)
+    pipe.clock.advance(2)
     pipe.push(CH, 2, body=body(2))
     pipe.pump_transcode()
     assert pipe.transcoder.prerolls.get(2) == body(1)
