@@ -250,6 +250,8 @@ def test_given_a_reencoded_chunk_whose_predecessor_is_not_recorded_yet_then_it_i
     pipe.pump_transcode()
     assert pipe.transcoder.prerolls.get(2) == body(1)
     assert 0 not in pipe.transcoder.prerolls  # the first chunk has no predecessor
+    job2 = next(j for j in pipe.transcoder.jobs if j.seq == 2)
+    assert job2.preroll_audio is None  # an unrecorded predecessor is probed by the job, never trusted
     pipe.ingest(late_event)
     pipe.pump()
     assert pipe.transcoder.prerolls.get(1) == body(0)
@@ -575,3 +577,31 @@ def test_the_cloudfront_adapter_sends_explicit_paths_and_reads_the_status(pipe: 
     with pytest.raises(StoreError):
         CloudFrontCdn(cf, "NOPE").invalidate(["/x"], "ref-2")
 
+
+
+def test_the_transcode_job_takes_ingests_probe_of_the_chunk_and_its_predecessor_instead_of_probing_again(
+        pipe: Pipeline, tmp_path: Any) -> None:
+    """Ingest probes every chunk (with the decode check) and the job reads the same object version: the
+    probe travels in the chunk's record, so the worker starts no second ffmpeg to read timestamps
+    (issue #10's transcode cost). A record without it (written before this, or damaged) is probed."""
+    from tests.support.fake_media import fake_probe
+
+    pipe.channel(CH)
+
+    def body(seq: int) -> bytes:
+        return json.dumps({"start": TS_START + seq * 2.0, "duration": 2.0, "rate": 44_100}).encode()
+
+    def probed(seq: int) -> Any:
+        path = tmp_path / f"{seq}.json"
+        path.write_bytes(body(seq))
+        return fake_probe(str(path))
+
+    for seq in range(3):
+        pipe.push(CH, seq, body=body(seq))
+        pipe.pump()
+        pipe.clock.advance(2)
+    jobs = {j.seq: j for j in pipe.transcoder.jobs}
+    assert [jobs[s].info for s in range(3)] == [probed(s) for s in range(3)]
+    assert jobs[0].preroll_audio is None  # no predecessor: a cold start
+    assert jobs[1].preroll_audio == probed(0).audio and jobs[2].preroll_audio == probed(1).audio
+    assert pipe.listed(CH) == uris(3)
