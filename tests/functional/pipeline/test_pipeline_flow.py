@@ -390,6 +390,32 @@ def test_given_a_stop_then_the_run_becomes_vod_and_the_live_playlists_stay_open(
     assert 'type="dynamic"' in pipe.origin(f"{CH}/manifest.mpd")
 
 
+def test_given_a_stop_while_a_break_is_out_then_the_runs_vod_closes_it_where_the_run_ends(pipe: Pipeline) -> None:
+    # Given a 30 s break from the second segment (2 s) of a 6 s run, still out of network at the stop
+    pipe.channel(CH)
+    live(pipe, 3)
+    out_pdt = m3u8.loads(pipe.origin(f"{CH}/360p/live.m3u8")).segments[1].program_date_time
+    pipe.table.put_item(Item={"pk": f"CH#{CH}", "sk": "BRK#b1", "id": "b1", "splice_event_id": 7,
+                              "start": out_pdt.isoformat().replace("+00:00", "Z"), "duration": 30,
+                              "kind": "splice_insert", "state": "scheduled", "source": "api",
+                              "created_at": out_pdt.isoformat().replace("+00:00", "Z")})
+    publish.package(CH, pipe.deps, reasons=["ad break b1 created"], force=True)
+    assert "#EXT-X-CUE-OUT:30.000" in pipe.origin(f"{CH}/360p/live.m3u8")
+    # When the run is stopped
+    stop(pipe)
+    # Then its VOD closes the break at the last segment's end (4 s after the out), before ENDLIST
+    for rendition in ("360p", "audio"):
+        text = pipe.origin(f"{CH}/{rendition}/vod-r1.m3u8")
+        tail = text.rsplit("r1/00000002.m4s\n", 1)[1]
+        assert tail.startswith("#EXT-OATCLS-SCTE35:") and "#EXT-X-CUE-IN\n" in tail, text
+        assert '#EXT-X-DATERANGE:ID="b1",' in tail and ",DURATION=4.000,SCTE35-IN=" in tail, text
+        assert tail.index("#EXT-X-CUE-IN\n") < tail.index("#EXT-X-ENDLIST\n") and tail.endswith("#EXT-X-ENDLIST\n")
+    # ... and the static MPD's Event ends inside its Period
+    static = MPEGDASHParser.parse(pipe.origin(f"{CH}/vod-r1.mpd"))
+    [event] = static.periods[0].event_streams[0].events
+    assert static.periods[0].duration == "PT6S" and int(event.duration) == 4 * 90000
+
+
 def test_given_a_chunk_in_flight_at_stop_then_it_is_waited_for_and_a_straggler_after_the_seal_is_dropped(
         pipe: Pipeline) -> None:
     pipe.channel(CH)
