@@ -477,6 +477,8 @@ def read_ts(data: bytes) -> TsScan:
     # PID with payload_unit_start set (a PTS); every other packet it returns None for, touching nothing.
     # Those (nearly all of a chunk: audio and video payload) are skipped here, before the per-call cost.
     pids = getattr(stream, "pids", None)
+    if not all(hasattr(pids, a) for a in ("tables", "scte35", "pcr")):
+        pids = None  # another threefive: parse every packet
     for i in range(0, len(data) - TS_PACKET + 1, TS_PACKET):
         if data[i] != 0x47:
             continue

@@ -244,7 +244,7 @@ def test_a_partition_query_returns_what_moto_returns_scanning_the_whole_table() 
         ):
             pages, start = [], None
             while True:
-                resp = ddb.query(TableName="t", **kwargs, **({"ExclusiveStartKey": start} if start else {}))
+                resp = ddb.query(TableName="partitioned", **kwargs, **({"ExclusiveStartKey": start} if start else {}))
                 pages.append((resp["Items"], resp["Count"], resp["ScannedCount"], resp.get("LastEvaluatedKey")))
                 start = resp.get("LastEvaluatedKey")
                 if not start:
@@ -254,18 +254,18 @@ def test_a_partition_query_returns_what_moto_returns_scanning_the_whole_table() 
 
     try:
         with mock_aws():
-            ddb = boto3.client("dynamodb", region_name="eu-west-3", aws_access_key_id="k", aws_secret_access_key="k")
+            ddb = boto3.client("dynamodb", region_name="ap-south-2", aws_access_key_id="k", aws_secret_access_key="k")
             ddb.create_table(
-                TableName="t", BillingMode="PAY_PER_REQUEST",
+                TableName="partitioned", BillingMode="PAY_PER_REQUEST",
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
                 AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "g")],
                 GlobalSecondaryIndexes=[{"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
                                          "Projection": {"ProjectionType": "ALL"}}])
             for ch in "abc":
                 for i in (9, 1, 5, 3, 7, 0, 8, 2, 6, 4):
-                    ddb.put_item(TableName="t", Item={"pk": {"S": f"CH#{ch}"}, "sk": {"S": f"SEG#{i:06d}"},
+                    ddb.put_item(TableName="partitioned", Item={"pk": {"S": f"CH#{ch}"}, "sk": {"S": f"SEG#{i:06d}"},
                                                       "n": {"N": str(i)}, "g": {"S": "x" if i % 3 else "y"}})
-                ddb.put_item(TableName="t", Item={"pk": {"S": f"CH#{ch}"}, "sk": {"S": "META"}})
+                ddb.put_item(TableName="partitioned", Item={"pk": {"S": f"CH#{ch}"}, "sk": {"S": "META"}})
             generic = run_queries(ddb)
             install_partition_query()
             assert Table.__dict__["query"] is not saved
@@ -278,7 +278,7 @@ def test_a_partition_query_returns_what_moto_returns_scanning_the_whole_table() 
 def ddb_tables(ddb: Any) -> Any:
     from moto.dynamodb.models import dynamodb_backends
 
-    return dynamodb_backends["123456789012"]["eu-west-3"].tables["t"].items.keys()
+    return dynamodb_backends["123456789012"]["ap-south-2"].tables["partitioned"].items.keys()
 
 
 def test_the_flat_regular_json_of_an_item_is_what_moto_writes_and_shares_nothing_with_it() -> None:
