@@ -458,6 +458,12 @@ class TsScan:
     dropped: tuple[str, ...] = ()  # one reason per section that was corrupt (bad CRC, malformed, encrypted)
 
 
+def _parsed(pids: Any, data: bytes, i: int) -> bool:
+    """Whether threefive's Stream.parse does anything with the packet at byte i (see read_ts)."""
+    pid = ((data[i + 1] & 0x1F) << 8) | data[i + 2]
+    return pid in pids.tables or pid in pids.scte35 or (pid in pids.pcr and bool(data[i + 1] & 0x40))
+
+
 def read_ts(data: bytes) -> TsScan:
     """Every SCTE-35 section of an MPEG-TS chunk, read with threefive's Stream (PAT -> PMT -> the PIDs of
     stream_type 0x86, sections reassembled across packets). A section that does not decode or whose
@@ -467,10 +473,18 @@ def read_ts(data: bytes) -> TsScan:
     stream = _quiet(Stream, io.BytesIO(b""), False)
     cues: list[TsCue] = []
     dropped: list[str] = []
+    # Stream.parse acts on a packet only if its PID is a table (PAT, SDT, PMTs), an SCTE-35 PID, or the PCR
+    # PID with payload_unit_start set (a PTS); every other packet it returns None for, touching nothing.
+    # Those (nearly all of a chunk: audio and video payload) are skipped here, before the per-call cost.
+    pids = getattr(stream, "pids", None)
+    if not all(hasattr(pids, a) for a in ("tables", "scte35", "pcr")):
+        pids = None  # another threefive: parse every packet
     for i in range(0, len(data) - TS_PACKET + 1, TS_PACKET):
-        pkt = data[i : i + TS_PACKET]
-        if pkt[0] != 0x47:
+        if data[i] != 0x47:
             continue
+        if pids is not None and not _parsed(pids, data, i):
+            continue
+        pkt = data[i : i + TS_PACKET]
         try:
             found = _quiet(stream.parse, pkt)
         except Exception as exc:  # threefive raises assorted errors on a mangled section

@@ -81,8 +81,11 @@ class Deps:
 
     def ladder(self, meta: ChannelRecord | None) -> Ladder:
         """The channel's ladder if it names a known one, else the stage default."""
+        return LADDERS[self.ladder_name(meta)]
+
+    def ladder_name(self, meta: ChannelRecord | None) -> str:
         name = meta.ladder if meta is not None and meta.ladder in LADDERS else self.settings.ladder
-        return LADDERS.get(name, LADDERS["default"])
+        return name if name in LADDERS else "default"
 
 
 def default() -> Deps:

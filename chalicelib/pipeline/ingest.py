@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConflictError, InvalidMediaError, NotFoundError
+from ..errors import InvalidMediaError, NotFoundError
 from ..media import grid
 from ..media.timeline import round_half_up
 from ..records import INGEST_STATES, ChannelRecord, iso
@@ -128,22 +128,14 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
     received = _arrival(u, deps)
     segdur = float(meta.segment_duration or st.segment_duration)
 
-    existing = store.chunk(u.channel, run, u.seq)
-    if existing is not None:
-        if existing.get("fill") == "slate" and not existing.get("etag"):
-            return _late(deps, u, run, "its slot was already published as slate")
-        if existing.get("etag") != u.etag:
-            return _reject(deps, u, f"seq {u.seq} already received with another ETag")
-        if existing.get("queued") or existing.get("status") == INVALID:
-            logger.info("duplicate upload event ignored")
-            metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
-            return "duplicate"
-        _fan_out(u, deps, meta, run, str(existing.get("version_id", "")))  # recorded, but the jobs may not have left
-        return "requeued"
-
+    # No read of the slot first: the conditional put below is the check (a new chunk, by far the common
+    # case, costs one write), and what it finds stored decides a redelivery, a conflict or a late chunk.
     base_item: dict[str, Any] = {
         "etag": u.etag, "version_id": u.version_id, "bucket": u.bucket, "source_key": u.key, "ext": u.ext,
         "size": u.size, "received_at": iso(received),
+        # The ladder the chunk was placed on (its frames and audio plan): the worker transcodes to it
+        # without reading the channel record again.
+        "ladder": deps.ladder_name(meta),
         # DynamoDB TTL attribute (the table's TTL is on "expires_at"): a chunk outlives the DVR window by a day.
         "expires_at": int(received.timestamp() + float(meta.dvr_window or st.dvr_window) + 86400),
     }
@@ -153,16 +145,11 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         facts, run_item = _place(u, deps, meta, run, info, received, segdur)
         _check_duration(facts, segdur, ladder.audio.sample_rate)
     except InvalidMediaError as e:
-        return _invalid(u, deps, run, base_item, str(e))
+        return _invalid(u, deps, meta, run, base_item, str(e))
     item = {**base_item, "status": RECEIVED, **facts, **_probe_record(info)}
-    try:
-        status = store.put_chunk(u.channel, run, u.seq, item)
-    except ConflictError as e:
-        if "late" in str(e):
-            return _late(deps, u, run, "its slot was already published as slate")
-        return _reject(deps, u, str(e))
-    if status == "duplicate":
-        return "duplicate"
+    status, existing = store.record_chunk(u.channel, run, u.seq, item)
+    if status != "new":
+        return _not_new(u, deps, meta, run, status, existing)
     store.note_arrival(u.channel, run, u.seq, received)
     if run_item.get("created"):
         _request_slate(u, deps, run)
@@ -172,6 +159,20 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
                                          "audio": facts["a_mode"]})
     metrics.add_metric(name="AcceptedChunks", unit=MetricUnit.Count, value=1)
     return "accepted"
+
+
+def _not_new(u: Upload, deps: Deps, meta: ChannelRecord, run: int, status: str, existing: dict[str, Any]) -> str:
+    """The slot was taken: by this very chunk (a redelivered event), another upload, or slate."""
+    if status == "late":
+        return _late(deps, u, run, "its slot was already published as slate")
+    if status == "conflict":
+        return _reject(deps, u, f"seq {u.seq} already received with another ETag")
+    if existing.get("queued") or existing.get("status") == INVALID:
+        logger.info("duplicate upload event ignored")
+        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+        return "duplicate"
+    _fan_out(u, deps, meta, run, str(existing.get("version_id", "")))  # recorded, but the jobs may not have left
+    return "requeued"
 
 
 def _place(u: Upload, deps: Deps, meta: ChannelRecord, run: int, info: Any, received: datetime,
@@ -185,7 +186,7 @@ def _place(u: Upload, deps: Deps, meta: ChannelRecord, run: int, info: Any, rece
     cache = deps.extra.setdefault("runs", {})
     run_item = cache.get((u.channel, run))
     if run_item is None:
-        run_item = deps.store.run(u.channel, run)
+        run_item = deps.store.run_clock(u.channel, run)  # immutable facts: a warm process reads them once
     created = False
     if run_item is None:
         base = base_ticks(info.start_ticks, u.seq, segdur) - offset
@@ -294,21 +295,19 @@ def _request_slate(u: Upload, deps: Deps, run: int) -> None:
     deps.queue.send(deps.settings.transcode_queue_url, msg.body())
 
 
-def _invalid(u: Upload, deps: Deps, run: int, item: dict[str, Any], error: str) -> str:
+def _invalid(u: Upload, deps: Deps, meta: ChannelRecord, run: int, item: dict[str, Any], error: str) -> str:
     """A corrupt chunk: recorded as invalid (the packager slates its slot), counted, and the
     packager is woken so the slate appears now rather than at the deadline."""
+    status, existing = deps.store.record_chunk(u.channel, run, u.seq, {**item, "status": INVALID, "error": error[:500]})
+    if status != "new":  # the slot is taken: decided (and counted) as for a valid chunk
+        return _not_new(u, deps, meta, run, status, existing)
     logger.warning("chunk rejected as invalid media", extra={"error": error})
     metrics.add_metric(name="InvalidChunks", unit=MetricUnit.Count, value=1)
-    try:
-        status = deps.store.put_chunk(u.channel, run, u.seq, {**item, "status": INVALID, "error": error[:500]})
-    except ConflictError as e:
-        return _reject(deps, u, str(e))
-    if status == "new":
-        deps.store.count_error(u.channel, f"chunk {u.seq}: {error}")
-        deps.store.note_arrival(u.channel, run, u.seq, _arrival(u, deps))
-        if deps.settings.package_queue_url:
-            deps.queue.send(deps.settings.package_queue_url,
-                            PackageMessage(u.channel, u.seq, correlation_id=_correlation(u)).body())
+    deps.store.count_error(u.channel, f"chunk {u.seq}: {error}")
+    deps.store.note_arrival(u.channel, run, u.seq, _arrival(u, deps))
+    if deps.settings.package_queue_url:
+        deps.queue.send(deps.settings.package_queue_url,
+                        PackageMessage(u.channel, u.seq, correlation_id=_correlation(u)).body())
     return "invalid"
 
 

@@ -123,9 +123,13 @@ def end_event(channel_id: str, deps: Deps | None = None) -> None:
 
 def _package(channel: str, deps: Deps, reasons: list[str], force: bool) -> Outcome:
     store = deps.store
-    store.request_work(channel)
     owner = uuid.uuid4().hex
-    lease = store.acquire(channel, owner, deps.now().timestamp(), deps.lease_seconds)
+    lease = store.acquire(channel, owner, deps.now().timestamp(), deps.lease_seconds, request=True)
+    if lease is None:
+        # Held: count our request where the holder looks before it releases, then try once more (it may
+        # have released between the two writes, and then nobody else would render our work).
+        store.request_work(channel)
+        lease = store.acquire(channel, owner, deps.now().timestamp(), deps.lease_seconds)
     if lease is None:
         # The holder will see our `work` bump and render again; it also sends parked paths.
         if reasons and deps.cdn is not None:
@@ -289,12 +293,16 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
         placed = hls.prepared(tl).breaks  # shared with the render below (same timeline object)
         state = replace(p.state, placements=_placements(p.state, placed, tl))
         files = deps.render(tl, now)
+        digests = {rel: _digest(text.encode()) for rel, text in files.items()}
         t1 = time.perf_counter()
-        version = store.commit(channel, lease, state, {"published_at": iso(now)})
-        # Unchanged manifests are skipped only if nobody else published since our last commit (then what
-        # this process wrote last is what the origin holds).
-        ours = _VERSIONS.get(channel) == lease.version
-        written = _write(channel, deps, files, shape.segment_duration, skip_unchanged=ours)
+        version = store.commit(channel, lease, state, {"published_at": iso(now), "written": digests})
+        # Unchanged manifests are skipped only where what the origin holds is known: PUB.written, when the
+        # previous packager finished its writes (it released the lease), or else what this process wrote,
+        # if nobody else published since its last commit.
+        held = lease.written
+        if not held and _VERSIONS.get(channel) == lease.version:
+            held = {rel: _WRITTEN[f"{channel}/{rel}"] for rel in files if f"{channel}/{rel}" in _WRITTEN}
+        written = _write(channel, deps, files, shape.segment_duration, held)
         _VERSIONS[channel] = version
         for rn in sealed_now:
             _write_vod(channel, deps, tl, shape, rn, now)
@@ -384,10 +392,15 @@ def _placements(state: PublishState, placed: list[media_breaks.PlacedBreak], tl:
     return out
 
 
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
 def _write(channel: str, deps: Deps, files: Mapping[str, str], segment_duration: float,
-           skip_unchanged: bool = True) -> int:
+           held: Mapping[str, str] | None = None) -> int:
     """Media playlists first, masters and MPD last: a player that sees a new master never finds
-    a variant playlist older than it. Objects whose text did not change are not written again."""
+    a variant playlist older than it. Objects whose text is known to be there already (`held`: path ->
+    digest of what the origin holds) are not written again."""
     cache = playlist_cache_control(segment_duration)
     bucket = deps.settings.origin_bucket
     order = sorted(files, key=lambda k: ("/" not in k, k))
@@ -395,8 +408,9 @@ def _write(channel: str, deps: Deps, files: Mapping[str, str], segment_duration:
     for rel in order:
         key = f"{channel}/{rel}"
         body = files[rel].encode()
-        digest = hashlib.sha256(body).hexdigest()
-        if skip_unchanged and _WRITTEN.get(key) == digest:
+        digest = _digest(body)
+        if held and held.get(rel) == digest:
+            _WRITTEN[key] = digest
             continue
         deps.objects.put(bucket, key, body, content_type(key), cache)
         _WRITTEN[key] = digest

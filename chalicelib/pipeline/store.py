@@ -61,11 +61,25 @@ class Lease:
     work: int  # the request counter seen when the lease was taken
     version: int  # PUB.version seen when the lease was taken
     pub: dict[str, Any]
+    # The previous holder finished (released, or it was us): PUB.written is what the origin holds.
+    clean: bool = False
+
+    @property
+    def written(self) -> dict[str, str]:
+        """Manifest path -> digest of the text the origin holds there, when that is known ({} if not)."""
+        return {str(k): str(v) for k, v in (self.pub.get("written") or {}).items()} if self.clean else {}
+
+
+# RUN# attributes fixed by the run's first valid chunk (a conditional put) and never written again.
+RUN_CLOCK = ("pk", "sk", "run", "base", "availability_start", "audio_phase", "started_at")
 
 
 class PipelineStore:
     def __init__(self, table: Any) -> None:
         self._t = table
+        # (channel, run) -> RUN_CLOCK facts: immutable once stored (channel ids and run numbers are never
+        # reused), so a warm process reads them once instead of once per chunk and per job.
+        self._clocks: dict[tuple[str, int], dict[str, Any]] = {}
 
     # ---- META ----
     def channel(self, channel_id: str) -> ChannelRecord | None:
@@ -105,12 +119,30 @@ class PipelineStore:
     def run(self, channel_id: str, run: int) -> dict[str, Any] | None:
         return self._get(channel_id, run_sk(run))
 
+    def run_clock(self, channel_id: str, run: int) -> dict[str, Any] | None:
+        """The run's clock facts (RUN_CLOCK: base, availability_start, audio_phase, started_at), read once per
+        process; None while the run has no valid chunk yet. Not slate_ready: that one changes (use run())."""
+        hit = self._clocks.get((channel_id, run))
+        if hit is None:
+            item = self.run(channel_id, run)
+            if item is None:
+                return None
+            hit = self._remember_clock(channel_id, run, item)
+        return dict(hit)
+
+    def _remember_clock(self, channel_id: str, run: int, item: Mapping[str, Any]) -> dict[str, Any]:
+        if len(self._clocks) > 4096:  # a process that served very many channels: start over
+            self._clocks.clear()
+        facts = self._clocks[(channel_id, run)] = {k: item[k] for k in RUN_CLOCK if k in item}
+        return facts
+
     def fix_run(self, channel_id: str, run: int, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """The run's clock facts: ours if we are the first valid chunk, else the stored ones."""
         full = {**self._key(channel_id, run_sk(run)), "run": run, **_to_dynamo(item)}
         try:
             self._t.put_item(Item=full, ConditionExpression="attribute_not_exists(#sk)",
                              ExpressionAttributeNames={"#sk": "sk"})
+            self._remember_clock(channel_id, run, full)
             return dict(full), True
         except ClientError as e:
             if not _failed_condition(e):
@@ -118,6 +150,7 @@ class PipelineStore:
         stored = self.run(channel_id, run)
         if stored is None:  # pragma: no cover - deleted between the two calls
             raise ConcurrentUpdateError(f"run {run} of {channel_id} vanished")
+        self._remember_clock(channel_id, run, stored)
         return stored, False
 
     def runs(self, channel_id: str) -> dict[int, RunInfo]:
@@ -134,23 +167,33 @@ class PipelineStore:
     def put_chunk(self, channel_id: str, run: int, seq: int, item: dict[str, Any]) -> str:
         """Record a chunk. Returns "new" or "duplicate"; raises ConflictError on another ETag or a slot
         that was already published as slate."""
+        outcome, existing = self.record_chunk(channel_id, run, seq, item)
+        if outcome == "late":
+            raise ConflictError(f"chunk {seq} came after its slot was published as slate (late)")
+        if outcome == "conflict":
+            raise ConflictError(
+                f"chunk {channel_id}/{seq} was already received with ETag {existing.get('etag')!r}; "
+                f"ignoring the upload with ETag {item.get('etag')!r}"
+            )
+        return outcome
+
+    def record_chunk(self, channel_id: str, run: int, seq: int, item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """put_chunk without raising: ("new", {}), or the outcome and the item already stored: "duplicate"
+        (same ETag), "conflict" (another ETag), "late" (a slate placeholder holds the slot)."""
         full = {**self._key(channel_id, segment_sk(run, seq)), "run": run, "seq": seq, **_to_dynamo(item)}
         try:
             self._t.put_item(Item=full, ConditionExpression="attribute_not_exists(#sk)",
                              ExpressionAttributeNames={"#sk": "sk"})
-            return "new"
+            return "new", {}
         except ClientError as e:
             if not _failed_condition(e):
                 raise StoreError(f"segment put failed: {e}") from e
         existing = self._get(channel_id, segment_sk(run, seq)) or {}
         if existing.get("fill") == SLATE and not existing.get("etag"):
-            raise ConflictError(f"chunk {seq} came after its slot was published as slate (late)")
+            return "late", existing
         if existing.get("etag") == item.get("etag"):
-            return "duplicate"
-        raise ConflictError(
-            f"chunk {channel_id}/{seq} was already received with ETag {existing.get('etag')!r}; "
-            f"ignoring the upload with ETag {item.get('etag')!r}"
-        )
+            return "duplicate", existing
+        return "conflict", existing
 
     def update_chunk(self, channel_id: str, run: int, seq: int, etag: str, fields: dict[str, Any]) -> None:
         sets = ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
@@ -279,21 +322,35 @@ class PipelineStore:
     def request_work(self, channel_id: str) -> None:
         self._update(self._key(channel_id, PUB), "ADD #work :one", {":one": 1})
 
-    def acquire(self, channel_id: str, owner: str, now: float, ttl: float) -> Lease | None:
+    def acquire(self, channel_id: str, owner: str, now: float, ttl: float, *, request: bool = False) -> Lease | None:
+        """Take the channel's lease. `request`: also count one request of work in the same write (a free
+        lease is the common case: one round trip instead of request_work + acquire). When the lease is
+        taken, the write changed nothing, so the caller then does request_work and tries once more."""
+        values: dict[str, Any] = {":me": owner, ":until": _dec(now + ttl), ":now": _dec(now)}
+        expr = "SET #lease_owner = :me, #lease_until = :until"
+        if request:
+            expr += " ADD #work :one"
+            values[":one"] = 1
         try:
+            # ALL_OLD: whether the lease was free (released) or expired tells whether PUB.written can be
+            # trusted; the new item is the old one plus exactly what this update set.
             resp = self._update_raw(
                 Key=self._key(channel_id, PUB),
-                UpdateExpression="SET #lease_owner = :me, #lease_until = :until",
+                UpdateExpression=expr,
                 ConditionExpression="attribute_not_exists(#lease_until) OR #lease_until < :now OR #lease_owner = :me",
-                ExpressionAttributeValues={":me": owner, ":until": _dec(now + ttl), ":now": _dec(now)},
-                ReturnValues="ALL_NEW",
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
             )
         except ClientError as e:
             if _failed_condition(e):
                 return None
             raise StoreError(f"lease acquire failed: {e}") from e
-        item = resp["Attributes"]
-        return Lease(owner, int(item.get("work", 0)), int(item.get("version", 0)), item)
+        old = dict(resp.get("Attributes") or {})
+        clean = "lease_until" not in old or old.get("lease_owner") == owner
+        item = {**old, **self._key(channel_id, PUB), "lease_owner": owner, "lease_until": values[":until"]}
+        if request:
+            item["work"] = int(old.get("work", 0)) + 1
+        return Lease(owner, int(item.get("work", 0)), int(item.get("version", 0)), item, clean)
 
     def commit(self, channel_id: str, lease: Lease, state: PublishState, extra: dict[str, Any]) -> int:
         """Record what was published; only while we still hold the lease. Returns the new version."""
@@ -329,7 +386,9 @@ class PipelineStore:
             raise StoreError(f"lease release failed: {e}") from e
 
     def force_release(self, channel_id: str, lease: Lease) -> None:
-        self._update(self._key(channel_id, PUB), "REMOVE #lease_owner, #lease_until", {":me": lease.owner},
+        """Release after a failure: what the origin holds is unknown now (a write may have failed midway),
+        so PUB.written goes too and the next holder writes every manifest."""
+        self._update(self._key(channel_id, PUB), "REMOVE #lease_owner, #lease_until, #written", {":me": lease.owner},
                      "#lease_owner = :me", quiet=True)
 
     def set_timer(self, channel_id: str, attr: str, when: float) -> None:

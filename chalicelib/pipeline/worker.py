@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError, StoreError, TranscodeError
-from ..media.ladder import Ladder
+from ..media.ladder import LADDERS, Ladder
 from ..records import parse_iso, run_name
 from .assemble import INVALID, SLATE
 from .deps import Deps
@@ -69,8 +69,7 @@ def _transcode(msg: TranscodeMessage, deps: Deps) -> str:
         return "invalid"
     if item.get("fill") == SLATE:
         return _late(msg, deps, "its slot was published as slate before the transcode started")
-    meta = store.channel(msg.channel)
-    ladder = deps.ladder(meta)
+    ladder = _ladder(msg, deps, item)
     wanted = msg.renditions or ladder.names
     unknown = set(wanted) - set(ladder.names)
     if unknown:
@@ -114,7 +113,7 @@ def _transcode(msg: TranscodeMessage, deps: Deps) -> str:
         result = deps.transcode(job)
         if not store.claim_media(msg.channel, msg.run, msg.seq, msg.etag, deps.now()):
             return _late(msg, deps, "its slot was published as slate while it was transcoding")
-        names = _upload(deps, msg, ladder, result)
+        names = _upload(deps, msg, ladder, result, inits=_inits_written(prev))
     wall = time.monotonic() - started
     cpu = float(getattr(result, "cpu_seconds", wall))
     store.mark_done(msg.channel, msg.run, msg.seq, msg.etag, names, cpu, _facts(result, ladder), deps.now())
@@ -130,6 +129,13 @@ def _transcode(msg: TranscodeMessage, deps: Deps) -> str:
                                            "audio": getattr(plan, "mode", None)})
     _wake_packager(msg, deps)
     return "done"
+
+
+def _ladder(msg: TranscodeMessage, deps: Deps, item: dict[str, Any]) -> Ladder:
+    """The ladder ingest placed the chunk on (recorded in its SEG# item); a chunk recorded before items
+    carried it: the channel's, from its record."""
+    name = str(item.get("ladder") or "")
+    return LADDERS[name] if name in LADDERS else deps.ladder(deps.store.channel(msg.channel))
 
 
 def _audio_end(item: dict[str, Any] | None) -> int | None:
@@ -216,8 +222,18 @@ def _facts(result: Any, ladder: Ladder) -> dict[str, Any]:
 _INITS: set[str] = set()  # init segments this process already made sure of (write-once, per run)
 
 
-def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any, name: str = "") -> list[str]:
-    """`name`: the segment file name at the origin (default: the transcoder's, `{seq:08d}.m4s`)."""
+def _inits_written(prev: dict[str, Any] | None) -> frozenset[str]:
+    """Renditions whose init segment of this run is on the origin already: those the previous slot's media
+    was done in (a job writes the init before its segment, and marks done after both)."""
+    if prev is None or prev.get("fill") == SLATE or prev.get("status") == INVALID:
+        return frozenset()
+    return frozenset(str(r) for r in prev.get("done") or ())
+
+
+def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any, name: str = "",
+            inits: frozenset[str] = frozenset()) -> list[str]:
+    """`name`: the segment file name at the origin (default: the transcoder's, `{seq:08d}.m4s`).
+    `inits`: renditions whose init segment is known to be written already."""
     bucket = deps.settings.origin_bucket
     names: list[str] = []
     run = run_name(msg.run)
@@ -227,6 +243,8 @@ def _upload(deps: Deps, msg: TranscodeMessage, ladder: Ladder, result: Any, name
             key = f"{folder}/init.mp4"
             # The init segment is identical for every chunk of a run: written once (the first job to get
             # there), never rewritten (it is served as immutable).
+            if key not in _INITS and out.rendition in inits:
+                _INITS.add(key)
             if key not in _INITS:
                 deps.objects.put_new(bucket, key, Path(out.init_path).read_bytes(),
                                      content_type(key, out.rendition, ladder.audio.name), IMMUTABLE)
@@ -272,7 +290,8 @@ def _late(msg: TranscodeMessage, deps: Deps, why: str) -> str:
 def _splice_points(deps: Deps, msg: TranscodeMessage, media_start: float, duration: float) -> tuple[float, ...]:
     """Ad-break splice times inside this chunk (seconds from its start): the transcoder forces an
     IDR there so the break can start on a fragment boundary."""
-    run_item = deps.extra.setdefault("runs", {}).get((msg.channel, msg.run)) or deps.store.run(msg.channel, msg.run)
+    cached = deps.extra.setdefault("runs", {}).get((msg.channel, msg.run))
+    run_item = cached or deps.store.run_clock(msg.channel, msg.run)
     if not run_item or not run_item.get("availability_start"):
         return ()
     avail = parse_iso(str(run_item["availability_start"]))

@@ -631,3 +631,85 @@ def test_the_transcode_job_takes_ingests_probe_of_the_chunk_and_its_predecessor_
     assert jobs[0].preroll_audio is None  # no predecessor: a cold start
     assert jobs[1].preroll_audio == probed(0).audio and jobs[2].preroll_audio == probed(1).audio
     assert pipe.listed(CH) == uris(3)
+
+
+class CountingObjects:
+    """The origin adapter, counting the manifest writes that reach it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.puts = inner, []
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> None:
+        self.puts.append(key)
+        self.inner.put(bucket, key, body, content_type, cache_control)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_given_another_process_published_last_then_only_the_changed_manifests_are_written_unless_it_failed(
+        pipe: Pipeline) -> None:
+    """A packager in a fresh process (nothing remembered) trusts PUB.written when the previous holder
+    released its lease, so the unchanged masters are not rewritten; after a failed render (force release)
+    it knows nothing, and writes every manifest."""
+    pipe.channel(CH)
+    for seq in range(2):
+        pipe.push(CH, seq)
+    pipe.pump()
+    counting = CountingObjects(pipe.deps.objects)
+    pipe.deps.objects = counting
+    publish.reset_caches()  # another warm Lambda: it has not written anything itself
+    pipe.push(CH, 2)
+    pipe.pump()
+    written = {k.split("/", 1)[1] for k in counting.puts}
+    assert "master.m3u8" not in written and "360p/live.m3u8" in written and "manifest.mpd" in written
+    assert pipe.listed(CH)[-1] == "r1/00000002.m4s"
+
+    store = pipe.deps.store
+    lease = store.acquire(CH, "crashed", pipe.clock().timestamp(), 60.0)
+    assert lease is not None and lease.written  # a clean hand-over: what the origin holds is known
+    store.force_release(CH, lease)
+    again = store.acquire(CH, "next", pipe.clock().timestamp(), 60.0)
+    assert again is not None and again.written == {}
+    store.force_release(CH, again)
+    publish.reset_caches()
+    counting.puts.clear()
+    pipe.push(CH, 3)
+    pipe.pump()
+    assert any(k.endswith("/master.m3u8") for k in counting.puts)
+
+
+def test_an_expired_lease_hands_over_nothing_about_the_origin(pipe: Pipeline) -> None:
+    pipe.channel(CH)
+    pipe.push(CH, 0)
+    pipe.pump()
+    store, now = pipe.deps.store, pipe.clock().timestamp()
+    held = store.acquire(CH, "killed mid-write", now, 5.0)
+    assert held is not None and held.written
+    assert store.acquire(CH, "too early", now + 1, 5.0) is None
+    taken = store.acquire(CH, "after expiry", now + 10, 5.0, request=True)
+    assert taken is not None and taken.written == {} and taken.work == held.work + 1
+
+
+def test_a_steady_chunk_costs_the_pipeline_store_a_fixed_set_of_requests(pipe: Pipeline) -> None:
+    """Ingest + transcode + inline package of one chunk on a warm process: each request has its reason
+    (docs in /work/shared/notes/issue-16.md); a new read per chunk shows up here."""
+    from collections import Counter
+
+    calls: Counter[str] = Counter()
+    client = pipe.table.meta.client  # the store's table: Powertools' idempotency records use their own client
+    assert pipe.deps.store._t.meta.client is client
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **kw: calls.update([model.name]))
+    pipe.channel(CH)
+    for seq in range(2):
+        pipe.push(CH, seq)
+        pipe.clock.advance(2)
+    pipe.pump()
+    calls.clear()
+    pipe.push(CH, 2)
+    pipe.pump()
+    assert pipe.listed(CH)[-1] == "r1/00000002.m4s"
+    # GetItem: META by ingest, META by the packager. Query: the slot's neighbours, the ad breaks (splice
+    # points), the unpublished SEG# tail, the ad breaks again (the render must see a break added meanwhile).
+    # PutItem: SEG#. UpdateItem: arrival (META), queued, media claim, done, lease+work, commit, release.
+    assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 7}

@@ -213,3 +213,92 @@ def test_a_kept_update_expression_tree_is_never_changed_by_running_an_update() -
             UpdateExpressionParser.make("SET = oops")
     finally:
         UpdateExpressionParser.make = saved
+
+
+def test_a_partition_query_returns_what_moto_returns_scanning_the_whole_table() -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models.table import Table
+
+    from devtools.localaws.patches import install_partition_query
+
+    saved = Table.__dict__["query"]
+
+    def run_queries(ddb: Any) -> list[Any]:
+        out = []
+        for kwargs in (
+            {"KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi",
+             "ExpressionAttributeValues": {":p": {"S": "CH#b"}, ":lo": {"S": "SEG#000003"},
+                                           ":hi": {"S": "SEG#000007"}}},
+            {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "CH#a"}},
+             "ScanIndexForward": False, "Limit": 4},
+            {"KeyConditionExpression": "pk = :p AND begins_with(sk, :s)", "FilterExpression": "n > :two",
+             "ExpressionAttributeValues": {":p": {"S": "CH#c"}, ":s": {"S": "SEG#"}, ":two": {"N": "2"}}},
+            {"KeyConditionExpression": "pk = :p AND sk BETWEEN :lo AND :hi", "Limit": 2, "ScanIndexForward": False,
+             "ExpressionAttributeValues": {":p": {"S": "CH#a"}, ":lo": {"S": "SEG#000002"},
+                                           ":hi": {"S": "SEG#000008"}}},
+            {"KeyConditionExpression": "pk = :p AND sk > :lo", "ExpressionAttributeValues": {
+                ":p": {"S": "CH#c"}, ":lo": {"S": "SEG#000006"}}},
+            {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "CH#nobody"}}},
+            {"KeyConditionExpression": "g = :g", "IndexName": "by-g", "ExpressionAttributeValues": {":g": {"S": "x"}}},
+        ):
+            pages, start = [], None
+            while True:
+                resp = ddb.query(TableName="partitioned", **kwargs, **({"ExclusiveStartKey": start} if start else {}))
+                pages.append((resp["Items"], resp["Count"], resp["ScannedCount"], resp.get("LastEvaluatedKey")))
+                start = resp.get("LastEvaluatedKey")
+                if not start:
+                    break
+            out.append(pages)
+        return out
+
+    try:
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name="ap-south-2", aws_access_key_id="k", aws_secret_access_key="k")
+            ddb.create_table(
+                TableName="partitioned", BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "g")],
+                GlobalSecondaryIndexes=[{"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                         "Projection": {"ProjectionType": "ALL"}}])
+            for ch in "abc":
+                for i in (9, 1, 5, 3, 7, 0, 8, 2, 6, 4):
+                    ddb.put_item(TableName="partitioned", Item={"pk": {"S": f"CH#{ch}"}, "sk": {"S": f"SEG#{i:06d}"},
+                                                      "n": {"N": str(i)}, "g": {"S": "x" if i % 3 else "y"}})
+                ddb.put_item(TableName="partitioned", Item={"pk": {"S": f"CH#{ch}"}, "sk": {"S": "META"}})
+            generic = run_queries(ddb)
+            install_partition_query()
+            assert Table.__dict__["query"] is not saved
+            assert run_queries(ddb) == generic
+            assert "CH#nobody" not in {k.value for k in ddb_tables(ddb)}  # a miss adds no partition
+    finally:
+        Table.query = saved
+
+
+def ddb_tables(ddb: Any) -> Any:
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends["123456789012"]["ap-south-2"].tables["partitioned"].items.keys()
+
+
+def test_the_flat_regular_json_of_an_item_is_what_moto_writes_and_shares_nothing_with_it() -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from devtools.localaws.patches import install_flat_regular_json
+
+    attrs = {**ITEM, "runs": {"L": [{"M": {"run": {"N": "1"}, "slates": {"NS": ["3", "4"]},
+                                           "deep": {"M": {"x": {"L": [{"SS": ["a"]}, {"B": b"\x00"}]}}}}}]}}
+    saved = DynamoType.__dict__["to_regular_json"]
+    try:
+        item = Item(DynamoType({"S": "CH#x"}), DynamoType({"S": "PUB"}), attrs)
+        generic = copy.deepcopy(item.to_json())
+        generic_regular = item.to_regular_json()
+        install_flat_regular_json()
+        assert DynamoType.__dict__["to_regular_json"] is not saved
+        got = item.to_json()
+        assert got == generic and item.to_regular_json() == generic_regular
+        got["Attributes"]["runs"]["L"][0]["M"]["slates"]["NS"].append("9")  # a fresh structure, not the item's
+        got["Attributes"]["m"]["M"]["inner"]["L"].clear()
+        assert item.to_json() == generic
+    finally:
+        DynamoType.to_regular_json = saved

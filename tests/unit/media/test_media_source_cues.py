@@ -40,6 +40,17 @@ def test_given_a_chunk_with_an_scte35_pid_then_every_section_is_read_verbatim_wi
     assert threefive.Cue(scan.cues[0].cue.base64).command.splice_event_id == 77
 
 
+def test_skipping_the_packets_threefive_ignores_reads_exactly_what_parsing_every_packet_reads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = scte35.splice_insert(5, 102.4, 10.0)
+    bad = scte35.time_signal(102.4, "provider_po_start", 10.0, 6)
+    data = corrupt_cue(with_cues(tmp_path, (101.4, bad), (102.4, good)), bad.data)
+    skipping = scte35.read_ts(data)
+    monkeypatch.setattr(scte35, "_parsed", lambda pids, data, i: True)
+    assert skipping == scte35.read_ts(data) and len(skipping.cues) == 1 and len(skipping.dropped) == 1
+    assert skipping.cues[0].packet_pts is not None  # the PTS track (PCR PID packets) is still followed
+
+
 def test_a_chunk_without_scte35_has_no_cues() -> None:
     assert scte35.read_ts(TINY.read_bytes()) == scte35.TsScan(())
 
