@@ -19,7 +19,7 @@ Rules (issues #15 and #10):
   change; its PDT anchor is where the previous Period ended (or, after an outage, the wall clock),
   so PDT never goes back.
 - Between runs, the time the channel was off air is bridged with slate (at most 3 segments of it)
-  in the sealed run, right after its last segment, listed with the next run's first segment: a
+  in the sealed run, right after its last segment, listed once the next run's first chunk is placed: a
   viewer's buffer gets back what the stop took from it, and the next run's PDT continues.
 - The DVR window keeps the newest `dvr_window` seconds of listed media, across runs.
 - Sealing a run (stop) publishes what arrives within a bounded wait, slates the holes up to the last
@@ -488,14 +488,15 @@ def _bridge(prev: RunState, prev_chunks: Mapping[int, ChunkState], periods: Sequ
             now: datetime, claims: list[SlotClaim], new_slates: list[tuple[int, int]],
             listing: list[tuple[int, ChunkState, bool]]) -> tuple[RunState, bool]:
     """Slate over the time the channel was off air between a sealed run and the next one's first
-    segment, at most BRIDGE_SEGMENTS segments of it, listed with that first segment. While nothing was
+    segment, at most BRIDGE_SEGMENTS segments of it, listed once that chunk is placed (the next run's
+    segments never come before it; they follow as they are transcoded). While nothing was
     published every viewer's buffer ran down by that time; without the bridge a player resumes the new
     run with what is left (or, having run dry, with its first segment alone) and stalls at the next
     late chunk (soak: hls.js 1.2 s, shaka 3.1 s just after a stop/start). The bridge belongs to the
     sealed run (its URLs and grids, right after its last segment: the same Period), so the new run's
     Period and PDT continue where it ends; a longer outage keeps its hole after the bridge.
     Returns the sealed run's state with the bridge listed as far as it is claimed, and whether the next
-    run must wait for the claims returned (so that both appear in one version)."""
+    run must wait for the claims returned (it starts once the bridge is listed)."""
     last = prev.last_seq
     pc = prev_chunks.get(last)
     if (last < prev.first_seq or pc is None or pc.v_start is None or pc.v_dur is None or first.v_start is None

@@ -425,7 +425,7 @@ def test_given_a_restart_then_the_same_playlists_continue_and_nothing_immutable_
     live(pipe, 2, offset=500.0)  # the encoder restarts at seq 0 with another clock
     pl = m3u8.loads(pipe.origin(f"{CH}/360p/live.m3u8"))
     # The time off air is bridged with run 1's slate (3 segments at most) right after its end, listed
-    # with run 2's first segment, so a viewer's buffer gets back what the stop took.
+    # before run 2's first segment, so a viewer's buffer gets back what the stop took.
     bridge = uris(3, first=3)
     assert [s.uri for s in pl.segments] == uris(3) + bridge + uris(2, run=2)
     assert pl.media_sequence == live_before.media_sequence == 0  # the numbering continues: 0..7
@@ -434,7 +434,8 @@ def test_given_a_restart_then_the_same_playlists_continue_and_nothing_immutable_
     assert pl.segments[6].current_program_date_time >= pl.segments[5].current_program_date_time
     assert [s.current_program_date_time for s in pl.segments[3:6]] == [
         pl.segments[2].current_program_date_time + timedelta(seconds=2 * k) for k in (1, 2, 3)]
-    assert [s.uri for s in m3u8.loads(pipe.origin(f"{CH}/360p/vod-r1.m3u8")).segments] == uris(3)  # the VOD stays as sealed
+    vod = m3u8.loads(pipe.origin(f"{CH}/360p/vod-r1.m3u8"))
+    assert [s.uri for s in vod.segments] == uris(3)  # the run's VOD stays as sealed
     mpd = MPEGDASHParser.parse(pipe.origin(f"{CH}/manifest.mpd"))
     assert mpd.availability_start_time == mpd_before.availability_start_time
     assert [p.id for p in mpd.periods] == ["r1-0", "r2-0"] and mpd.periods[0].start == mpd_before.periods[0].start

@@ -33,11 +33,7 @@ def test_two_minutes_of_faults_never_stall_a_player_nor_break_an_update_rule(tmp
     assert len(report.off_air) == 1 and report.accounting["outcomes"].get("slate: invalid chunk", 0) == 2
     assert len(report.players) == 3 and all(p.get("progressed", 0) > 90 for p in report.players)
     assert sum(report.manifest_versions.values()) > 200  # the checker saw the channel, version by version
-    failures = report.failures()
-    stalls = [f for f in failures if " stall(s) > 1 s on air" in f]
-    assert [f for f in failures if f not in stalls] == []
-    if stalls:
-        # Known gap (issue #15 note): dash.js and shaka at their default 3 TD delay can still run dry
-        # where the fault plan stacks an encoder-side hole (out-of-order pairs next to a missing chunk,
-        # or right after the restart) beyond their buffer. Reported, not hidden; everything else holds.
-        pytest.xfail("players stalled on air: " + "; ".join(stalls))
+    # Stalls on air included: since the off-air time of the stop/start is bridged with slate, players no
+    # longer resume the new run with their buffer short by it (what stalled hls.js 1.2 s and shaka 3.1 s
+    # at the next late chunk).
+    assert report.failures() == []

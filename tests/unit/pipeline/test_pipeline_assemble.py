@@ -212,7 +212,7 @@ def test_given_a_new_run_then_numbering_and_pdt_continue_with_a_discontinuity_an
     chunks = [chunk(s) for s in range(3)] + run2_chunks(100, 2)
     runs = {1: RUN, 2: run2}
     # The channel was off air from 6 to 100: the bridge (3 segments of run 1's slate after its end)
-    # is claimed first, and run 2 waits for it so that both appear in one version.
+    # is claimed first, and run 2 starts only once it is listed.
     waiting = run_plan(chunks, now=105, pub=first, runs=runs, current=2)
     assert listed(waiting) == ["r1/0", "r1/1", "r1/2"] and [(c.run, c.seq) for c in waiting.claims] == [
         (1, 3), (1, 4), (1, 5)]
