@@ -230,6 +230,7 @@ def place_breaks(tl: Timeline) -> list[PlacedBreak]:
             continue
         if in_point is None and b.return_media is not None and b.return_media <= out.media + _MEDIA_SLACK:
             continue
+        in_point = _closed_at_stretch_end(tl, out, in_point, p)
         if placed and placed[-1].contains(out.number) and not placed[-1].announced:
             continue
         in_media = in_point.media if in_point is not None else None
@@ -250,6 +251,34 @@ def place_breaks(tl: Timeline) -> list[PlacedBreak]:
             )
         )
     return placed
+
+
+def _closed_at_stretch_end(tl: Timeline, out: _Point, in_point: _Point | None,
+                           p: Placement | None) -> _Point | None:
+    """A break cannot outlive the run it started in: once that run is over (a later run is listed, or
+    the event ended) a break still out of network at its last segment, or whose in-point would land in
+    a later run, returns where the run's last segment ends. That is the in-point every rendering closes
+    it at: HLS CUE-IN / DATERANGE END-DATE on the next run's first segment or, at the very end, before
+    EXT-X-ENDLIST; DASH the out Event's duration, which then ends inside its Period. The point depends
+    only on the run's last segment, so every later version (and the run's VOD) renders the same one."""
+    segs = tl.segments
+    run = next((s.run for s in segs if s.number == out.number), p.out_run if p is not None else None)
+    if run is None:
+        return in_point
+    last_i = next((i for i in range(len(segs) - 1, -1, -1) if segs[i].run == run), None)
+    if last_i is None:
+        if in_point is not None and p is not None and p.in_run and p.in_run != p.out_run:
+            # Closed where its run ended and that run has left: the in-point is not the next run's
+            # splice (no in-cue Event in that run's Period).
+            return _Point(in_point.number, in_point.pdt, in_point.media, p.out_period)
+        return in_point
+    last = segs[last_i]
+    if last.number < out.number or not (tl.ended or last_i + 1 < len(segs)):
+        return in_point  # the run is still growing (or its out segment is the next one)
+    if in_point is not None and in_point.number <= last.number:
+        return in_point  # it returns inside the run
+    return _Point(last.number + 1, last.program_date_time + timedelta(seconds=last.duration), last.end,
+                  last.period)
 
 
 def _media_out(segs: tuple[Segment, ...], b: AdBreak) -> tuple[int | None, bool]:

@@ -154,7 +154,7 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         _check_duration(facts, segdur, ladder.audio.sample_rate)
     except InvalidMediaError as e:
         return _invalid(u, deps, run, base_item, str(e))
-    item = {**base_item, "status": RECEIVED, **facts}
+    item = {**base_item, "status": RECEIVED, **facts, **_probe_record(info)}
     try:
         status = store.put_chunk(u.channel, run, u.seq, item)
     except ConflictError as e:
@@ -237,6 +237,13 @@ def _arrival(u: Upload, deps: Deps) -> datetime:
     if u.event_time is not None and abs((now - u.event_time).total_seconds()) <= MAX_EVENT_SKEW:
         return u.event_time
     return now
+
+
+def _probe_record(info: Any) -> dict[str, str]:
+    """The probe, for the transcode job (it reads the same object version: no second probe)."""
+    from ..transcode.probe import MediaInfo, to_record
+
+    return {"probe": to_record(info)} if isinstance(info, MediaInfo) else {}
 
 
 def _probe(u: Upload, deps: Deps) -> tuple[Any, Any]:

@@ -97,13 +97,20 @@ def _transcode(msg: TranscodeMessage, deps: Deps) -> str:
             raise TranscodeError(f"the accepted chunk is gone from the ingest bucket: {e}") from e
         preroll = _preroll(deps, item, prev, Path(tmp))
         from ..transcode.job import TranscodeJob
+        from ..transcode.probe import from_record
+
+        # Ingest's probe of this very object version (and of the predecessor, when that primes the
+        # encoder): no second ffmpeg start per chunk just to read timestamps again.
+        known = from_record(item.get("probe"))
+        prev_known = from_record(prev.get("probe")) if preroll and prev is not None else None
 
         job = TranscodeJob(channel_id=msg.channel, seq=msg.seq, source_path=str(src),
                            output_dir=str(Path(tmp) / "out"), ladder=ladder, media_start=media_start,
                            renditions=tuple(msg.renditions), splice_points=splices, timeout=job_timeout(deps),
                            start_ticks=int(item["start_ticks"]), first_frame=int(item["first_frame"]),
                            frames=int(item["frames"]), audio_not_before=_audio_end(prev),
-                           audio_not_after=_audio_start(nxt), preroll_path=preroll)
+                           audio_not_after=_audio_start(nxt), preroll_path=preroll, info=known,
+                           preroll_audio=prev_known.audio if prev_known is not None else None)
         result = deps.transcode(job)
         if not store.claim_media(msg.channel, msg.run, msg.seq, msg.etag, deps.now()):
             return _late(msg, deps, "its slot was published as slate while it was transcoding")

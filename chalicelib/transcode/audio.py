@@ -80,22 +80,29 @@ def plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSpa
     or transcoded): frames that would overlap them are left out; `preroll`: the previous chunk's
     audio, when it continues into this one."""
     p = _plan(ladder, info, start_ticks, video, not_before=not_before, preroll=preroll, mode=mode)
-    return _bounded(p, not_before, not_after)
+    return _bounded(p, not_before, not_after, ts=ladder.container == "ts")
 
 
-def _bounded(p: AudioPlan, not_before: int | None, not_after: int | None) -> AudioPlan:
-    span, skip = p.span, p.skip
+def _bounded(p: AudioPlan, not_before: int | None, not_after: int | None, *, ts: bool = False) -> AudioPlan:
+    """`p` without the frames a neighbour already holds. Re-encoded frames are cut off the front by
+    skipping output packets (the box layer drops them), except in MPEG-TS, where every packet the encoder
+    emits is written: there the encoder's input starts later instead, so no frame overlaps the previous
+    segment."""
+    span, skip, start, samples = p.span, p.skip, p.input_start, p.input_samples
     if not_before is not None and span.start < not_before and p.mode != "copy":
         drop = min(span.frames - 1, -(-(not_before - span.start) // span.frame_samples))
         if drop > 0:
             span = grid.AudioSpan(span.start + drop * span.frame_samples, span.frames - drop, span.frame_samples)
-            skip += drop
+            if ts:
+                start, samples = start + drop * span.frame_samples, samples - drop * span.frame_samples
+            else:
+                skip += drop
     if not_after is not None and span.end > not_after:
         keep = max(1, (not_after - span.start) // span.frame_samples)
         span = grid.AudioSpan(span.start, min(span.frames, keep), span.frame_samples)
     if span == p.span:
         return p
-    return replace(p, span=span, skip=skip)
+    return replace(p, span=span, skip=skip, input_start=start, input_samples=samples)
 
 
 def _plan(ladder: Ladder, info: MediaInfo, start_ticks: int, video: grid.VideoSpan, *,

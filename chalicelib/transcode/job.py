@@ -41,7 +41,7 @@ from ..media.ladder import VIDEO_TIMESCALE, Ladder
 from . import audio as audio_plan
 from . import boxes
 from .ffmpeg import find_binary, ladder_args, output_path, run_process
-from .probe import MediaInfo, probe
+from .probe import AudioInfo, MediaInfo, probe
 
 LAMBDA_LIMIT = 900.0  # seconds: a job must give up before the Lambda is killed
 # ffmpeg's native AAC encoder delays its output by one frame (avctx->initial_padding = 1024):
@@ -82,6 +82,8 @@ class TranscodeJob:
     # A structural probe of `source_path` the caller already made (low-latency parts: ingest probes, then
     # transcodes in the same invocation); None: run() probes it.
     info: MediaInfo | None = None
+    # The same for `preroll_path`'s audio (the predecessor's record); None: run() probes it.
+    preroll_audio: AudioInfo | None = None
 
     def video_span(self, info: MediaInfo) -> grid.VideoSpan:
         if self.first_frame is not None and self.frames is not None:
@@ -288,7 +290,9 @@ def run(job: TranscodeJob) -> TranscodeResult:
     plan: audio_plan.AudioPlan | None = None
     preroll_info = None
     if job.ladder.audio.name in names:
-        if job.preroll_path:
+        if job.preroll_path and job.preroll_audio is not None:
+            preroll_info = job.preroll_audio
+        elif job.preroll_path:
             try:
                 preroll_info = probe(job.preroll_path, timeout=min(job.timeout, 60.0), decode=False).audio
             except InvalidMediaError:

@@ -23,9 +23,10 @@ Every failure is an InvalidMediaError whose message is one line a channel operat
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
 from ..errors import InvalidMediaError
@@ -89,6 +90,33 @@ class MediaInfo:
     start_ticks: int = 0
     end_ticks: int = 0
     audio: AudioInfo | None = None
+
+
+def to_record(info: MediaInfo) -> str:
+    """The probe as a compact JSON string for the chunk's record: ingest probes every chunk (with the
+    decode check) and the transcode job reads the same object version, so the worker takes this instead
+    of starting another ffmpeg to probe it again (issue #10: ~0.1 CPU-s per chunk)."""
+    data = asdict(info)
+    data["fps"] = f"{info.fps.numerator}/{info.fps.denominator}"
+    data["cpu_seconds"] = 0.0  # spent by whoever probed, not by the reader of the record
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def from_record(text: object) -> MediaInfo | None:
+    """The MediaInfo `to_record` wrote; None for anything else (an old record, a hand-edited or
+    truncated one): the caller then probes the file itself. Never raises."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        data = json.loads(text)
+        audio = data.pop("audio", None)
+        fps = Fraction(str(data.pop("fps")))
+        info = MediaInfo(fps=fps, audio=AudioInfo(**audio) if audio is not None else None, **data)
+    except (ValueError, TypeError, KeyError, ZeroDivisionError, AttributeError):
+        return None
+    if info.container not in _CONTAINERS.values() or info.end_ticks < info.start_ticks or info.fps <= 0:
+        return None
+    return replace(info, cpu_seconds=0.0)
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -213,11 +241,16 @@ def probe(path: str, *, max_duration: float = MAX_DURATION, max_pixels: int = MA
         raise InvalidMediaError(f"{name}: video stream without a frame rate")
     frame_ticks = Fraction(TICKS_PER_SECOND) / fps
     # The last frame's own duration is often missing (0) in a cut chunk, or clipped to where the
-    # segmenter cut (ffmpeg's MP4 segments end the track at the cut time, 243 of 512 ticks): a frame
-    # lasts at least one nominal frame, or the chunk loses its last frame on the grid.
+    # segmenter cut (ffmpeg's MP4 segments end the track at the cut time, 243 of 512 ticks): that frame
+    # lasts one nominal frame, or the chunk loses its last frame on the grid. Only that one: every other
+    # frame (and a genuinely short last frame of a TS chunk, e.g. variable-rate phone footage) keeps its
+    # own duration, or the chunk would overlap the next one's first frame.
     start_ticks = vpk.first_pts
     nominal = round(frame_ticks)
-    end_ticks = max(p + max(d, nominal) for p, d in zip(vpk.pts, vpk.durations, strict=True))
+    end_ticks = max(p + d for p, d in zip(vpk.pts, vpk.durations, strict=True))
+    last_pts, last_dur = max(zip(vpk.pts, vpk.durations, strict=True))
+    if last_dur == 0 or (container == "mp4" and last_dur < nominal):
+        end_ticks = max(end_ticks, last_pts + nominal)
     if not 0 < (end_ticks - start_ticks) / TICKS_PER_SECOND <= max_duration:
         raise InvalidMediaError(f"{name}: absurd duration {(end_ticks - start_ticks) / TICKS_PER_SECOND:.3f} s "
                                 f"(limit {max_duration:g} s)")

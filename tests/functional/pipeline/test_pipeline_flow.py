@@ -250,6 +250,8 @@ def test_given_a_reencoded_chunk_whose_predecessor_is_not_recorded_yet_then_it_i
     pipe.pump_transcode()
     assert pipe.transcoder.prerolls.get(2) == body(1)
     assert 0 not in pipe.transcoder.prerolls  # the first chunk has no predecessor
+    job2 = next(j for j in pipe.transcoder.jobs if j.seq == 2)
+    assert job2.preroll_audio is None  # an unrecorded predecessor is probed by the job, never trusted
     pipe.ingest(late_event)
     pipe.pump()
     assert pipe.transcoder.prerolls.get(1) == body(0)
@@ -386,6 +388,32 @@ def test_given_a_stop_then_the_run_becomes_vod_and_the_live_playlists_stay_open(
     live_pl = m3u8.loads(pipe.origin(f"{CH}/360p/live.m3u8"))
     assert not live_pl.is_endlist and [s.uri for s in live_pl.segments] == uris(3)
     assert 'type="dynamic"' in pipe.origin(f"{CH}/manifest.mpd")
+
+
+def test_given_a_stop_while_a_break_is_out_then_the_runs_vod_closes_it_where_the_run_ends(pipe: Pipeline) -> None:
+    # Given a 30 s break from the second segment (2 s) of a 6 s run, still out of network at the stop
+    pipe.channel(CH)
+    live(pipe, 3)
+    out_pdt = m3u8.loads(pipe.origin(f"{CH}/360p/live.m3u8")).segments[1].program_date_time
+    pipe.table.put_item(Item={"pk": f"CH#{CH}", "sk": "BRK#b1", "id": "b1", "splice_event_id": 7,
+                              "start": out_pdt.isoformat().replace("+00:00", "Z"), "duration": 30,
+                              "kind": "splice_insert", "state": "scheduled", "source": "api",
+                              "created_at": out_pdt.isoformat().replace("+00:00", "Z")})
+    publish.package(CH, pipe.deps, reasons=["ad break b1 created"], force=True)
+    assert "#EXT-X-CUE-OUT:30.000" in pipe.origin(f"{CH}/360p/live.m3u8")
+    # When the run is stopped
+    stop(pipe)
+    # Then its VOD closes the break at the last segment's end (4 s after the out), before ENDLIST
+    for rendition in ("360p", "audio"):
+        text = pipe.origin(f"{CH}/{rendition}/vod-r1.m3u8")
+        tail = text.rsplit("r1/00000002.m4s\n", 1)[1]
+        assert tail.startswith("#EXT-OATCLS-SCTE35:") and "#EXT-X-CUE-IN\n" in tail, text
+        assert '#EXT-X-DATERANGE:ID="b1",' in tail and ",DURATION=4.000,SCTE35-IN=" in tail, text
+        assert tail.index("#EXT-X-CUE-IN\n") < tail.index("#EXT-X-ENDLIST\n") and tail.endswith("#EXT-X-ENDLIST\n")
+    # ... and the static MPD's Event ends inside its Period
+    static = MPEGDASHParser.parse(pipe.origin(f"{CH}/vod-r1.mpd"))
+    [event] = static.periods[0].event_streams[0].events
+    assert static.periods[0].duration == "PT6S" and int(event.duration) == 4 * 90000
 
 
 def test_given_a_chunk_in_flight_at_stop_then_it_is_waited_for_and_a_straggler_after_the_seal_is_dropped(
@@ -584,3 +612,31 @@ def test_the_cloudfront_adapter_sends_explicit_paths_and_reads_the_status(pipe: 
     with pytest.raises(StoreError):
         CloudFrontCdn(cf, "NOPE").invalidate(["/x"], "ref-2")
 
+
+
+def test_the_transcode_job_takes_ingests_probe_of_the_chunk_and_its_predecessor_instead_of_probing_again(
+        pipe: Pipeline, tmp_path: Any) -> None:
+    """Ingest probes every chunk (with the decode check) and the job reads the same object version: the
+    probe travels in the chunk's record, so the worker starts no second ffmpeg to read timestamps
+    (issue #10's transcode cost). A record without it (written before this, or damaged) is probed."""
+    from tests.support.fake_media import fake_probe
+
+    pipe.channel(CH)
+
+    def body(seq: int) -> bytes:
+        return json.dumps({"start": TS_START + seq * 2.0, "duration": 2.0, "rate": 44_100}).encode()
+
+    def probed(seq: int) -> Any:
+        path = tmp_path / f"{seq}.json"
+        path.write_bytes(body(seq))
+        return fake_probe(str(path))
+
+    for seq in range(3):
+        pipe.push(CH, seq, body=body(seq))
+        pipe.pump()
+        pipe.clock.advance(2)
+    jobs = {j.seq: j for j in pipe.transcoder.jobs}
+    assert [jobs[s].info for s in range(3)] == [probed(s) for s in range(3)]
+    assert jobs[0].preroll_audio is None  # no predecessor: a cold start
+    assert jobs[1].preroll_audio == probed(0).audio and jobs[2].preroll_audio == probed(1).audio
+    assert pipe.listed(CH) == uris(3)

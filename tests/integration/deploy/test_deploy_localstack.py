@@ -14,6 +14,7 @@ Runs in the LocalStack stage (`make localstack`); elsewhere it skips, saying why
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -24,6 +25,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,12 @@ PUSH_SECONDS = 30
 CHUNKS = PUSH_SECONDS // 2
 WANT = [f"r1/{i:08d}.m4s" for i in range(CHUNKS)]
 PLAY_SECONDS = 20
+SEGMENT = 2.0  # slipstream push's chunks (--segment-time), the test ladder's segments
+BREAK_SECONDS = 6
+BREAK_AT = 8.0  # media seconds into the run where the break is requested: the fifth segment
+# The latest out-point that still returns on a segment of the run, with a segment to spare for the
+# estimate of the run's clock (below): out + 6 s + 2 s <= the last segment's start (28 s).
+LATEST_BREAK_AT = PUSH_SECONDS - BREAK_SECONDS - 2 * SEGMENT
 
 
 @dataclass
@@ -217,6 +225,35 @@ def _decoded(url: str) -> tuple[str, int, str]:
     return str(streams[0].get("codec_name", "")), int(streams[0].get("nb_read_frames") or 0), proc.stderr.strip()
 
 
+def _break_start(deployed: Deployed, cid: str) -> tuple[str, float]:
+    """(`start` for POST /ad-breaks, the media second of the run it lands on): BREAK_AT, or the first
+    boundary a second ahead of now if the run is already past it, so the break and its return are
+    inside the 30 s run whatever the emulator's speed.
+
+    A break is requested for a program date time, and the run's PDT of media t is its availability
+    start + t, which ingest fixes from the first chunk (S3's arrival time minus the chunk's end on the
+    media clock). The channel status reports the newest chunk's seq and arrival as soon as ingest has it,
+    long before a playlist exists (a slow first transcode put the first playlist at 23.7 s once, and a
+    break requested 'now' then landed at 26 s of the 30 s run, still open at the stop)."""
+    def newest_chunk() -> dict[str, Any] | None:
+        code, status = deployed.call("GET", f"/channels/{cid}/status")
+        last = status.get("last_segment") if code == 200 else None
+        return last if last and last.get("received_at") else None
+
+    last = wait_for(newest_chunk, timeout=60, interval=0.25, what=f"{cid}'s first chunk at ingest")
+    media0 = datetime.fromisoformat(str(last["received_at"]).replace("Z", "+00:00")) - timedelta(
+        seconds=(int(last["seq"]) + 1) * SEGMENT)
+    ahead = (datetime.now(UTC) - media0).total_seconds() + 1.0  # the API refuses starts in the past
+    at = max(BREAK_AT, math.ceil(ahead / SEGMENT) * SEGMENT)
+    if at > LATEST_BREAK_AT:
+        pytest.fail(f"environment too slow: chunk {last['seq']} reached ingest at media {ahead - 1:.1f} s of the "
+                    f"{PUSH_SECONDS} s run, after the latest out-point ({LATEST_BREAK_AT:g} s) that lets a "
+                    f"{BREAK_SECONDS} s break return before the stop")
+    # A second before the boundary: the break snaps to the first segment starting at or after it.
+    start = media0 + timedelta(seconds=at - 1.0)
+    return start.isoformat().replace("+00:00", "Z"), at
+
+
 def _player(url: str, screenshot: Path) -> subprocess.Popen[str]:
     """web/tests/player.spec.mjs in Debian's chromium (as tests/integration/browser drives it)."""
     argv = ["node", str(ROOT / "web" / "tests" / "player.spec.mjs"), url, "--play", str(PLAY_SECONDS),
@@ -245,7 +282,8 @@ class LiveRun:
 @pytest.fixture(scope="module")
 def live(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
     """One channel, driven only through the deployed API: create, start, push 30 s (hls.js watching
-    from the moment the first playlist is at the origin), an ad break 8 s in, stop once every chunk is out."""
+    from the moment the first playlist is at the origin), a 6 s ad break 8 s into the run's media (later
+    only if the run is already past that: see `_break_start`), stop once every chunk is out."""
     for tool in ("node", "ffmpeg"):
         if subprocess.run(["which", tool], capture_output=True, check=False).returncode:
             pytest.fail(f"{tool} not found -- run: make deps")
@@ -267,6 +305,10 @@ def live(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> LiveRu
         t_push = time.monotonic()
         procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
         try:
+            start, seconds["break_at_media"] = _break_start(deployed, cid)
+            code, ad_break = deployed.call("POST", f"/channels/{cid}/ad-breaks",
+                                           {"duration": BREAK_SECONDS, "start": start})
+            assert code == 201, ad_break
             # The player opens the page once the channel's master playlist is at the stage's origin:
             # before that it gets 404s, and after three it falls back to the page's own /origin
             # (web/player.js), which here serves nothing. A cold first transcode (a new sandbox per
@@ -275,9 +317,6 @@ def live(deployed: Deployed, tmp_path_factory: pytest.TempPathFactory) -> LiveRu
                      what=f"{cid}/master.m3u8 at the stage's origin")
             seconds["first_playlist"] = time.monotonic() - t_push
             procs.append(_player(f"{page}/player.html?channel={cid}&engine=hlsjs", work / "player.png"))
-            time.sleep(max(0.0, t_push + 8 - time.monotonic()))
-            code, ad_break = deployed.call("POST", f"/channels/{cid}/ad-breaks", {"duration": 6})
-            assert code == 201, ad_break
             out, err = procs[0].communicate(timeout=PUSH_SECONDS + 120)
             push = Run(argv, procs[0].returncode, out, err, time.monotonic() - t_push)
             report = _report(procs[1])
@@ -327,7 +366,11 @@ def test_the_break_and_every_chunk_are_in_the_runs_vod_hls_and_dash(live: LiveRu
         vod = m3u8.loads(text)
         assert code == 200 and vod.is_endlist and vod.playlist_type == "vod" and _uris(text) == WANT, rendition
         assert f'#EXT-X-DATERANGE:ID="{brk["id"]}"' in text and "SCTE35-OUT=" in text and "SCTE35-IN=" in text, text
+        # It returned at its planned end, on a segment of the run: not closed by the stop.
+        assert re.search(rf'^#EXT-X-DATERANGE:ID="{re.escape(brk["id"])}",START-DATE="[^"]+",END-DATE="[^"]+",'
+                         rf"DURATION={BREAK_SECONDS}\.000,SCTE35-IN=", text, re.M), text
         assert re.search(r"^#EXT-X-CUE-OUT:\d", text, re.M) and "#EXT-X-CUE-IN" in text, text  # scte35_enhanced
+        assert sum(1 for s in vod.segments if s.cue_out_start) == 1 and any(s.cue_in for s in vod.segments), text
         live_text = _http(f"{base}/{rendition}/dvr.m3u8")[1]
         assert not m3u8.loads(live_text).is_endlist and _uris(live_text) == WANT
     # The media itself, not only its playlists: every frame of the run decodes from the origin URLs.
@@ -341,6 +384,7 @@ def test_the_break_and_every_chunk_are_in_the_runs_vod_hls_and_dash(live: LiveRu
     code, mpd, _ = _http(live.playback["vod_dash"])
     assert code == 200 and 'type="static"' in mpd and "minimumUpdatePeriod" not in mpd
     assert re.search(rf'<EventStream[^>]*schemeIdUri="{re.escape(SCTE35_SCHEME)}"', mpd), mpd[:3000]
+    assert re.search(rf'<Event presentationTime="\d+" duration="{BREAK_SECONDS * 90000}"', mpd), mpd[:3000]
     assert 'type="dynamic"' in _http(f"{base}/manifest.mpd")[1]
     # Segments are immutable, playlists short-lived, as CloudFront's cache policies expect them.
     code, _, seg = _http(f"{base}/{TEST_LADDER.video[0].name}/r1/00000003.m4s")

@@ -61,6 +61,14 @@ def test_given_chunk_n_when_transcoded_then_tfdt_is_media_start_on_the_rendition
         assert boxes.timescale(init) == SR
         frags = boxes.fragments_info(Path(out.segment_path).read_bytes(), init)
         assert 0 <= seq * CHUNK_SECONDS * SR - frags[0].decode_time <= LEAD_MAX, seq
+        # ... and exactly the grid frames the chunk's own source audio gives (what its neighbours compute
+        # for it independently: that is how chunks transcoded apart tile the grid)
+        info = channel.results[seq].info
+        assert info.audio is not None
+        media = seq * CHUNK_SECONDS * 90_000 - info.start_ticks
+        want = grid.encoded_audio_span(grid.samples(media + info.audio.start_ticks, SR),
+                                       grid.samples(media + info.audio.end_ticks, SR))
+        assert (frags[0].decode_time, out.duration_ticks) == (want.start, want.duration), seq
         assert frags[0].decode_time == out.start_ticks and out.duration_ticks % 1024 == 0
         # 2 s at 48 kHz is 93.75 AAC frames: segments hold 93 or 94 and say so exactly (the first one
         # starts at 0 rather than margin frames early: up to two fewer).

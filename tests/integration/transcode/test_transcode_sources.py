@@ -171,6 +171,10 @@ def test_given_a_source_of_this_kind_then_chunks_transcoded_apart_play_as_one_en
             assert all(abs(o) <= frame_ms + 10 for o in offsets), offsets
             assert max(offsets) - min(offsets) <= frame_ms + 10, offsets
     problems = report.problems()
-    if src.sync == "frame":  # mediacheck's 1 ms drift rule does not apply across a frame-rate conversion
+    drift = report.av_sync_drift_ms
+    if src.sync == "frame" and drift is not None and drift <= 1000 / float(ladder.frame_rate):
+        # mediacheck's 1 ms drift rule does not apply across a frame-rate conversion: the flash moves by
+        # up to one output frame as it is quantised onto the ladder's grid (the beep does not). Only that
+        # finding, and only within one output frame, is excused.
         problems = [p for p in problems if not p.startswith("A/V sync drifts")]
     assert problems == []

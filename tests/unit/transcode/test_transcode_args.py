@@ -294,3 +294,32 @@ def test_given_ffmpeg_log_line_when_classified_then_only_input_errors_reject_the
     from chalicelib.transcode.job import _DECODE_ERROR_RE
 
     assert bool(_DECODE_ERROR_RE.search(line)) is is_input_error
+
+
+@pytest.mark.parametrize("container", ["cmaf", "ts"])
+def test_given_the_previous_segment_already_holds_the_first_frames_then_none_of_them_is_output_twice(
+    job: TranscodeJob, info: MediaInfo, container: str
+) -> None:
+    """A re-encoded chunk whose predecessor's audio reaches into its span leaves those frames out. fMP4
+    drops them as skipped packets in the box layer; MPEG-TS writes every packet the encoder emits, so
+    its encoder must start after them (they would overlap the previous segment and be heard twice)."""
+    from chalicelib.transcode import audio as audio_plan
+
+    ladder = replace(TEST_LADDER, container=container)
+    mono = replace(info, audio=aac(rate=44_100, channels=1, bitrate=64_000))
+    span = job.video_span(mono)
+    free = audio_plan.plan(ladder, mono, 14 * 90_000, span)
+    held = free.span.start + 2 * 1024 + 100  # the previous segment ends 100 samples into frame 3
+    plan = audio_plan.plan(ladder, mono, 14 * 90_000, span, not_before=held)
+    assert plan.span.start == free.span.start + 3 * 1024 and plan.span.frames == free.span.frames - 3
+    assert plan.span.start >= held
+    args = ladder_args(replace(job, ladder=ladder), mono, "/work", plan)
+    sr = ladder.audio.sample_rate
+    if container == "ts":
+        # what the encoder is fed starts at the first kept frame; -frames:a bounds the packets written
+        assert plan.skip == 0 and plan.input_start == plan.span.start
+        assert plan.input_samples == free.input_samples - 3 * 1024
+        assert values(args, "-frames:a") == [str(1 + plan.span.frames)]
+        assert values(args, "-output_ts_offset")[-1] == ff._num(float(Fraction(plan.span.start, sr)) + ff.TS_PTS_OFFSET)
+    else:
+        assert plan.skip == free.skip + 3 and plan.input_start == free.input_start
