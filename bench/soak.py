@@ -598,6 +598,11 @@ def account(chunks: list[Chunk], table: Any, fetch: Callable[[str], bytes | None
                 elif not c.uploads:
                     c.outcome = "slate: never uploaded"
                     outcomes[c.outcome] += 1
+                elif why == "between runs" and s == seqs[-1]:
+                    # Uploaded as the run stopped, refused ("channel is STOPPING", counted): its slot is the
+                    # first of the slate that bridges the restart.
+                    c.outcome = "rejected: arrived as the run stopped (its slot bridges the restart)"
+                    outcomes[c.outcome] += 1
                 else:
                     c.outcome = f"slate: {why}"
                     outcomes[c.outcome] += 1

@@ -18,6 +18,9 @@ Rules (issues #15 and #10):
   Period starts: HLS EXT-X-DISCONTINUITY, DASH Period. Its id, start and PTO are stored and never
   change; its PDT anchor is where the previous Period ended (or, after an outage, the wall clock),
   so PDT never goes back.
+- Between runs, the time the channel was off air is bridged with slate (at most 3 segments of it)
+  in the sealed run, right after its last segment, listed once the next run's first chunk is placed: a
+  viewer's buffer gets back what the stop took from it, and the next run's PDT continues.
 - The DVR window keeps the newest `dvr_window` seconds of listed media, across runs.
 - Sealing a run (stop) publishes what arrives within a bounded wait, slates the holes up to the last
   received chunk, then nothing more: a straggler is dropped and counted.
@@ -44,6 +47,9 @@ MAX_SPAN = 100_000
 STALE_CLAIM = timedelta(seconds=30)
 # A run's first slot waits this many slate waits for its chunk: the run's first transcodes start cold.
 FIRST_SLOT_FACTOR = 3
+# The slate bridging the off-air time between two runs lasts at most this many segments: what the
+# players keep as live delay (DASH suggestedPresentationDelay and hls.js: 3 target durations).
+BRIDGE_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,7 @@ class SlotClaim:
     v_dur: int
     a_start: int
     a_dur: int
-    reason: str  # "missing" | "late" | "invalid" | "stopped"
+    reason: str  # "missing" | "late" | "invalid" | "stopped" | "between runs"
 
 
 @dataclass(frozen=True)
@@ -242,6 +248,17 @@ def plan(
             if first is None:
                 recheck.extend(_hold_until(run_chunks, shape))
                 continue
+            # Only after a run sealed by its stop (already published as sealed): what it lists past its
+            # last segment then is the bridge alone.
+            if out_runs and out_runs[-1].sealed and (was := states.get(out_runs[-1].run)) is not None and was.sealed:
+                bridged, waiting = _bridge(out_runs[-1], chunks.get(out_runs[-1].run, {}), periods, info,
+                                           run_chunks[first], nominal, max_frames, frame, rate, fps, now,
+                                           claims, new_slates, listing)
+                out_runs[-1] = bridged
+                prev_msn = bridged.msn_base + bridged.last_seq
+                if waiting:
+                    recheck.append(now + timedelta(seconds=1))
+                    continue
             # The channel's first run numbers its segments by their seq; later runs continue the numbering.
             st = RunState(rn, 0 if prev_msn < 0 else prev_msn + 1 - first, first, first - 1)
         if ast is None and info is not None:
@@ -429,13 +446,14 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
         elif later:
             first_later = min(t for _, t in later)
             due = first_later + (wait * FIRST_SLOT_FACTOR if prev is None else wait)
-            if c is None and prev is not None and prev.fill != SLATE:
+            if c is None and prev is not None:
                 # Never received at all: it was due a segment after its predecessor arrived. Once it is
                 # two waits overdue there is nothing left to wait for as soon as a later chunk is ready:
                 # a missing chunk after an encoder pause must not add a whole wait to the hole every
                 # viewer rides out (soak: players at 3 target durations stalled 1.5-2.2 s when it did).
                 # Not one wait: a chunk one slot out of order arrives just that late, and must play.
-                overdue = prev.received_at + timedelta(seconds=(prev.v_dur or 0) / grid.TICKS) + 2 * wait
+                overdue = _arrival(prev, chunks, st.first_seq) + timedelta(seconds=(prev.v_dur or 0) / grid.TICKS) \
+                    + 2 * wait
                 due = min(due, max(first_later, overdue))
             if due <= now:
                 reason = "missing" if c is None else "late"
@@ -465,10 +483,83 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
     return last, False
 
 
+def _bridge(prev: RunState, prev_chunks: Mapping[int, ChunkState], periods: Sequence[PeriodState],
+            info: RunInfo, first: ChunkState, nominal: int, max_frames: int, frame: int, rate: int, fps: Fraction,
+            now: datetime, claims: list[SlotClaim], new_slates: list[tuple[int, int]],
+            listing: list[tuple[int, ChunkState, bool]]) -> tuple[RunState, bool]:
+    """Slate over the time the channel was off air between a sealed run and the next one's first
+    segment, at most BRIDGE_SEGMENTS segments of it, listed once that chunk is placed (the next run's
+    segments never come before it; they follow as they are transcoded). While nothing was
+    published every viewer's buffer ran down by that time; without the bridge a player resumes the new
+    run with what is left (or, having run dry, with its first segment alone) and stalls at the next
+    late chunk (soak: hls.js 1.2 s, shaka 3.1 s just after a stop/start). The bridge belongs to the
+    sealed run (its URLs and grids, right after its last segment: the same Period), so the new run's
+    Period and PDT continue where it ends; a longer outage keeps its hole after the bridge.
+    Returns the sealed run's state with the bridge listed as far as it is claimed, and whether the next
+    run must wait for the claims returned (it starts once the bridge is listed)."""
+    last = prev.last_seq
+    pc = prev_chunks.get(last)
+    if (last < prev.first_seq or pc is None or pc.v_start is None or pc.v_dur is None or first.v_start is None
+            or pc.a_start is None or pc.a_dur is None):
+        return prev, False
+    home = [p for p in periods if p.run == prev.run and p.first_seq <= last]
+    if not home:
+        return prev, False
+    pd = max(home, key=lambda p: p.first_seq)
+    end_v = begin_v = pc.v_start + pc.v_dur
+    prev_end = pd.pdt0 + timedelta(microseconds=round((end_v - pd.v0) * 1_000_000 / grid.TICKS))
+    starts = info.availability_start + timedelta(microseconds=round(first.v_start * 1_000_000 / grid.TICKS))
+    hole = round((starts - prev_end).total_seconds() * grid.TICKS)
+    want = min(hole, BRIDGE_SEGMENTS * nominal * frame)
+    slates = set(prev.slates)
+    tail, seq = pc, last + 1
+    while (c := prev_chunks.get(seq)) is not None:
+        if c.fill != SLATE or c.v_start != end_v or c.v_dur is None or c.a_start is None or c.a_dur is None:
+            # A chunk of its own holds the slot (a straggler): the sealed run ends where it is.
+            return replace(prev, last_seq=last, slates=frozenset(slates)), False
+        listing.append((prev.run, c, True))
+        slates.add(seq)
+        new_slates.append((prev.run, seq))
+        end_v += c.v_dur
+        tail, last, seq = c, seq, seq + 1
+    state = replace(prev, last_seq=last, slates=frozenset(slates))
+    left = (want - (end_v - begin_v)) // frame
+    if left < max(1, nominal // 4):  # nothing (or a sliver not worth a segment) left to bridge
+        return state, False
+    n = max(1, round(left / nominal))
+    while -(-left // n) > max_frames:
+        n += 1
+    for k in range(n):
+        claim = _slot(prev.run, seq, tail, None, None, nominal, max_frames, frame, rate, fps, "between runs",
+                      frames=left // n + (1 if k < left % n else 0))
+        claims.append(claim)
+        tail = ChunkState(seq, RECEIVED, now, claim.v_start, claim.v_dur, claim.a_start, claim.a_dur, fill=SLATE)
+        seq += 1
+    return state, True
+
+
+def _arrival(prev: ChunkState, chunks: Mapping[int, ChunkState], first_seq: int) -> datetime:
+    """When `prev`'s chunk arrived, or for a slate, would have: a slate has no arrival of its own (its
+    received_at is when it was claimed, or when a late or invalid chunk came), so it is measured from
+    the nearest real chunk before it, plus the media between that chunk's end and the slate's end
+    (slates tile the grid from there)."""
+    if prev.fill != SLATE:
+        return prev.received_at
+    for seq in range(prev.seq - 1, first_seq - 1, -1):
+        c = chunks.get(seq)
+        if c is None or c.v_start is None or c.v_dur is None:
+            break
+        if c.fill != SLATE:
+            gone = (prev.v_start or 0) + (prev.v_dur or 0) - (c.v_start + c.v_dur)
+            return c.received_at + timedelta(microseconds=round(gone * 1_000_000 / grid.TICKS))
+    return prev.received_at
+
+
 def _slot(run: int, seq: int, prev: ChunkState | None, c: ChunkState | None, nxt: ChunkState | None, nominal: int,
-          max_frames: int, frame: int, rate: int, fps: Fraction, reason: str) -> SlotClaim:
+          max_frames: int, frame: int, rate: int, fps: Fraction, reason: str, *, frames: int | None = None
+          ) -> SlotClaim:
     """Where a slate goes: right after the previous segment (or, for a run's first slot, where its own
-    chunk sits), as long as its chunk would have lasted."""
+    chunk sits), as long as its chunk would have lasted (or `frames`)."""
     if prev is not None:
         assert prev.v_start is not None and prev.v_dur is not None and prev.a_start is not None
         assert prev.a_dur is not None
@@ -477,8 +568,11 @@ def _slot(run: int, seq: int, prev: ChunkState | None, c: ChunkState | None, nxt
     else:
         assert c is not None and c.v_start is not None and c.a_start is not None
         v_start, a_start = c.v_start, c.a_start
+    given = frames
     frames = nominal
-    if c is not None and c.v_dur:
+    if given is not None:
+        frames = given
+    elif c is not None and c.v_dur:
         frames = round(c.v_dur / frame)
     elif nxt is not None and nxt.v_start is not None and nxt.v_start > v_start:
         frames = round((nxt.v_start - v_start) / frame)

@@ -6,7 +6,7 @@ playlist URLs continue; what is published is what ingest accepted."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import m3u8
@@ -452,16 +452,25 @@ def test_given_a_restart_then_the_same_playlists_continue_and_nothing_immutable_
     start(pipe)
     live(pipe, 2, offset=500.0)  # the encoder restarts at seq 0 with another clock
     pl = m3u8.loads(pipe.origin(f"{CH}/360p/live.m3u8"))
-    assert [s.uri for s in pl.segments] == uris(3) + uris(2, run=2)
-    assert pl.media_sequence == live_before.media_sequence == 0  # the numbering continues: 0..4
-    assert [bool(s.discontinuity) for s in pl.segments] == [False] * 3 + [True, False]
-    assert pl.segments[3].init_section.uri == "r2/init.mp4"
-    assert pl.segments[3].current_program_date_time >= pl.segments[2].current_program_date_time
+    # The time off air is bridged with run 1's slate (3 segments at most) right after its end, listed
+    # before run 2's first segment, so a viewer's buffer gets back what the stop took.
+    bridge = uris(3, first=3)
+    assert [s.uri for s in pl.segments] == uris(3) + bridge + uris(2, run=2)
+    assert pl.media_sequence == live_before.media_sequence == 0  # the numbering continues: 0..7
+    assert [bool(s.discontinuity) for s in pl.segments] == [False] * 6 + [True, False]
+    assert pl.segments[6].init_section.uri == "r2/init.mp4"
+    assert pl.segments[6].current_program_date_time >= pl.segments[5].current_program_date_time
+    assert [s.current_program_date_time for s in pl.segments[3:6]] == [
+        pl.segments[2].current_program_date_time + timedelta(seconds=2 * k) for k in (1, 2, 3)]
+    vod = m3u8.loads(pipe.origin(f"{CH}/360p/vod-r1.m3u8"))
+    assert [s.uri for s in vod.segments] == uris(3)  # the run's VOD stays as sealed
     mpd = MPEGDASHParser.parse(pipe.origin(f"{CH}/manifest.mpd"))
     assert mpd.availability_start_time == mpd_before.availability_start_time
     assert [p.id for p in mpd.periods] == ["r1-0", "r2-0"] and mpd.periods[0].start == mpd_before.periods[0].start
     after = objects(pipe, ".m4s") | objects(pipe, "init.mp4")
     assert {k: after[k] for k in segments_before} == segments_before  # not one byte rewritten
+    assert all(f"{CH}/{r}/{u}" in after for r in ("360p", "240p", "audio") for u in bridge)
+    assert [n for pid, _, n, _ in mpd_segments(pipe.origin(f"{CH}/manifest.mpd")) if pid == "r1-0"] == list(range(6))
 
 
 def test_given_a_restart_while_the_run_is_still_stopping_then_a_clear_error(pipe: Pipeline) -> None:

@@ -5,6 +5,7 @@ slate, where Periods start and when to look again."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -116,9 +117,22 @@ def test_given_a_missing_chunk_after_an_encoder_pause_then_it_is_slated_as_soon_
     # Overdue from 8 (due at 4, two waits): a later chunk ready at 7 waits for it until 8, not 9.
     mid = run_plan([chunk(0), chunk(2, arrived=6.8, ready=7.0)], now=7.0)
     assert mid.claims == () and mid.recheck_at == at(8.0)
-    # One slot out of order (1 comes just after 2, a segment late): 2 ready at 6.5 still waits 2 s for it.
+    # One slot out of order (1 comes just after 2, a segment late): 2 ready at 6.5 still waits 1.5 s for
+    # it, until 8 (two waits after 1 was due).
     swapped = run_plan([chunk(0), chunk(2, arrived=6.0, ready=6.5)], now=6.5)
     assert swapped.claims == () and swapped.recheck_at == at(8.0)
+
+
+def test_given_a_missing_chunk_after_a_slate_then_it_is_overdue_from_the_slates_end() -> None:
+    # 1 never came and is slate (claimed at 9: its received_at says nothing about when 2 was due); 2
+    # never comes either: it was due at 6, where the slate ends, and is overdue at 10 (two waits).
+    slate1 = replace(chunk(1, done=False), fill=SLATE, received_at=at(9.0), claimed_at=at(9.0))
+    pub = run_plan([chunk(0), slate1], now=9.0).state
+    assert pub.run(1).last_seq == 1  # type: ignore[union-attr]
+    early = run_plan([chunk(0), slate1, chunk(3, arrived=8.5, ready=9.5)], now=9.5, pub=pub)
+    assert early.claims == () and early.recheck_at == at(10.0)  # not 11.5 (claim time + 2 s + two waits)
+    [claim] = run_plan([chunk(0), slate1, chunk(3, arrived=8.5, ready=9.5)], now=10.0, pub=pub).claims
+    assert (claim.seq, claim.reason, claim.v_start) == (2, "missing", 2 * SEG)
 
 
 def test_given_a_received_chunk_still_transcoding_then_it_keeps_the_whole_wait_however_late_it_came() -> None:
@@ -178,18 +192,80 @@ def test_given_an_outage_then_the_new_period_follows_the_wall_clock() -> None:
     assert segs[2].discontinuity and segs[2].program_date_time == at(64)
 
 
+def stopped(p: Plan) -> PublishState:
+    """The publish state once the run's stop sealed it."""
+    return replace(p.state, runs=tuple(replace(r, sealed=True) for r in p.state.runs))
+
+
+def claim_all(p: Plan) -> list[ChunkState]:
+    return [claimed(p, c) for c in p.claims]
+
+
+def run2_chunks(starts: float, n: int) -> list[ChunkState]:
+    """Run 2's first `n` chunks, its media time 0 at `starts` s (its RunInfo) on the wall clock."""
+    return [replace(chunk(s), run=2, received_at=at(starts + 2 + 2 * s)) for s in range(n)]
+
+
 def test_given_a_new_run_then_numbering_and_pdt_continue_with_a_discontinuity_and_a_new_period() -> None:
-    first = run_plan([chunk(s) for s in range(3)], now=7)
+    first = stopped(run_plan([chunk(s) for s in range(3)], now=7))
     run2 = RunInfo(2, at(100), slate_ready=True, started_at=at(102))
-    chunks = [chunk(s) for s in range(3)] + [replace(chunk(s), run=2, received_at=at(102 + 2 * s)) for s in range(2)]
-    p = run_plan(chunks, now=105, pub=first.state, runs={1: RUN, 2: run2}, current=2)
+    chunks = [chunk(s) for s in range(3)] + run2_chunks(100, 2)
+    runs = {1: RUN, 2: run2}
+    # The channel was off air from 6 to 100: the bridge (3 segments of run 1's slate after its end)
+    # is claimed first, and run 2 starts only once it is listed.
+    waiting = run_plan(chunks, now=105, pub=first, runs=runs, current=2)
+    assert listed(waiting) == ["r1/0", "r1/1", "r1/2"] and [(c.run, c.seq) for c in waiting.claims] == [
+        (1, 3), (1, 4), (1, 5)]
+    assert all(c.reason == "between runs" for c in waiting.claims) and waiting.recheck_at == at(106)
+    p = run_plan([*chunks, *claim_all(waiting)], now=105, pub=first, runs=runs, current=2)
     segs = p.timeline.segments
-    assert listed(p) == ["r1/0", "r1/1", "r1/2", "r2/0", "r2/1"]
-    assert [s.number for s in segs] == [0, 1, 2, 3, 4]
-    assert [s.discontinuity for s in segs] == [False, False, False, True, False]
-    assert segs[3].program_date_time == at(100) and segs[3].run == "r2"
+    assert listed(p) == ["r1/0", "r1/1", "r1/2", "r1/3*", "r1/4*", "r1/5*", "r2/0", "r2/1"]
+    assert [s.number for s in segs] == list(range(8))
+    assert [s.discontinuity for s in segs] == [False] * 6 + [True, False]
+    assert segs[5].program_date_time == at(10)  # the bridge continues run 1 (one Period) ...
+    assert segs[6].program_date_time == at(100) and segs[6].run == "r2"  # ... a longer outage keeps its hole
     assert [pd.id for pd in p.timeline.periods] == ["r1-0", "r2-0"]
     assert p.timeline.periods[1].start == 100.0 and p.timeline.periods[1].v0 == 0
+    assert p.new_slates == ((1, 3), (1, 4), (1, 5)) and p.state.run(1).last_seq == 5  # type: ignore[union-attr]
+    # Published: the next plan lists the bridge from the stored state and claims nothing more.
+    again = run_plan([*chunks, *claim_all(waiting)], now=107, pub=p.state, runs=runs, current=2)
+    assert listed(again) == listed(p) and again.claims == () and not again.changed
+
+
+def test_given_a_short_stop_then_the_bridge_fills_the_off_air_time_and_the_next_run_continues_it() -> None:
+    # Run 1 ends at 6 (PDT); run 2's media time 0 is at 9.5 on the wall clock: 3.5 s off air.
+    first = stopped(run_plan([chunk(s) for s in range(3)], now=7))
+    runs = {1: RUN, 2: RunInfo(2, at(9.5), slate_ready=True, started_at=at(11.5))}
+    chunks = [chunk(s) for s in range(3)] + run2_chunks(9.5, 1)
+    waiting = run_plan(chunks, now=12, pub=first, runs=runs, current=2)
+    claims = waiting.claims
+    assert [c.v_dur for c in claims] == [44 * FRAME, 43 * FRAME]  # 87 frames in two segments
+    assert claims[0].v_start == 3 * SEG and claims[1].v_start == claims[0].v_start + claims[0].v_dur
+    for a, b in itertools.pairwise(claims):  # audio tiles run 1's AAC grid too
+        assert b.a_start == a.a_start + a.a_dur and a.a_dur % 1024 == 0
+    p = run_plan([*chunks, *claim_all(waiting)], now=12, pub=first, runs=runs, current=2)
+    segs = p.timeline.segments
+    assert listed(p) == ["r1/0", "r1/1", "r1/2", "r1/3*", "r1/4*", "r2/0"]
+    # 87 whole frames (3.48 s) bridge the 3.5 s; run 2 continues where the bridge ends, within a frame of
+    # its wall clock: no hole in PDT, nor on the DASH timeline.
+    assert segs[5].program_date_time == segs[4].program_date_time + timedelta(seconds=segs[4].duration) == at(9.48)
+    assert p.timeline.periods[1].start == 9.48
+
+
+def test_given_a_stop_shorter_than_a_quarter_segment_then_no_bridge() -> None:
+    first = stopped(run_plan([chunk(s) for s in range(3)], now=7))
+    runs = {1: RUN, 2: RunInfo(2, at(6.4), slate_ready=True, started_at=at(8.4))}
+    p = run_plan([chunk(s) for s in range(3)] + run2_chunks(6.4, 1), now=9, pub=first, runs=runs, current=2)
+    assert p.claims == () and listed(p) == ["r1/0", "r1/1", "r1/2", "r2/0"]
+
+
+def test_given_a_straggler_holds_the_slot_after_a_sealed_run_then_no_bridge_over_it() -> None:
+    first = stopped(run_plan([chunk(s) for s in range(3)], now=7))
+    runs = {1: RUN, 2: RunInfo(2, at(20), slate_ready=True, started_at=at(22))}
+    straggler = chunk(3, done=False, arrived=8)
+    p = run_plan([chunk(s) for s in range(3)] + [straggler] + run2_chunks(20, 1), now=23, pub=first,
+                 runs=runs, current=2)
+    assert p.claims == () and listed(p) == ["r1/0", "r1/1", "r1/2", "r2/0"]
 
 
 def test_the_dvr_window_drops_old_segments_and_counts_the_discontinuities_that_left() -> None:
