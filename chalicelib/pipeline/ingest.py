@@ -140,19 +140,24 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         "expires_at": int(received.timestamp() + float(meta.dvr_window or st.dvr_window) + 86400),
     }
     ladder = deps.ladder(meta)
+    run_item: dict[str, Any] = {}
     try:
         info, found = _probe(u, deps)
         facts, run_item = _place(u, deps, meta, run, info, received, segdur)
         _check_duration(facts, segdur, ladder.audio.sample_rate)
     except InvalidMediaError as e:
+        if run_item.get("created"):  # placed (it fixed the run's clock), then refused as too long
+            _request_slate(u, deps, run)
         return _invalid(u, deps, meta, run, base_item, str(e))
+    if run_item.get("created"):
+        # Whatever the put below finds: this upload fixed the run's clock, so nobody else will ask for the
+        # run's slate, and without it no slot of the run can ever be slated (the channel would stall).
+        _request_slate(u, deps, run)
     item = {**base_item, "status": RECEIVED, **facts, **_probe_record(info)}
     status, existing = store.record_chunk(u.channel, run, u.seq, item)
     if status != "new":
         return _not_new(u, deps, meta, run, status, existing)
     store.note_arrival(u.channel, run, u.seq, received)
-    if run_item.get("created"):
-        _request_slate(u, deps, run)
     _source_cues(u, deps, meta, run, facts, run_item, found)  # before the jobs: they force IDRs at its splices
     _fan_out(u, deps, meta, run, u.version_id)
     logger.info("chunk accepted", extra={"run": run, "v_start": facts["v_start"], "frames": facts["frames"],

@@ -722,3 +722,27 @@ def test_a_steady_chunk_costs_the_pipeline_store_a_fixed_set_of_requests(pipe: P
     # points), the unpublished SEG# tail, the ad breaks again (the render must see a break added meanwhile).
     # PutItem: SEG#. UpdateItem: arrival (META), queued, media claim, done, lease+work, commit, release.
     assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 7}
+
+
+def test_given_the_upload_that_fixes_the_runs_clock_is_refused_then_the_runs_slate_is_still_rendered(
+        pipe: Pipeline) -> None:
+    """Chunk 0 arrives corrupt (recorded invalid, no place on the clock); the encoder re-sends it with other
+    bytes: this upload fixes the run's clock, then is refused (the slot holds the first upload). Later chunks
+    find the run made: if the refused upload had not asked for the slate, nobody would, and a missing chunk
+    could never be slated: every playlist would stop at the hole for good."""
+    pipe.channel(CH)
+    pipe.clock.advance(2)
+    assert pipe.push(CH, 0, body=b"CORRUPT" + b"\0" * 993) == ["invalid"]
+    [refused] = pipe.push(CH, 0)
+    assert refused.startswith("rejected"), refused
+    pipe.pump()
+    for seq in (1, 3, 4):  # 2 never comes
+        pipe.clock.advance(2 if seq != 3 else 4)
+        assert pipe.push(CH, seq) == ["accepted"]
+        pipe.pump()
+    pipe.clock.advance(2)
+    publish.package(CH, pipe.deps)
+    pipe.pump()
+    item = pipe.chunk_item(CH, 2)
+    assert item is not None and item["fill"] == "slate"
+    assert pipe.listed(CH)[-3:] == uris(3, first=2)
