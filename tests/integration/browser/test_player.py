@@ -183,7 +183,9 @@ class LiveOrigin(demo.DirectoryObjectSource):
         return re.sub(r"(<Period[^>]*>)", lambda m: m.group(1) + stream, text, count=1).encode()
 
 
-RUNNING_CHANNEL = SimpleNamespace(state=records.RUNNING, run_no=1)  # what playback() reads of the record
+# The record playback() reads: a real one, so a field playback() starts reading is there (a stand-in
+# namespace lacked run_no once, part_duration later: both broke every signed-origin test).
+RUNNING_CHANNEL = records.ChannelRecord(id=CHANNEL, state=records.RUNNING, run_no=1)
 
 
 class StandInApi:
