@@ -141,18 +141,20 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
     }
     ladder = deps.ladder(meta)
     run_item: dict[str, Any] = {}
+    refused: str | None = None
     try:
         info, found = _probe(u, deps)
         facts, run_item = _place(u, deps, meta, run, info, received, segdur)
         _check_duration(facts, segdur, ladder.audio.sample_rate)
     except InvalidMediaError as e:
-        if run_item.get("created"):  # placed (it fixed the run's clock), then refused as too long
-            _request_slate(u, deps, run)
-        return _invalid(u, deps, meta, run, base_item, str(e))
+        refused = str(e)
     if run_item.get("created"):
-        # Whatever the put below finds: this upload fixed the run's clock, so nobody else will ask for the
-        # run's slate, and without it no slot of the run can ever be slated (the channel would stall).
+        # Whatever becomes of this upload (too long, or the put below finds the slot taken): it fixed the
+        # run's clock, so nobody else will ask for the run's slate, and without it no slot of the run can
+        # ever be slated (the channel would stall).
         _request_slate(u, deps, run)
+    if refused is not None:
+        return _invalid(u, deps, meta, run, base_item, refused)
     item = {**base_item, "status": RECEIVED, **facts, **_probe_record(info)}
     status, existing = store.record_chunk(u.channel, run, u.seq, item)
     if status != "new":
