@@ -32,9 +32,9 @@ demo: deps
 test: deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy chalicelib devtools slipstream_cli bench infra layers app.py
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not realtime" tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 -m "not realtime" tests
 	@# Real-time tests (live pipeline, players, the fault soak) alone: they must not share the CPU.
-	start=$$(date +%s) && $(BIN)/python -m pytest -p no:xdist -m realtime tests && \
+	start=$$(date +%s) && $(BIN)/python -m pytest -p no:xdist --durations=25 --durations-min=5 -m realtime tests && \
 	  echo "real-time stage: finished in $$(( $$(date +%s) - start )) s"
 	$(MAKE) --no-print-directory localstack
 
@@ -72,7 +72,7 @@ localstack: deps
 	  echo "LocalStack stage skipped: Python 3.13 not found (looked for $(HOME)/.pyenv/versions/3.13.0/bin/python and a working python3.13 on PATH); localstack-core $(LOCALSTACK_VERSION) needs it"; \
 	else \
 	  $(MAKE) --no-print-directory $(LOCALSTACK_STAMP) && \
-	  start=$$(date +%s) && SLIPSTREAM_AWS=localstack $(BIN)/python -m pytest -p no:xdist $(LOCALSTACK_TESTS) && \
+	  start=$$(date +%s) && SLIPSTREAM_AWS=localstack $(BIN)/python -m pytest -p no:xdist --durations=15 --durations-min=5 $(LOCALSTACK_TESTS) && \
 	  echo "LocalStack stage: finished in $$(( $$(date +%s) - start )) s"; \
 	fi
 
