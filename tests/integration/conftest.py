@@ -100,7 +100,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Real-time tests: a live schedule against the wall clock, real players, or a channel measured over
 # minutes. They must not share the 2 cores with the parallel suite (`make test` runs them alone after it).
-REALTIME = ("browser/", "pipeline/", "soak/", "deploy/", "test_lifecycle_e2e.py")
+# Not here: the demo server's routing tests (HTTP only) and the media continuity test (its chunks are
+# uploaded as fast as they go and never slated; what it measures is the decoded media, not when it came).
+REALTIME = ("browser/test_player.py", "browser/test_player_ll.py", "browser/test_scte35_players.py",
+            "pipeline/test_pipeline_live.py", "pipeline/test_scte35_source.py", "pipeline/test_llhls_live.py",
+            "soak/", "deploy/", "test_lifecycle_e2e.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from devtools import demo
+from tests.support.players import play, report_of, watch_together
 
 PlayerRun = Callable[..., dict[str, Any]]  # the run_player fixture (conftest.py)
 
@@ -59,11 +60,23 @@ def test_hlsjs_in_low_latency_mode_plays_the_ll_playlist_by_blocking_reloads_and
     assert set(parts) <= {"200", "000"} and parts["200"] > 10 * parts["000"], parts
 
 
+@pytest.fixture(scope="module")
+def regular_viewers(ll_stack: demo.DemoStack, tmp_path_factory: pytest.TempPathFactory
+                    ) -> dict[str, dict[str, Any] | BaseException]:
+    """Regular hls.js and dash.js watch the channel at the same time (viewers who do not do LL-HLS)."""
+    work = tmp_path_factory.mktemp("ll-regular")
+
+    def viewer(fmt: str) -> Callable[[], dict[str, Any]]:
+        (work / fmt).mkdir()
+        return lambda: play(ll_stack.player_url(fmt).replace("&ll=1", ""), work / fmt, play=30)
+
+    return watch_together({fmt: viewer(fmt) for fmt in ("hls", "dash")})
+
+
 @pytest.mark.parametrize("fmt", ["hls", "dash"])
 def test_players_that_do_not_do_ll_hls_play_the_same_channel_regular_playlists_and_mpd(
-        ll_stack: demo.DemoStack, run_player: PlayerRun, fmt: str) -> None:
-    url = ll_stack.player_url(fmt).replace("&ll=1", "")
-    report = run_player(url, play=30)
+        regular_viewers: dict[str, Any], fmt: str) -> None:
+    report = report_of(regular_viewers, fmt)
     assert report["ok"], report["failures"]
     assert report["stalls"] == 0
     assert report["source"].endswith(f"/{CHANNEL}/master.m3u8" if fmt == "hls" else f"/{CHANNEL}/manifest.mpd")

@@ -28,6 +28,7 @@ from chalicelib import records, root
 from chalicelib.media import scte35
 from chalicelib.transcode.ffmpeg import find_binary
 from tests.support.cued_source import TICKS, first_pts, make_chunks, upload_live, with_cues
+from tests.support.players import report_of, watch_together
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -172,22 +173,32 @@ def ended_early(report: dict[str, Any], live: dict[str, Any], source: str) -> di
 ONE_BREAK = ("--until-breaks", "1")
 
 
-def test_hlsjs_reports_the_daterange_and_cue_tags_and_the_early_return(live_ads: dict[str, Any]) -> None:
-    report = watch(live_ads, "hlsjs", "hls", 75, *ONE_BREAK)
-    b = ended_early(report, live_ads, "daterange")
+@pytest.fixture(scope="module")
+def first_breaks(live_ads: dict[str, Any]) -> dict[str, dict[str, Any] | BaseException]:
+    """hls.js, dash.js and shaka watch the channel at the same time, each until it has seen one break."""
+    return watch_together({
+        "hlsjs": lambda: watch(live_ads, "hlsjs", "hls", 75, *ONE_BREAK),
+        "dashjs": lambda: watch(live_ads, "dashjs", "dash", 75, *ONE_BREAK),
+        "shaka": lambda: watch(live_ads, "shaka", "dash", 75, *ONE_BREAK),
+    })
+
+
+def test_hlsjs_reports_the_daterange_and_cue_tags_and_the_early_return(
+        live_ads: dict[str, Any], first_breaks: dict[str, Any]) -> None:
+    b = ended_early(report_of(first_breaks, "hlsjs"), live_ads, "daterange")
     assert "cue" in b["sources"] and any(i.startswith("src1-") for i in b["ids"])
     assert b["duration"] == pytest.approx(PLANNED)  # PLANNED-DURATION; END-DATE says where it ended
 
 
-def test_dashjs_raises_the_eventstream_events_out_and_in(live_ads: dict[str, Any]) -> None:
-    report = watch(live_ads, "dashjs", "dash", 75, *ONE_BREAK)
-    b = ended_early(report, live_ads, "dash-event")
+def test_dashjs_raises_the_eventstream_events_out_and_in(
+        live_ads: dict[str, Any], first_breaks: dict[str, Any]) -> None:
+    b = ended_early(report_of(first_breaks, "dashjs"), live_ads, "dash-event")
     assert len(b["ids"]) == 2  # two Events: the out (its splice_event_id) and the in-cue
 
 
-def test_shaka_raises_timeline_regions_out_and_in(live_ads: dict[str, Any]) -> None:
-    report = watch(live_ads, "shaka", "dash", 75, *ONE_BREAK)
-    b = ended_early(report, live_ads, "dash-event")
+def test_shaka_raises_timeline_regions_out_and_in(
+        live_ads: dict[str, Any], first_breaks: dict[str, Any]) -> None:
+    b = ended_early(report_of(first_breaks, "shaka"), live_ads, "dash-event")
     assert len(b["ids"]) == 2
 
 
