@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,12 +45,19 @@ def play(url: str, work: Path, *, play: float = 20, ad_break: bool = False, fmt:
     return report
 
 
-def watch_together(runs: Mapping[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str, Any] | BaseException]:
-    """Several viewers at once, each in its own chromium (the way viewers share an origin): every run's
-    report by name, or what it raised, so each test asserts on its own viewer. Watching in parallel keeps
-    the real-time stage short; the players are light next to the stack they watch."""
+def watch_together(runs: Mapping[str, Callable[[], dict[str, Any]]], stagger: float = 3.0
+                   ) -> dict[str, dict[str, Any] | BaseException]:
+    """Several viewers at once, each in its own chromium (the way viewers share an origin), joining
+    `stagger` seconds apart (a 2-core machine starting three browsers in the same instant starves the
+    first seconds of playback): every run's report by name, or what it raised, so each test asserts on
+    its own viewer. Watching in parallel keeps the real-time stage short; the players are light next to
+    the stack they watch."""
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        futures = {name: pool.submit(run) for name, run in runs.items()}
+        futures = {}
+        for i, (name, run) in enumerate(runs.items()):
+            if i:
+                time.sleep(stagger)
+            futures[name] = pool.submit(run)
         out: dict[str, dict[str, Any] | BaseException] = {}
         for name, f in futures.items():
             try:
