@@ -54,7 +54,8 @@ def _self_cpu_since(start: float) -> float:
     return _self_cpu() - start
 
 
-def make_source(folder: Path, seconds: int, size: str, rate: int, channels: int = 2) -> tuple[Path, list[Path]]:
+def make_source(folder: Path, seconds: int, size: str, rate: int, channels: int = 2,
+                audio_bitrate: int = 128_000) -> tuple[Path, list[Path]]:
     """The whole source (for the baseline) and its 2 s chunks (stream copy: identical frames). Stereo AAC
     48 kHz, what `slipstream push`, OBS and hardware encoders send (the ladder copies it); mono is
     re-encoded (the audio encode path, primed with the previous chunk as in the pipeline)."""
@@ -63,7 +64,7 @@ def make_source(folder: Path, seconds: int, size: str, rate: int, channels: int 
         [find_binary("ffmpeg"), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-ac", str(channels), "-t", str(seconds),
          "-c:v", "libx264", "-preset", "ultrafast", "-g", str(int(CHUNK * rate)), "-keyint_min",
-         str(int(CHUNK * rate)), "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k", str(whole)],
+         str(int(CHUNK * rate)), "-sc_threshold", "0", "-c:a", "aac", "-b:a", str(audio_bitrate), str(whole)],
         check=True, timeout=600,
     )
     subprocess.run(
@@ -125,7 +126,11 @@ def measure(ladder: Ladder, seconds: int, size: str, reprobe: bool = False, audi
     rate = int(ladder.frame_rate)
     with tempfile.TemporaryDirectory(prefix="bench-transcode-") as tmp:
         folder = Path(tmp)
-        whole, chunks = make_source(folder, seconds, size, rate, channels=2 if audio == "copy" else 1)
+        # 128 kb/s, or 3/4 of the ladder's copy ceiling where that is lower (the test ladder copies up to
+        # 128 kb/s, and a 128k AAC encode lands just over it: "copy" would have re-encoded).
+        bitrate = min(128_000, ladder.audio.copy_max_bitrate * 3 // 4)
+        whole, chunks = make_source(folder, seconds, size, rate, channels=2 if audio == "copy" else 1,
+                                    audio_bitrate=bitrate)
         # Ingest's probe of every chunk (with the decode check): a stage of its own, before the job. It
         # reaches the job through the chunk's record, as in the pipeline (worker.py: probe.from_record).
         ingest_cpu, records, infos = 0.0, [], []
