@@ -14,8 +14,10 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -42,6 +44,10 @@ TS_PTS_OFFSET = 10.0
 # frame-thread delay. The count is fixed, not taken from the machine, because the slice
 # layout is part of the bitstream: a retry on a Lambda of another size gives the same bytes.
 X264_THREADS = 2
+# prctl(2) option: the child's memory is never backed by transparent huge pages (kept across execve).
+_PR_SET_THP_DISABLE = 41
+# A chunk's encode runs with 4 KiB pages (see run_process); bench.transcode --huge-pages flips it to compare.
+CHUNK_HUGE_PAGES = False
 
 
 class FFmpegNotFoundError(TranscodeError):
@@ -99,17 +105,47 @@ class ProcessResult:
     stdout: str = ""
 
 
-def run_process(args: list[str], *, timeout: float, stdout: bool = False) -> ProcessResult:
+@functools.cache
+def _thp_disabler() -> Callable[[], None] | None:
+    """A function that turns transparent huge pages off for the calling process (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+
+    def disable() -> None:
+        prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)  # failure (an old kernel) only means huge pages stay on
+
+    return disable
+
+
+def run_process(args: list[str], *, timeout: float, stdout: bool = False, huge_pages: bool = True) -> ProcessResult:
     """Run a child, killing it at `timeout`; measure its own CPU time with wait4.
 
     wait4 (not RUSAGE_CHILDREN) so that jobs running concurrently in threads of one process
     each get their own child's CPU time. Output goes to temp files: no pipe to deadlock on.
+
+    ``huge_pages=False`` starts the child with transparent huge pages off (prctl PR_SET_THP_DISABLE, set
+    between fork and exec). What it is for: x264 madvises every buffer of >= ~2 MB (frames, look-ahead,
+    MB-tree) as MADV_HUGEPAGE, so each first touch makes the kernel zero a whole 2 MB page, used or not.
+    A long encode pays that once; a chunk's ffmpeg pays it in every process. Measured on the 2-core
+    dev VM, default ladder, one 2 s chunk: 0.3-0.6 CPU s of kernel page zeroing per process (more when
+    the host has to back fresh guest memory), gone with 4 KiB pages, and no user-time cost seen.
     """
+    preexec = None if huge_pages else _thp_disabler()
     with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
         start = time.monotonic()
         try:
+            # preexec_fn runs in the forked child before exec: only a prepared ctypes call (no import,
+            # no lock), which is safe even with other threads in the parent.
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out if stdout else subprocess.DEVNULL,
-                                    stderr=err)
+                                    stderr=err, preexec_fn=preexec)
         except OSError as exc:
             raise FFmpegNotFoundError(f"cannot run {args[0]}: {exc.strerror}: {INSTALL_HINT}") from None
         deadline = start + timeout

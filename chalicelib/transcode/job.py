@@ -40,6 +40,7 @@ from ..media import grid
 from ..media.ladder import VIDEO_TIMESCALE, Ladder
 from . import audio as audio_plan
 from . import boxes
+from . import ffmpeg as _ffmpeg
 from .ffmpeg import find_binary, ladder_args, output_path, run_process
 from .probe import AudioInfo, MediaInfo, probe
 
@@ -305,7 +306,9 @@ def run(job: TranscodeJob) -> TranscodeResult:
             joined = _joined_audio(job, info, workdir, ffmpeg)
         run_job = replace(job, renditions=names, splice_points=inside, preroll_path=joined)
         args = ladder_args(run_job, info, workdir, plan, video)
-        proc = run_process([ffmpeg, *args], timeout=max(remaining, 1.0))
+        # 4 KiB pages: a chunk's encoders would otherwise zero whole 2 MB huge pages in every process
+        # (ffmpeg.run_process), a fixed cost per chunk that one long encode pays once.
+        proc = run_process([ffmpeg, *args], timeout=max(remaining, 1.0), huge_pages=_ffmpeg.CHUNK_HUGE_PAGES)
         decode_errors = [m.group(1) for m in _DECODE_ERROR_RE.finditer(proc.stderr)]
         if decode_errors:
             name = os.path.basename(job.source_path)

@@ -89,7 +89,7 @@ def render(ladder: Ladder, output_dir: str, title: str = "", timeout: float = 12
             args.append(output_path(work, r.name, "cmaf"))
         args += ["-map", "1:a", "-vn", *audio_encoder_args(ladder), *_muxer_args(False, video=False),
                  output_path(work, ladder.audio.name, "cmaf")]
-        proc = run_process(args, timeout=timeout)
+        proc = run_process(args, timeout=timeout, huge_pages=False)  # x264 in a short process: see run_process
         if proc.returncode != 0:
             raise TranscodeError(f"slate render failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
         files: dict[str, str] = {}

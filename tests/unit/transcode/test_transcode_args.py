@@ -263,6 +263,18 @@ def test_given_busy_child_when_run_then_its_own_cpu_time_is_measured() -> None:
     assert 0.05 < result.cpu_seconds <= result.wall_seconds * 1.5 + 0.05
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux /proc only")
+def test_given_chunk_encode_when_child_started_then_it_runs_without_huge_pages() -> None:
+    # x264 madvises its big buffers: with huge pages every chunk's process zeroes whole 2 MB pages.
+    status = [sys.executable, "-c", "print([l for l in open('/proc/self/status') if l.startswith('THP_enabled')])"]
+    small = ff.run_process(status, timeout=30, stdout=True, huge_pages=False)
+    default = ff.run_process(status, timeout=30, stdout=True)
+    if "THP_enabled" not in default.stdout:
+        pytest.skip("this kernel does not report THP_enabled")
+    assert "\\t0" in small.stdout and "\\t1" in default.stdout
+    assert ff.CHUNK_HUGE_PAGES is False  # what job.run starts its ffmpeg with
+
+
 def test_given_missing_program_when_run_then_not_found_error() -> None:
     with pytest.raises(FFmpegNotFoundError, match="apt-get install"):
         ff.run_process([os.path.join("/nonexistent", "ffmpeg")], timeout=1)
