@@ -66,6 +66,7 @@ def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
         "low_latency": {"part_duration": r.part_duration} if r.part_duration else None,
         "missing_media": r.missing_media,
         "slate_wait": r.slate_wait or None,
+        "input_loss_wait": r.input_loss_wait or None,
         "run": r.run_no or None,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
@@ -100,6 +101,7 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         part_duration=body.low_latency.part_duration if body.low_latency else 0.0,
         missing_media=body.missing_media,
         slate_wait=body.slate_wait or 0.0,
+        input_loss_wait=body.input_loss_wait or 0.0,
         created_at=iso(now),
         updated_at=iso(now),
     )

@@ -29,7 +29,7 @@ def pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
         deps = Deps(
             settings=Settings.from_env(), store=PipelineStore(table), objects=S3ObjectStore(boto3.client("s3")),
             queue=SqsQueue(boto3.client("sqs")), cdn=None, probe=fake_probe, transcode=transcoder, now=clock,
-            render_slate=fake_render_slate,
+            render_slate=fake_render_slate, sleep=clock.advance,
         )
         publish.reset_caches()
         worker._INITS.clear()
