@@ -107,7 +107,7 @@ class CreateChannel(_MarkerFields):
     # past its due time a chunk that never came waits with nothing later ready (input loss; 1.5 segments).
     missing_media: Literal["slate", "gap"] = "slate"
     slate_wait: float | None = Field(None, ge=0.2, le=120.0)
-    input_loss_wait: float | None = Field(None, ge=0.5, le=120.0)
+    input_loss_wait: float | None = Field(None, ge=0.0, le=120.0)  # 0: off
 
     @field_validator("id")
     @classmethod
@@ -129,7 +129,7 @@ class PatchChannel(_MarkerFields):
     low_latency: LowLatency | None = None
     missing_media: Literal["slate", "gap"] | None = None
     slate_wait: float | None = Field(None, ge=0.2, le=120.0)
-    input_loss_wait: float | None = Field(None, ge=0.5, le=120.0)
+    input_loss_wait: float | None = Field(None, ge=0.0, le=120.0)  # 0: off
 
     _check_ladder = field_validator("ladder")(_ladder)
 

@@ -194,11 +194,11 @@ def _shape(channel: str, meta: ChannelRecord, ladder: Ladder, deps: Deps, runs: 
 
 def input_loss_wait(meta: ChannelRecord, st: Any) -> float | None:
     """Seconds past its due time a never-received slot waits before it is slated with nothing later ready:
-    the channel's, else the stage's (INPUT_LOSS_WAIT; 0 turns it off), else 1.5 segment durations (the
+    the channel's (negative: off), else the stage's (INPUT_LOSS_WAIT; 0 turns it off), else 1.5 segment durations (the
     RFC 8216bis bound for a new playlist version; more than a segment, so a chunk one slot out of order,
     which arrives a segment late, still plays). None: off, and always for low-latency channels (missing
     parts have their own deadline)."""
-    if meta.part_duration:
+    if meta.part_duration or meta.input_loss_wait < 0:
         return None
     if meta.input_loss_wait:
         return float(meta.input_loss_wait)

@@ -433,3 +433,17 @@ def test_given_the_run_is_being_stopped_then_input_loss_adds_no_slate_after_its_
 def test_given_no_input_loss_wait_then_a_quiet_encoder_leaves_the_edge_where_it_is() -> None:
     p = run_plan([chunk(0), chunk(1)], now=60.0)
     assert p.claims == () and p.recheck_at is None
+
+
+def test_the_input_loss_wait_is_the_channels_else_the_stages_else_one_and_a_half_segments() -> None:
+    from chalicelib.pipeline.publish import input_loss_wait
+    from chalicelib.records import ChannelRecord
+    from chalicelib.settings import Settings
+
+    st = Settings.from_env({"TABLE_NAME": "t", "INGEST_BUCKET": "i", "ORIGIN_BUCKET": "o"})
+    off = Settings.from_env({"TABLE_NAME": "t", "INGEST_BUCKET": "i", "ORIGIN_BUCKET": "o", "INPUT_LOSS_WAIT": "0"})
+    assert input_loss_wait(ChannelRecord(id="a", segment_duration=4.0), st) == 6.0
+    assert input_loss_wait(ChannelRecord(id="a", input_loss_wait=5.0), off) == 5.0
+    assert input_loss_wait(ChannelRecord(id="a"), off) is None
+    assert input_loss_wait(ChannelRecord(id="a", input_loss_wait=-1.0), st) is None
+    assert input_loss_wait(ChannelRecord(id="a", part_duration=0.5), st) is None  # LL: parts have their own rule
