@@ -217,7 +217,10 @@ def test_given_a_chunk_comes_after_input_loss_slated_its_slot_then_it_is_dropped
     assert out.startswith("late")
     pipe.pump()
     assert pipe.origin_bytes(f"{CH}/360p/r1/00000002.m4s") == slate  # never rewritten
-    assert pipe.meta(CH).late_chunks == 1
+    assert pipe.push(CH, 2, start=1.4 + 2 * 2.0)[0].startswith("late")  # the encoder retries it
+    assert pipe.meta(CH).late_chunks == 1  # one chunk, counted once
+    item = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "SEG#000001#000000000002"}).get("Item")
+    assert item is not None and item.get("late") and item["fill"] == "slate"  # the slot says why it is slate
 
 
 def test_given_a_chunk_arrives_after_its_slot_was_slated_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:
