@@ -46,9 +46,9 @@ MAX_CLAIMS = 30  # slate claims per render (a long outage catches up over a few 
 FLUSH_DELAY = 30  # seconds before retrying parked invalidations (CloudFront takes ~1 min)
 SEAL_GRACE = 6.0  # seconds a stopping run waits for chunks still in flight
 INPUT_LOSS_FACTOR = 1.5  # default input-loss wait, in segment durations
-# SQS delays are whole seconds: a timer is sent rounded down, and the packager it wakes waits out the
-# rest (at most this long, a few times) instead of re-queueing a 1 s delay, so a slate is listed when it
-# is due rather than up to a second after.
+# SQS delays are whole seconds: a timer is sent rounded down, and a packager that renders within this
+# long of a deadline waits out the rest (a few times at most) instead of re-queueing a 1 s delay, so a
+# slate is listed when it is due rather than up to a second after.
 SETTLE_SECONDS = 1.0
 SETTLE_ROUNDS = 3
 
@@ -74,15 +74,7 @@ def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Out
     failed: list[Exception] = []
     for channel, rs in reasons.items():
         try:
-            outcome = package(channel, deps, reasons=[r for r in rs if r != "final"])
-            for _ in range(SETTLE_ROUNDS):
-                # Woken by a timer sent rounded down (or a slot falls due within a second): decide it now.
-                left = outcome.recheck_at - deps.now().timestamp()
-                if not 0 < left <= SETTLE_SECONDS:
-                    break
-                deps.sleep(left + 0.01)
-                outcome = package(channel, deps)
-            out.append(outcome)
+            out.append(package(channel, deps, reasons=[r for r in rs if r != "final"]))
         except Exception as e:  # render the other channels, then fail the batch (retried)
             logger.exception("packaging failed", extra={"channel": channel})
             failed.append(e)
@@ -93,7 +85,17 @@ def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Out
 
 def package(channel: str, deps: Deps, *, reasons: Iterable[str] = (), force: bool = False) -> Outcome:
     with bind(channel=channel):
-        return _package(channel, deps, list(reasons), force)
+        outcome = _package(channel, deps, list(reasons), force)
+        for _ in range(SETTLE_ROUNDS):
+            # A slot falls due within a second (a timer sent rounded down woke us, or this render came just
+            # before it): decide it then, here. Whoever renders in the last second before a deadline waits
+            # it out, so a timer consumed early by a packager that found the lease taken is never lost.
+            left = outcome.recheck_at - deps.now().timestamp()
+            if not 0 < left <= SETTLE_SECONDS:
+                break
+            deps.sleep(left + 0.01)
+            outcome = _package(channel, deps, [], False)
+        return outcome
 
 
 def republish(channel_id: str, reason: str) -> None:

@@ -775,7 +775,7 @@ def test_given_the_upload_that_fixes_the_runs_clock_is_refused_then_the_runs_sla
 
 def test_given_a_timer_wakes_the_packager_less_than_a_second_early_then_it_waits_and_decides_the_slot(
         pipe: Pipeline) -> None:
-    """SQS delays are whole seconds and timers are sent rounded down: the packager woken early waits out
+    """SQS delays are whole seconds and timers are sent rounded down: a packager woken early waits out
     the rest, so a slate is listed when it is due, not up to a second after."""
     pipe.channel(CH)
     live(pipe, 2)
