@@ -206,10 +206,10 @@ def test_given_the_encoder_goes_quiet_then_slate_stands_in_for_three_segments_an
 def test_given_a_chunk_comes_after_input_loss_slated_its_slot_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:
     pipe.channel(CH)
     live(pipe, 2)
-    pipe.clock.advance(4.9)  # 2 was due 2 s after 1 came; slated once nothing came for 1.5 segments more
+    pipe.clock.advance(3.5)  # 2 was due 2 s after 1 came; slated once nothing came for 1.5 segments more
     publish.package(CH, pipe.deps)
     assert pipe.listed(CH) == uris(2)
-    pipe.clock.advance(0.2)
+    pipe.clock.advance(1.6)
     publish.package(CH, pipe.deps)
     assert pipe.listed(CH) == uris(3)
     slate = pipe.origin_bytes(f"{CH}/360p/r1/00000002.m4s")
@@ -777,6 +777,7 @@ def test_given_a_timer_wakes_the_packager_less_than_a_second_early_then_it_waits
         pipe: Pipeline) -> None:
     """SQS delays are whole seconds and timers are sent rounded down: a packager woken early waits out
     the rest, so a slate is listed when it is due, not up to a second after."""
+    pipe.deps.sleep = pipe.clock.advance
     pipe.channel(CH)
     live(pipe, 2)
     pipe.clock.advance(4.4)  # slot 2 falls to input loss 0.6 s from now
