@@ -14,10 +14,10 @@ Rules (issues #15 and #10):
   later of: the nearest real chunk's arrival plus the media since, and availabilityStartTime plus the
   slot's end). Without it the live edge froze until a later chunk was transcoded, and DASH engines,
   which play close to the edge, stalled (soak: dash.js and shaka 2.1-2.3 s at a missing chunk after an
-  out-of-order pair). Only never-received slots: a chunk that is in (even untranscoded) keeps the
-  rules above. Bounded: at most INPUT_LOSS_SEGMENTS segments past the encoder's last real chunk (the
-  watchdog's input-gap time); an encoder that really stopped leaves the edge where that ends. Not while
-  a run is being sealed (its tail is the stop's).
+  out-of-order pair). Only never-received slots: a chunk that is in (even untranscoded, even still
+  being probed by ingest: `seen`) keeps the rules above. Bounded: at most INPUT_LOSS_SEGMENTS segments
+  past the encoder's last real chunk (the watchdog's input-gap time); an encoder that really stopped
+  leaves the edge where that ends. Not while a run is being sealed (its tail is the stop's).
   Slating takes a claim on the slot (SEG#.fill = "slate", conditional); a chunk whose transcode
   finishes after that is dropped and counted, never published at the slot's URL.
 - A run's first published slot is a real chunk (there is no clock to place slate on before one); chunks
@@ -38,7 +38,7 @@ Rules (issues #15 and #10):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -222,12 +222,15 @@ def plan(
     seal_grace: float = 6.0,
     stop_at: Mapping[int, datetime] | None = None,
     end_event: bool = False,
+    seen: Mapping[int, Collection[int]] | None = None,
 ) -> Plan:
     """The timeline to publish now.
 
     `current`: the channel's current run (it may not have published anything yet). `seal`: runs being
     stopped: their tail waits `seal_grace` seconds after `stop_at[run]`, then holes are slated and the
     run is sealed. `end_event`: the channel is deleted: ENDLIST on the live playlists, for good.
+    `seen`: per run, seqs whose upload reached ingest but may not be recorded yet (being probed): the
+    encoder did deliver them, so input loss never takes their slots.
     """
     renditions = frozenset(shape.ladder.names)
     fps = shape.ladder.frame_rate
@@ -294,6 +297,7 @@ def plan(
                 shape, info, run_chunks, st, renditions, now, wait, nominal, max_frames, frame, rate, fps,
                 claims, fresh, new_slates, late, recheck, slates, listing,
                 sealing=rn in seal_set, seal_deadline=(stop_at.get(rn) or now) + timedelta(seconds=seal_grace),
+                seen=(seen or {}).get(rn, ()),
             )
             if rn in seal_set and not blocked and _tail_done(run_chunks, last):
                 sealed = True
@@ -428,7 +432,7 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
             frame: int, rate: int, fps: Fraction, claims: list[SlotClaim], fresh: list[ChunkState],
             new_slates: list[tuple[int, int]], late: list[tuple[int, int]], recheck: list[datetime],
             slates: set[int], listing: list[tuple[int, ChunkState, bool]], *, sealing: bool,
-            seal_deadline: datetime) -> tuple[int, bool]:
+            seal_deadline: datetime, seen: Collection[int] = ()) -> tuple[int, bool]:
     """Publish forward from the run's last published seq; returns (new last seq, blocked)."""
     rn = st.run
     last = st.last_seq
@@ -459,7 +463,7 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
         reason = ""
         due: datetime | None = None
         lost: datetime | None = None
-        if c is None and prev is not None and not sealing and shape.input_loss_wait is not None:
+        if c is None and seq not in seen and prev is not None and not sealing and shape.input_loss_wait is not None:
             lost = _input_loss_due(info, prev, chunks, st.first_seq, nominal * frame,
                                    timedelta(seconds=shape.input_loss_wait))
         if seq > newest:

@@ -127,6 +127,8 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         return _reject(deps, u, f"seq {u.seq} is more than {MAX_AHEAD} ahead of the newest ({meta.last_seq})")
     received = _arrival(u, deps)
     segdur = float(meta.segment_duration or st.segment_duration)
+    # Before the probe: from now on the packager knows the chunk is in (input loss never takes its slot).
+    store.note_seen(u.channel, run, u.seq)
 
     # No read of the slot first: the conditional put below is the check (a new chunk, by far the common
     # case, costs one write), and what it finds stored decides a redelivery, a conflict or a late chunk.

@@ -39,7 +39,7 @@ from .deps import Deps
 from .objects import IMMUTABLE, content_type, playlist_cache_control
 from .obs import MetricUnit, bind, logger, metrics
 from .queues import PackageMessage
-from .store import Lease, publish_state
+from .store import Lease, publish_state, seen_seqs
 
 MAX_ROUNDS = 5  # renders per lease before handing the rest to a fresh message
 MAX_CLAIMS = 30  # slate claims per render (a long outage catches up over a few renders)
@@ -295,7 +295,8 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
     end = bool(pub.get("end_requested"))
     kwargs: dict[str, Any] = {"current": current if current in runs else None,
                               "seal": [seal_run] if seal_run is not None else [],
-                              "seal_grace": SEAL_GRACE, "stop_at": stop_at, "end_event": end}
+                              "seal_grace": SEAL_GRACE, "stop_at": stop_at, "end_event": end,
+                              "seen": seen_seqs(meta.seen)}
     if meta.part_duration:  # low-latency: full segments from their parts, slate for missing parts
         from . import parts as ll_parts
 

@@ -203,6 +203,13 @@ def test_given_the_encoder_goes_quiet_then_slate_stands_in_for_three_segments_an
     assert int(raw["slate_segments"]) == 3 and "input loss" in str(raw["slate_segments_last"])
 
 
+def test_given_an_upload_reaches_ingest_then_the_channel_knows_it_is_in_before_it_is_recorded(pipe: Pipeline) -> None:
+    pipe.channel(CH)
+    live(pipe, 2)
+    raw = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"]
+    assert sorted(raw["seen"].values()) == ["1:0", "1:1"]  # what the packager reads: input loss leaves them
+
+
 def test_given_a_chunk_comes_after_input_loss_slated_its_slot_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:
     pipe.channel(CH)
     live(pipe, 2)

@@ -447,3 +447,12 @@ def test_the_input_loss_wait_is_the_channels_else_the_stages_else_one_and_a_half
     assert input_loss_wait(ChannelRecord(id="a"), off) is None
     assert input_loss_wait(ChannelRecord(id="a", input_loss_wait=-1.0), st) is None
     assert input_loss_wait(ChannelRecord(id="a", part_duration=0.5), st) is None  # LL: parts have their own rule
+
+
+def test_given_a_chunk_whose_upload_reached_ingest_but_is_not_recorded_yet_then_input_loss_leaves_its_slot() -> None:
+    # Soak seed 7: 5 swapped with 6 came 2.15 s after it was due (here at 14.15) and was still being probed
+    # when the input-loss wait ran out (at 15): the encoder had delivered it, so it must play.
+    chunks = [chunk(s) for s in range(5)]
+    assert loss_plan(chunks, now=15.1).claims != ()
+    p = loss_plan(chunks, now=15.1, seen={1: frozenset({5, 6})})
+    assert p.claims == () and listed(p) == [f"r1/{s}" for s in range(5)]
