@@ -752,8 +752,9 @@ def test_a_steady_chunk_costs_the_pipeline_store_a_fixed_set_of_requests(pipe: P
     assert pipe.listed(CH)[-1] == "r1/00000002.m4s"
     # GetItem: META by ingest, META by the packager. Query: the slot's neighbours, the ad breaks (splice
     # points), the unpublished SEG# tail, the ad breaks again (the render must see a break added meanwhile).
-    # PutItem: SEG#. UpdateItem: arrival (META), queued, media claim, done, lease+work, commit, release.
-    assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 7}
+    # PutItem: SEG#. UpdateItem: seen (META, before the probe: input loss must know the chunk is in),
+    # arrival (META), queued, media claim, done, lease+work, commit, release.
+    assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 8}
 
 
 def test_given_the_upload_that_fixes_the_runs_clock_is_refused_then_the_runs_slate_is_still_rendered(
