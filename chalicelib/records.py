@@ -120,6 +120,12 @@ class ChannelRecord:
     # no LL playlists). chalicelib.media.parts.
     part_duration: float = 0.0
     slate_wait: float = 0.0  # seconds a ready later chunk waits for a missing one (0: the stage's, one segment)
+    # seconds past its due time a never-received chunk waits before its slot is slated with nothing later
+    # ready (input loss; 0: the stage's, 1.5 segments; negative: never, a later chunk must be ready)
+    input_loss_wait: float = 0.0
+    # "s{seq % SEEN_SLOTS}" -> "run:seq": uploads whose event reached ingest, written before the probe
+    # (pipeline.store.note_seen), so the packager knows a chunk is in before it is recorded.
+    seen: dict[str, str] = field(default_factory=dict)
     run_no: int = 0  # runs started so far; the current run's number (set by every start)
     last_run: int = 0  # the run of the newest chunk (last_seq counts within it)
     late_chunks: int = 0  # chunks dropped because they came after their slot was published

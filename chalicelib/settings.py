@@ -20,6 +20,16 @@ def _float(env: Mapping[str, str], key: str, default: float, lo: float, hi: floa
     return value
 
 
+def _input_loss(env: Mapping[str, str]) -> float | None:
+    """INPUT_LOSS_WAIT: seconds (0.5-120), or 0 / "off" to turn input-loss slating off; unset: the default."""
+    raw = env.get("INPUT_LOSS_WAIT", "").strip()
+    if not raw:
+        return None
+    if raw.lower() == "off" or raw in ("0", "0.0"):
+        return 0.0
+    return _float(env, "INPUT_LOSS_WAIT", 3.0, 0.5, 120.0)
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -47,6 +57,9 @@ class Settings:
     # Seconds a later chunk that is ready waits for a missing one before its slot gets slate
     # (None: one segment duration).
     slate_wait: float | None = None
+    # Seconds past its due time a never-received chunk waits before its slot is slated with no later chunk
+    # ready (input loss). None: 1.5 segment durations; 0: off.
+    input_loss_wait: float | None = None
     # Domain attribute of the signed cookies: the parent domain shared by the API (or player page)
     # and the CDN hostname, e.g. example.com for api.example.com + video.example.com. Empty: host-only.
     playback_cookie_domain: str = ""
@@ -80,4 +93,5 @@ class Settings:
             signed_url_ttl=int(_float(env, "SIGNED_URL_TTL", 3600, 60, 7 * 86400)),
             slate_wait=_float(env, "SLATE_WAIT", 2.0, 0.2, 120.0) if env.get("SLATE_WAIT") else None,
             playback_cookie_domain=env.get("PLAYBACK_COOKIE_DOMAIN", ""),
+            input_loss_wait=_input_loss(env),
         )

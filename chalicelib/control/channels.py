@@ -66,6 +66,7 @@ def view(record: ChannelRecord | dict[str, Any]) -> dict[str, Any]:
         "low_latency": {"part_duration": r.part_duration} if r.part_duration else None,
         "missing_media": r.missing_media,
         "slate_wait": r.slate_wait or None,
+        "input_loss_wait": 0.0 if r.input_loss_wait < 0 else (r.input_loss_wait or None),  # 0: off
         "run": r.run_no or None,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
@@ -100,6 +101,7 @@ def create_channel(ctl: Control, body: CreateChannel) -> dict[str, Any]:
         part_duration=body.low_latency.part_duration if body.low_latency else 0.0,
         missing_media=body.missing_media,
         slate_wait=body.slate_wait or 0.0,
+        input_loss_wait=_input_loss(body.input_loss_wait),
         created_at=iso(now),
         updated_at=iso(now),
     )
@@ -163,9 +165,22 @@ def get_channel(ctl: Control, channel_id: str) -> dict[str, Any]:
     return view(ctl.store.get(validate_id(channel_id)))
 
 
+def _input_loss(seconds: float | None) -> float:
+    """The API's input_loss_wait (absent: the stage's; 0: off) as stored (0: the stage's; negative: off)."""
+    if seconds is None:
+        return 0.0
+    if seconds == 0:
+        return -1.0
+    if seconds < 0.5:
+        raise ValidationError(f"field 'input_loss_wait': {seconds}s; use 0 (off) or 0.5-120 s past a chunk's due time")
+    return float(seconds)
+
+
 def patch_channel(ctl: Control, channel_id: str, body: PatchChannel) -> dict[str, Any]:
     validate_id(channel_id)
     changes = body.changes()
+    if "input_loss_wait" in changes:
+        changes["input_loss_wait"] = _input_loss(float(changes["input_loss_wait"]))  # type: ignore[arg-type]
     current = ctl.store.get(channel_id)
     if not changes:
         return view(current)

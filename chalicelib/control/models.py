@@ -103,9 +103,11 @@ class CreateChannel(_MarkerFields):
     fanout: Literal["chunk", "rendition"] = "chunk"
     low_latency: LowLatency | None = None
     # What stands in for a missing, late or corrupt chunk (the slate, in HLS and DASH; "gap" also marks
-    # it EXT-X-GAP in HLS), and how long a ready later chunk waits for it (default: one segment).
+    # it EXT-X-GAP in HLS), how long a ready later chunk waits for it (default: one segment), and how long
+    # past its due time a chunk that never came waits with nothing later ready (input loss; 1.5 segments).
     missing_media: Literal["slate", "gap"] = "slate"
     slate_wait: float | None = Field(None, ge=0.2, le=120.0)
+    input_loss_wait: float | None = Field(None, ge=0.0, le=120.0)  # 0: off
 
     @field_validator("id")
     @classmethod
@@ -127,6 +129,7 @@ class PatchChannel(_MarkerFields):
     low_latency: LowLatency | None = None
     missing_media: Literal["slate", "gap"] | None = None
     slate_wait: float | None = Field(None, ge=0.2, le=120.0)
+    input_loss_wait: float | None = Field(None, ge=0.0, le=120.0)  # 0: off
 
     _check_ladder = field_validator("ladder")(_ladder)
 

@@ -8,6 +8,16 @@ Rules (issues #15 and #10):
   1.5 x TARGETDURATION whatever one chunk does (RFC 8216bis 6.2.1). A chunk never received at all
   waits only until it is 2 x `slate_wait` overdue (a segment after its predecessor arrived), slated
   the moment a later chunk is ready past that. A corrupt chunk is slated at once.
+- Input loss (MediaLive's input-loss behaviour): a slot whose chunk never came is slated even with no
+  later chunk ready once it is `input_loss_wait` (default 1.5 segment durations) past when it was
+  due: when the encoder would have delivered it, on the run's media clock anchored to wall clock (the
+  later of: the nearest real chunk's arrival plus the media since, and availabilityStartTime plus the
+  slot's end). Without it the live edge froze until a later chunk was transcoded, and DASH engines,
+  which play close to the edge, stalled (soak: dash.js and shaka 2.1-2.3 s at a missing chunk after an
+  out-of-order pair). Only never-received slots: a chunk that is in (even untranscoded, even still
+  being probed by ingest: `seen`) keeps the rules above. Bounded: at most INPUT_LOSS_SEGMENTS segments
+  past the encoder's last real chunk (the watchdog's input-gap time); an encoder that really stopped
+  leaves the edge where that ends. Not while a run is being sealed (its tail is the stop's).
   Slating takes a claim on the slot (SEG#.fill = "slate", conditional); a chunk whose transcode
   finishes after that is dropped and counted, never published at the slot's URL.
 - A run's first published slot is a real chunk (there is no clock to place slate on before one); chunks
@@ -28,7 +38,7 @@ Rules (issues #15 and #10):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -50,6 +60,10 @@ FIRST_SLOT_FACTOR = 3
 # The slate bridging the off-air time between two runs lasts at most this many segments: what the
 # players keep as live delay (DASH suggestedPresentationDelay and hls.js: 3 target durations).
 BRIDGE_SEGMENTS = 3
+# Input loss slates at most this many segments past the encoder's last real chunk: the time the watchdog
+# takes to call it an input gap (control.asl: 3 missed 2 s segments). Slating on would drop every chunk of
+# an encoder that resumes with the next seq but a later clock, for as long as the outage lasted.
+INPUT_LOSS_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,9 @@ class ChannelShape:
     ad_markers: AdMarkers = field(default_factory=AdMarkers)
     slate_wait: float | None = None  # seconds a later ready chunk waits for a missing one (None: one segment)
     gap_mode: bool = False  # slate is marked EXT-X-GAP in HLS
+    # Seconds past its due time a never-received slot waits before it is slated with no later chunk ready
+    # (input loss); None: never (a later chunk must be ready first).
+    input_loss_wait: float | None = None
     run_names: Mapping[int, str] = field(default_factory=dict)
 
     def name(self, run: int) -> str:
@@ -164,7 +181,7 @@ class SlotClaim:
     v_dur: int
     a_start: int
     a_dur: int
-    reason: str  # "missing" | "late" | "invalid" | "stopped" | "between runs"
+    reason: str  # "missing" | "late" | "invalid" | "stopped" | "between runs" | "input loss"
 
 
 @dataclass(frozen=True)
@@ -205,12 +222,15 @@ def plan(
     seal_grace: float = 6.0,
     stop_at: Mapping[int, datetime] | None = None,
     end_event: bool = False,
+    seen: Mapping[int, Collection[int]] | None = None,
 ) -> Plan:
     """The timeline to publish now.
 
     `current`: the channel's current run (it may not have published anything yet). `seal`: runs being
     stopped: their tail waits `seal_grace` seconds after `stop_at[run]`, then holes are slated and the
     run is sealed. `end_event`: the channel is deleted: ENDLIST on the live playlists, for good.
+    `seen`: per run, seqs whose upload reached ingest but may not be recorded yet (being probed): the
+    encoder did deliver them, so input loss never takes their slots.
     """
     renditions = frozenset(shape.ladder.names)
     fps = shape.ladder.frame_rate
@@ -277,6 +297,7 @@ def plan(
                 shape, info, run_chunks, st, renditions, now, wait, nominal, max_frames, frame, rate, fps,
                 claims, fresh, new_slates, late, recheck, slates, listing,
                 sealing=rn in seal_set, seal_deadline=(stop_at.get(rn) or now) + timedelta(seconds=seal_grace),
+                seen=(seen or {}).get(rn, ()),
             )
             if rn in seal_set and not blocked and _tail_done(run_chunks, last):
                 sealed = True
@@ -411,7 +432,7 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
             frame: int, rate: int, fps: Fraction, claims: list[SlotClaim], fresh: list[ChunkState],
             new_slates: list[tuple[int, int]], late: list[tuple[int, int]], recheck: list[datetime],
             slates: set[int], listing: list[tuple[int, ChunkState, bool]], *, sealing: bool,
-            seal_deadline: datetime) -> tuple[int, bool]:
+            seal_deadline: datetime, seen: Collection[int] = ()) -> tuple[int, bool]:
     """Publish forward from the run's last published seq; returns (new last seq, blocked)."""
     rn = st.run
     last = st.last_seq
@@ -423,7 +444,7 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
     late.extend((rn, s) for s, c in chunks.items()
                 if s < st.first_seq and c.fill != SLATE and c.status == RECEIVED and not c.late)
     seq = last + 1
-    while seq <= min(newest, last + MAX_SPAN):
+    while seq <= min(max(newest, last + 1), last + MAX_SPAN):
         c = chunks.get(seq)
         if c is not None and c.fill == SLATE and c.v_start is not None and c.a_start is not None:
             # Claimed for slate (this round or an earlier one that did not commit): publish it.
@@ -441,7 +462,19 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
         later = [(s, t) for s, t in ready_at if s > seq]
         reason = ""
         due: datetime | None = None
-        if c is not None and c.status == INVALID:
+        lost: datetime | None = None
+        if c is None and seq not in seen and prev is not None and not sealing and shape.input_loss_wait is not None:
+            lost = _input_loss_due(info, prev, chunks, st.first_seq, nominal * frame,
+                                   timedelta(seconds=shape.input_loss_wait))
+        if seq > newest:
+            # Nothing at or after this slot has come: only input loss fills it.
+            if lost is None:
+                return last, False
+            if lost > now:
+                recheck.append(lost)
+                return last, False
+            reason = "input loss"
+        elif c is not None and c.status == INVALID:
             reason, due = "invalid", now
         elif later:
             first_later = min(t for _, t in later)
@@ -457,6 +490,11 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
                 due = min(due, max(first_later, overdue))
             if due <= now:
                 reason = "missing" if c is None else "late"
+        if not reason and lost is not None:
+            if lost <= now:
+                reason = "input loss"
+            else:
+                due = lost if due is None else min(due, lost)
         if not reason and sealing:
             if now >= seal_deadline and seq <= newest:
                 reason = "stopped"
@@ -536,6 +574,35 @@ def _bridge(prev: RunState, prev_chunks: Mapping[int, ChunkState], periods: Sequ
         tail = ChunkState(seq, RECEIVED, now, claim.v_start, claim.v_dur, claim.a_start, claim.a_dur, fill=SLATE)
         seq += 1
     return state, True
+
+
+def _input_loss_due(info: RunInfo, prev: ChunkState, chunks: Mapping[int, ChunkState], first_seq: int,
+                    nominal_ticks: int, wait: timedelta) -> datetime | None:
+    """When the never-received slot after `prev` counts as lost input: `wait` after the encoder would have
+    delivered it. That is the later of two readings of the run's media clock against wall clock: the
+    nearest real chunk's arrival plus the media from its end to the slot's end (follows an encoder that
+    runs late), and availabilityStartTime plus the slot's end (a run whose first chunk came late). None:
+    the slot lies INPUT_LOSS_SEGMENTS or more past the last real chunk (the encoder stopped)."""
+    if prev.v_start is None or prev.v_dur is None:
+        return None
+    real: ChunkState | None = None
+    for seq in range(prev.seq, first_seq - 1, -1):
+        c = chunks.get(seq)
+        if c is None or c.v_start is None or c.v_dur is None:
+            return None
+        if c.fill != SLATE:
+            real = c
+            break
+    if real is None or real.v_start is None or real.v_dur is None:
+        return None
+    start = prev.v_start + prev.v_dur  # the slot's start: slates tile the grid from prev's end
+    real_end = real.v_start + real.v_dur
+    if start - real_end >= INPUT_LOSS_SEGMENTS * nominal_ticks:
+        return None
+    end = start + nominal_ticks
+    by_arrival = real.received_at + timedelta(microseconds=round((end - real_end) * 1_000_000 / grid.TICKS))
+    by_clock = info.availability_start + timedelta(microseconds=round(end * 1_000_000 / grid.TICKS))
+    return max(by_arrival, by_clock) + wait
 
 
 def _arrival(prev: ChunkState, chunks: Mapping[int, ChunkState], first_seq: int) -> datetime:

@@ -3,6 +3,7 @@ root (`default()`), tests build one with fakes (a fake transcoder, a fixed clock
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +77,7 @@ class Deps:
     ad_breaks: BreakReader = _breaks
     scan_cues: Callable[[str, str], Any] = _scan_cues  # chunk path, ext -> media.scte35.TsScan | None
     now: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], None] = time.sleep  # the packager waits out a sub-second remainder of a timer
     lease_seconds: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -127,6 +127,8 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         return _reject(deps, u, f"seq {u.seq} is more than {MAX_AHEAD} ahead of the newest ({meta.last_seq})")
     received = _arrival(u, deps)
     segdur = float(meta.segment_duration or st.segment_duration)
+    # Before the probe: from now on the packager knows the chunk is in (input loss never takes its slot).
+    store.note_seen(u.channel, run, u.seq)
 
     # No read of the slot first: the conditional put below is the check (a new chunk, by far the common
     # case, costs one write), and what it finds stored decides a redelivery, a conflict or a late chunk.
@@ -171,7 +173,7 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
 def _not_new(u: Upload, deps: Deps, meta: ChannelRecord, run: int, status: str, existing: dict[str, Any]) -> str:
     """The slot was taken: by this very chunk (a redelivered event), another upload, or slate."""
     if status == "late":
-        return _late(deps, u, run, "its slot was already published as slate")
+        return _late_chunk(deps, u, run, "its slot was already published as slate")
     if status == "conflict":
         return _reject(deps, u, f"seq {u.seq} already received with another ETag")
     if existing.get("queued") or existing.get("status") == INVALID:
@@ -316,6 +318,17 @@ def _invalid(u: Upload, deps: Deps, meta: ChannelRecord, run: int, item: dict[st
         deps.queue.send(deps.settings.package_queue_url,
                         PackageMessage(u.channel, u.seq, correlation_id=_correlation(u)).body())
     return "invalid"
+
+
+def _late_chunk(deps: Deps, u: Upload, run: int, why: str) -> str:
+    """Dropped: its slot is slate already. Flagged on the slot's SEG# item (what an audit of the run reads:
+    slate because the chunk came late, not because none came) and counted once per chunk, however often
+    the encoder retries it or its event is redelivered."""
+    logger.warning("late chunk dropped", extra={"run": run, "why": why})
+    if deps.store.mark_late(u.channel, run, u.seq):
+        metrics.add_metric(name="LateChunks", unit=MetricUnit.Count, value=1)
+        deps.store.count(u.channel, "late_chunks", f"chunk {u.seq} of run {run}: {why}")
+    return f"late: {why}"
 
 
 def _late(deps: Deps, u: Upload, run: int, why: str) -> str:

@@ -39,12 +39,18 @@ from .deps import Deps
 from .objects import IMMUTABLE, content_type, playlist_cache_control
 from .obs import MetricUnit, bind, logger, metrics
 from .queues import PackageMessage
-from .store import Lease, publish_state
+from .store import Lease, publish_state, seen_seqs
 
 MAX_ROUNDS = 5  # renders per lease before handing the rest to a fresh message
 MAX_CLAIMS = 30  # slate claims per render (a long outage catches up over a few renders)
 FLUSH_DELAY = 30  # seconds before retrying parked invalidations (CloudFront takes ~1 min)
 SEAL_GRACE = 6.0  # seconds a stopping run waits for chunks still in flight
+INPUT_LOSS_FACTOR = 1.5  # default input-loss wait, in segment durations
+# SQS delays are whole seconds: a timer is sent rounded down, and a packager that renders within this
+# long of a deadline waits out the rest (a few times at most) instead of re-queueing a 1 s delay, so a
+# slate is listed when it is due rather than up to a second after.
+SETTLE_SECONDS = 1.0
+SETTLE_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Outcome:
     published_seq: int = -1
     version: int = 0
     sealed: bool = False
+    recheck_at: float = 0.0  # epoch s when a waiting slot is decided (0: nothing waits)
 
 
 def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Outcome]:
@@ -78,7 +85,17 @@ def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Out
 
 def package(channel: str, deps: Deps, *, reasons: Iterable[str] = (), force: bool = False) -> Outcome:
     with bind(channel=channel):
-        return _package(channel, deps, list(reasons), force)
+        outcome = _package(channel, deps, list(reasons), force)
+        for _ in range(SETTLE_ROUNDS):
+            # A slot falls due within a second (a timer sent rounded down woke us, or this render came just
+            # before it): decide it then, here. Whoever renders in the last second before a deadline waits
+            # it out, so a timer consumed early by a packager that found the lease taken is never lost.
+            left = outcome.recheck_at - deps.now().timestamp()
+            if not 0 < left <= SETTLE_SECONDS:
+                break
+            deps.sleep(left + 0.01)
+            outcome = _package(channel, deps, [], False)
+        return outcome
 
 
 def republish(channel_id: str, reason: str) -> None:
@@ -171,9 +188,26 @@ def _shape(channel: str, meta: ChannelRecord, ladder: Ladder, deps: Deps, runs: 
         marker_style=meta.marker_style,
         ad_markers=admarkers.settings(meta),
         slate_wait=float(meta.slate_wait) if meta.slate_wait else st.slate_wait,
+        input_loss_wait=input_loss_wait(meta, st),
         gap_mode=meta.missing_media == "gap",
         run_names={r: run_name(r) for r in runs},
     )
+
+
+def input_loss_wait(meta: ChannelRecord, st: Any) -> float | None:
+    """Seconds past its due time a never-received slot waits before it is slated with nothing later ready:
+    the channel's (negative: off), else the stage's (INPUT_LOSS_WAIT; 0 turns it off), else 1.5 segment durations (the
+    RFC 8216bis bound for a new playlist version; more than a segment, so a chunk one slot out of order,
+    which arrives a segment late, still plays). None: off, and always for low-latency channels (missing
+    parts have their own deadline)."""
+    if meta.part_duration or meta.input_loss_wait < 0:
+        return None
+    if meta.input_loss_wait:
+        return float(meta.input_loss_wait)
+    stage = getattr(st, "input_loss_wait", None)
+    if stage is not None:
+        return float(stage) if stage > 0 else None
+    return INPUT_LOSS_FACTOR * float(meta.segment_duration or st.segment_duration)
 
 
 # --- what the packager remembers between invocations (a warm Lambda renders a channel every chunk) ---
@@ -261,7 +295,8 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
     end = bool(pub.get("end_requested"))
     kwargs: dict[str, Any] = {"current": current if current in runs else None,
                               "seal": [seal_run] if seal_run is not None else [],
-                              "seal_grace": SEAL_GRACE, "stop_at": stop_at, "end_event": end}
+                              "seal_grace": SEAL_GRACE, "stop_at": stop_at, "end_event": end,
+                              "seen": seen_seqs(meta.seen)}
     if meta.part_duration:  # low-latency: full segments from their parts, slate for missing parts
         from . import parts as ll_parts
 
@@ -319,7 +354,8 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
         _schedule(channel, deps, pub, "recheck_at", p.recheck_at.timestamp(), now.timestamp())
     last = max((r.msn_base + r.last_seq for r in p.state.runs), default=-1)
     sealed = seal_run is not None and any(r.run == seal_run and r.sealed for r in p.state.runs)
-    return Outcome(channel, "published" if changed else "unchanged", last, version, sealed or p.state.ended)
+    return Outcome(channel, "published" if changed else "unchanged", last, version, sealed or p.state.ended,
+                   p.recheck_at.timestamp() if p.recheck_at is not None else 0.0)
 
 
 def _slate_slot(channel: str, deps: Deps, ladder: Ladder, shape: ChannelShape, claim: SlotClaim, now: datetime,
@@ -360,6 +396,8 @@ def _slate_slot(channel: str, deps: Deps, ladder: Ladder, shape: ChannelShape, c
         claimed_at=now, iframes={k: tuple((x[0], x[1], x[2]) for x in v) for k, v in iframes.items()}, run=claim.run,
         done=existing.done if existing else frozenset(), late=existing.late if existing else False)
     metrics.add_metric(name="SlateSegments", unit=MetricUnit.Count, value=1)
+    if claim.reason == "input loss":  # nothing had come for it: the encoder's side (an alarm can tell)
+        metrics.add_metric(name="InputLossSegments", unit=MetricUnit.Count, value=1)
     store.count(channel, "slate_segments", f"chunk {claim.seq} of run {claim.run}: {claim.reason}")
     logger.warning("slot published as slate", extra={"run": claim.run, "seq": claim.seq, "reason": claim.reason})
     return True
@@ -498,7 +536,9 @@ def _schedule(channel: str, deps: Deps, pub: dict[str, Any], attr: str, when: fl
     if now < pending <= when:
         return
     deps.store.set_timer(channel, attr, when)
-    _send(deps, PackageMessage(channel), delay=max(1, math.ceil(when - now)))
+    # Rounded down: the packager it wakes waits out the fraction left (package_channels), so the slot is
+    # decided when due, not up to a second late (SQS DelaySeconds is whole seconds).
+    _send(deps, PackageMessage(channel), delay=max(0, math.floor(when - now)))
 
 
 def _send(deps: Deps, msg: PackageMessage, delay: int = 0) -> None:

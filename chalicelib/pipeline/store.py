@@ -72,6 +72,17 @@ class Lease:
 
 # RUN# attributes fixed by the run's first valid chunk (a conditional put) and never written again.
 RUN_CLOCK = ("pk", "sk", "run", "base", "availability_start", "audio_phase", "started_at")
+SEEN_SLOTS = 32  # uploads remembered in META.seen (a ring by seq): far more than are ever being probed at once
+
+
+def seen_seqs(seen: Mapping[str, str]) -> dict[int, frozenset[int]]:
+    """META.seen -> {run: seqs whose upload reached ingest}."""
+    out: dict[int, set[int]] = {}
+    for value in seen.values():
+        run, _, seq = str(value).partition(":")
+        if run.isdigit() and seq.isdigit():
+            out.setdefault(int(run), set()).add(int(seq))
+    return {r: frozenset(s) for r, s in out.items()}
 
 
 class PipelineStore:
@@ -85,6 +96,22 @@ class PipelineStore:
     def channel(self, channel_id: str) -> ChannelRecord | None:
         item = self._get(channel_id, META)
         return ChannelRecord.from_item(item) if item else None
+
+    def note_seen(self, channel_id: str, run: int, seq: int) -> None:
+        """An upload's event reached ingest: remembered before the probe (which may take a second under
+        load), so the packager never takes the slot of a chunk that is in for input loss."""
+        key = self._key(channel_id, META)
+        slot, value = f"s{seq % SEEN_SLOTS}", f"{run}:{seq}"
+        try:
+            self._update_raw(Key=key, UpdateExpression="SET #seen.#slot = :v",
+                             ConditionExpression="attribute_exists(#seen)",
+                             ExpressionAttributeNames={"#slot": slot}, ExpressionAttributeValues={":v": value})
+            return
+        except ClientError as e:
+            if not _failed_condition(e):
+                raise StoreError(f"META update failed: {e}") from e
+        self._update(key, "SET #seen = :m", {":m": {slot: value}},
+                     "attribute_exists(#pk) AND attribute_not_exists(#seen)", quiet=True)
 
     def note_arrival(self, channel_id: str, run: int, seq: int, at: datetime) -> None:
         """Watchdog input: newest arrival time, highest seq of the current run (only ever grows)."""

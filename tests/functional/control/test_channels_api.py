@@ -212,3 +212,14 @@ def test_given_a_running_channel_when_marker_style_changes_then_manifests_republ
     assert api.recorder.republished == [("news", "channel changed: marker_style")]
     assert api.call("PATCH", "/channels/news", {"name": "renamed"}).status_code == 200
     assert len(api.recorder.republished) == 1  # a name is not in any manifest
+
+
+def test_given_input_loss_settings_then_the_channel_keeps_them_and_0_turns_it_off(api: Api) -> None:
+    resp = api.call("POST", "/channels", {"id": "news", "input_loss_wait": 4.5})
+    assert resp.status_code == 201 and resp.json_body["input_loss_wait"] == 4.5
+    assert api.call("GET", "/channels/other").status_code == 404
+    assert api.call("POST", "/channels", {"id": "plain"}).json_body["input_loss_wait"] is None  # the stage's
+    resp = api.call("PATCH", "/channels/news", {"input_loss_wait": 0})
+    assert resp.status_code == 200 and resp.json_body["input_loss_wait"] == 0.0  # off
+    resp = api.call("PATCH", "/channels/news", {"input_loss_wait": 0.2})
+    assert resp.status_code == 400 and "input_loss_wait" in resp.json_body["message"]

@@ -29,7 +29,9 @@ def pipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
         deps = Deps(
             settings=Settings.from_env(), store=PipelineStore(table), objects=S3ObjectStore(boto3.client("s3")),
             queue=SqsQueue(boto3.client("sqs")), cdn=None, probe=fake_probe, transcode=transcoder, now=clock,
-            render_slate=fake_render_slate,
+            # Tests own the clock: a packager's wait for a deadline a moment away passes no time (a test
+            # that wants it to: deps.sleep = clock.advance).
+            render_slate=fake_render_slate, sleep=lambda seconds: None,
         )
         publish.reset_caches()
         worker._INITS.clear()

@@ -17,6 +17,7 @@ from pipeline_harness import TS_START, FakeCdn, Pipeline
 from chalicelib import records
 from chalicelib.media.timeline import Timeline
 from chalicelib.pipeline import publish
+from chalicelib.pipeline.queues import PackageMessage
 from chalicelib.pipeline.replay import replay_dlq
 from chalicelib.transcode import boxes
 
@@ -189,13 +190,44 @@ def test_given_a_lost_chunk_then_its_slot_is_slate_one_segment_after_a_later_one
     assert int(meta["slate_segments"]) == 1
 
 
-def test_given_the_last_chunk_is_missing_then_the_playlists_wait_for_a_later_one(pipe: Pipeline) -> None:
-    """Nothing after the hole yet: there is nothing to advance to (the watchdog handles an input loss)."""
+def test_given_the_encoder_goes_quiet_then_slate_stands_in_for_three_segments_and_the_edge_then_waits(
+        pipe: Pipeline) -> None:
+    """Input loss: nothing after the hole, yet the playlists advance (with slate) for the watchdog's input-gap
+    time; past that the encoder has stopped, and nothing more is made up."""
     pipe.channel(CH)
     live(pipe, 2)
     pipe.clock.advance(60)
     publish.package(CH, pipe.deps)
+    assert pipe.listed(CH) == uris(5)
+    raw = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"]  # what /status reports
+    assert int(raw["slate_segments"]) == 3 and "input loss" in str(raw["slate_segments_last"])
+
+
+def test_given_an_upload_reaches_ingest_then_the_channel_knows_it_is_in_before_it_is_recorded(pipe: Pipeline) -> None:
+    pipe.channel(CH)
+    live(pipe, 2)
+    raw = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"]
+    assert sorted(raw["seen"].values()) == ["1:0", "1:1"]  # what the packager reads: input loss leaves them
+
+
+def test_given_a_chunk_comes_after_input_loss_slated_its_slot_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:
+    pipe.channel(CH)
+    live(pipe, 2)
+    pipe.clock.advance(3.5)  # 2 was due 2 s after 1 came; slated once nothing came for 1.5 segments more
+    publish.package(CH, pipe.deps)
     assert pipe.listed(CH) == uris(2)
+    pipe.clock.advance(1.6)
+    publish.package(CH, pipe.deps)
+    assert pipe.listed(CH) == uris(3)
+    slate = pipe.origin_bytes(f"{CH}/360p/r1/00000002.m4s")
+    [out] = pipe.push(CH, 2, start=1.4 + 2 * 2.0)
+    assert out.startswith("late")
+    pipe.pump()
+    assert pipe.origin_bytes(f"{CH}/360p/r1/00000002.m4s") == slate  # never rewritten
+    assert pipe.push(CH, 2, start=1.4 + 2 * 2.0)[0].startswith("late")  # the encoder retries it
+    assert pipe.meta(CH).late_chunks == 1  # one chunk, counted once
+    item = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "SEG#000001#000000000002"}).get("Item")
+    assert item is not None and item.get("late") and item["fill"] == "slate"  # the slot says why it is slate
 
 
 def test_given_a_chunk_arrives_after_its_slot_was_slated_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:
@@ -720,8 +752,9 @@ def test_a_steady_chunk_costs_the_pipeline_store_a_fixed_set_of_requests(pipe: P
     assert pipe.listed(CH)[-1] == "r1/00000002.m4s"
     # GetItem: META by ingest, META by the packager. Query: the slot's neighbours, the ad breaks (splice
     # points), the unpublished SEG# tail, the ad breaks again (the render must see a break added meanwhile).
-    # PutItem: SEG#. UpdateItem: arrival (META), queued, media claim, done, lease+work, commit, release.
-    assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 7}
+    # PutItem: SEG#. UpdateItem: seen (META, before the probe: input loss must know the chunk is in),
+    # arrival (META), queued, media claim, done, lease+work, commit, release.
+    assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 8}
 
 
 def test_given_the_upload_that_fixes_the_runs_clock_is_refused_then_the_runs_slate_is_still_rendered(
@@ -746,3 +779,15 @@ def test_given_the_upload_that_fixes_the_runs_clock_is_refused_then_the_runs_sla
     item = pipe.chunk_item(CH, 2)
     assert item is not None and item["fill"] == "slate"
     assert pipe.listed(CH)[-3:] == uris(3, first=2)
+
+
+def test_given_a_timer_wakes_the_packager_less_than_a_second_early_then_it_waits_and_decides_the_slot(
+        pipe: Pipeline) -> None:
+    """SQS delays are whole seconds and timers are sent rounded down: a packager woken early waits out
+    the rest, so a slate is listed when it is due, not up to a second after."""
+    pipe.deps.sleep = pipe.clock.advance
+    pipe.channel(CH)
+    live(pipe, 2)
+    pipe.clock.advance(4.4)  # slot 2 falls to input loss 0.6 s from now
+    [out] = publish.package_channels([PackageMessage(CH)], pipe.deps)
+    assert pipe.listed(CH) == uris(3) and out.recheck_at > pipe.clock.now.timestamp()

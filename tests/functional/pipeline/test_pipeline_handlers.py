@@ -30,7 +30,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 
 def start_channel(cid: str) -> None:
-    rec = records.ChannelRecord(id=cid, state=records.RUNNING, ladder="test", started_at="2026-03-01T12:00:00Z")
+    # Real clock, real transcodes, and the encoder stops after its chunks: on a loaded machine the steps can
+    # outlast the input-loss wait, which would slate the next slot (and queue its timer) mid-test.
+    rec = records.ChannelRecord(id=cid, state=records.RUNNING, ladder="test", started_at="2026-03-01T12:00:00Z",
+                                input_loss_wait=-1.0)
     item = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in rec.to_item().items()}
     boto3.resource("dynamodb").Table(ENV["TABLE_NAME"]).put_item(Item=item)
 

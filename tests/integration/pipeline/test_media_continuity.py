@@ -52,7 +52,8 @@ def run_channel(deployed: Any, boto: Callable[[str], Any], wait_for: Callable[..
     chunks = make_source(tmp / cid, fps, audio)
     assert len(chunks) == CHUNKS
     rec = records.ChannelRecord(id=cid, state=records.RUNNING, ladder=ladder, started_at=records.iso(records.utcnow()),
-                                run_no=1, name=cid, slate_wait=120.0)  # out of order on purpose: never slate
+                                run_no=1, name=cid, slate_wait=120.0,  # out of order on purpose: never slate
+                                input_loss_wait=-1.0)
     item = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in rec.to_item().items()}
     boto3.resource("dynamodb").Table(deployed.table_name).put_item(Item=item)
     order = [s + (1 if s % 2 == 0 else -1) for s in range(CHUNKS)]  # 1, 0, 3, 2, ...

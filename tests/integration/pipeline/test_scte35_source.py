@@ -36,6 +36,8 @@ NS = {"d": "urn:mpeg:dash:schema:mpd:2011", "s": "http://www.scte.org/schemas/35
 
 
 def put_channel(table: str, cid: str, **fields: Any) -> None:
+    # Exact listings are read after the push ends (the channel stays RUNNING): no input-loss slate after it.
+    fields.setdefault("input_loss_wait", -1.0)
     rec = records.ChannelRecord(id=cid, state=records.RUNNING, ladder="test", started_at=records.iso(records.utcnow()),
                                 **fields)
     item = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in rec.to_item().items()}

@@ -350,3 +350,109 @@ def test_given_a_runs_first_chunk_transcodes_slowly_then_the_run_starts_with_it_
     # Still not there after three slate waits: its slot becomes slate at its own place.
     [claim] = run_plan(chunks, now=9.0).claims
     assert (claim.seq, claim.v_start, claim.reason) == (0, 0, "late")
+
+
+# --- input loss: a never-received slot is slated with nothing later ready (issue #15, DASH engines) ---
+
+LOSS = replace(SHAPE, input_loss_wait=3.0)
+
+
+def loss_plan(chunks: list[ChunkState], now: float, **kw: object) -> Plan:
+    by_run: dict[int, dict[int, ChunkState]] = {}
+    for c in chunks:
+        by_run.setdefault(c.run or 1, {})[c.seq] = c
+    return assemble.plan(LOSS, {1: RUN}, by_run, EMPTY, at(now), current=1, **kw)  # type: ignore[arg-type]
+
+
+def settle(chunks: list[ChunkState], now: float, **kw: object) -> tuple[Plan, list[ChunkState]]:
+    """Plan, take every slate claim, plan again, until nothing is left to claim (what the packager does)."""
+    p = loss_plan(chunks, now, **kw)
+    while p.claims:
+        chunks = [*chunks, *claim_all(p)]
+        p = loss_plan(chunks, now, **kw)
+    return p, chunks
+
+
+def test_given_the_encoder_goes_quiet_then_the_next_slot_is_slated_the_input_loss_wait_after_it_was_due() -> None:
+    # 0 and 1 came at 2 and 4; 2 was due at 6 (when the encoder would have closed it) and never comes.
+    chunks = [chunk(0), chunk(1)]
+    waiting = loss_plan(chunks, now=8.9)
+    assert listed(waiting) == ["r1/0", "r1/1"] and waiting.claims == ()
+    assert waiting.recheck_at == at(9.0)  # 6 + 1.5 segments: a packager must come back then
+    [claim] = loss_plan(chunks, now=9.0).claims
+    assert (claim.seq, claim.reason, claim.v_start, claim.v_dur) == (2, "input loss", 2 * SEG, SEG)
+    p, _ = settle(chunks, now=9.0)
+    assert listed(p) == ["r1/0", "r1/1", "r1/2*"] and p.new_slates == ((1, 2),)
+    assert not any(s.discontinuity for s in p.timeline.segments)
+    assert p.recheck_at == at(11.0)  # the next slot, a segment later
+
+
+def test_given_input_loss_goes_on_then_slate_stops_three_segments_past_the_last_real_chunk() -> None:
+    p, _ = settle([chunk(0), chunk(1)], now=60.0)
+    assert listed(p) == ["r1/0", "r1/1", "r1/2*", "r1/3*", "r1/4*"]
+    assert p.claims == () and p.recheck_at is None  # the encoder stopped: the watchdog's turn
+
+
+def test_given_a_missing_chunk_after_an_out_of_order_pair_then_it_is_slated_before_any_later_chunk_is_ready() -> None:
+    # Soak seed 7, run 2: 4 came on time (at 10) and 3 just after it, then 5 never comes and 6/7 are
+    # swapped: nothing later is even received when 5 is 1.5 segments overdue (due at 12).
+    chunks = [chunk(0), chunk(1), chunk(2), chunk(3, arrived=10.05), chunk(4)]
+    assert loss_plan(chunks, now=14.9).claims == ()
+    [claim] = loss_plan(chunks, now=15.0).claims
+    assert (claim.seq, claim.reason) == (5, "input loss")
+
+
+def test_given_a_chunk_one_slot_out_of_order_then_input_loss_does_not_take_its_slot() -> None:
+    # 2 is held back and comes a segment late, just after 3: it must play.
+    chunks = [chunk(0), chunk(1), chunk(3, ready=8.5)]
+    p = loss_plan(chunks, now=8.05)
+    assert p.claims == () and listed(p) == ["r1/0", "r1/1"]
+    after = loss_plan([*chunks, chunk(2, arrived=8.05, ready=8.6)], now=8.6)
+    assert listed(after) == ["r1/0", "r1/1", "r1/2", "r1/3"]
+
+
+def test_given_a_chunk_received_but_not_transcoded_then_input_loss_never_slates_it() -> None:
+    chunks = [chunk(0), chunk(1), chunk(2, done=False)]
+    p = loss_plan(chunks, now=30.0)
+    assert p.claims == () and listed(p) == ["r1/0", "r1/1"]
+
+
+def test_given_an_encoder_running_late_then_input_loss_counts_from_its_latest_chunk() -> None:
+    # Every chunk arrives 2.5 s later than the run's clock says (a slow uploader): 2 is due at 6 by the
+    # clock, but at 8.5 by the encoder's own cadence, and waits from there.
+    chunks = [chunk(0), chunk(1, arrived=6.5)]
+    assert loss_plan(chunks, now=11.0).claims == ()
+    assert loss_plan(chunks, now=11.0).recheck_at == at(11.5)
+
+
+def test_given_the_run_is_being_stopped_then_input_loss_adds_no_slate_after_its_last_chunk() -> None:
+    p = loss_plan([chunk(0), chunk(1)], now=30.0, seal=[1], stop_at={1: at(5)}, seal_grace=6)
+    assert p.claims == () and p.state.runs[0].sealed
+
+
+def test_given_no_input_loss_wait_then_a_quiet_encoder_leaves_the_edge_where_it_is() -> None:
+    p = run_plan([chunk(0), chunk(1)], now=60.0)
+    assert p.claims == () and p.recheck_at is None
+
+
+def test_the_input_loss_wait_is_the_channels_else_the_stages_else_one_and_a_half_segments() -> None:
+    from chalicelib.pipeline.publish import input_loss_wait
+    from chalicelib.records import ChannelRecord
+    from chalicelib.settings import Settings
+
+    st = Settings.from_env({"TABLE_NAME": "t", "INGEST_BUCKET": "i", "ORIGIN_BUCKET": "o"})
+    off = Settings.from_env({"TABLE_NAME": "t", "INGEST_BUCKET": "i", "ORIGIN_BUCKET": "o", "INPUT_LOSS_WAIT": "0"})
+    assert input_loss_wait(ChannelRecord(id="a", segment_duration=4.0), st) == 6.0
+    assert input_loss_wait(ChannelRecord(id="a", input_loss_wait=5.0), off) == 5.0
+    assert input_loss_wait(ChannelRecord(id="a"), off) is None
+    assert input_loss_wait(ChannelRecord(id="a", input_loss_wait=-1.0), st) is None
+    assert input_loss_wait(ChannelRecord(id="a", part_duration=0.5), st) is None  # LL: parts have their own rule
+
+
+def test_given_a_chunk_whose_upload_reached_ingest_but_is_not_recorded_yet_then_input_loss_leaves_its_slot() -> None:
+    # Soak seed 7: 5 swapped with 6 came 2.15 s after it was due (here at 14.15) and was still being probed
+    # when the input-loss wait ran out (at 15): the encoder had delivered it, so it must play.
+    chunks = [chunk(s) for s in range(5)]
+    assert loss_plan(chunks, now=15.1).claims != ()
+    p = loss_plan(chunks, now=15.1, seen={1: frozenset({5, 6})})
+    assert p.claims == () and listed(p) == [f"r1/{s}" for s in range(5)]
