@@ -313,7 +313,9 @@ def run_soak(minutes: float = 10.0, seed: int = 1, work: Path | None = None,
     say(f"soak: cutting {n} chunks of {SEGMENT:g} s into {work / 'src'}")
     files = make_source(work / "src", chunks)
     say("soak: starting the emulated stack")
-    stack = start_demo(channel_id=CHANNEL, push=False, work_dir=work / "stack", create={"name": "Fault soak"})
+    # Input loss on (it is off by default): 1.5 segment durations, the value it was measured with.
+    stack = start_demo(channel_id=CHANNEL, push=False, work_dir=work / "stack",
+                       create={"name": "Fault soak", "input_loss_wait": 1.5 * SEGMENT})
     env = stack.env
     kw = {"endpoint_url": env.get("AWS_ENDPOINT_URL"), "region_name": env.get("AWS_DEFAULT_REGION"),
           "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID"), "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY")}

@@ -18,8 +18,13 @@ away from the audio/video timestamps inside the chunks.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidMediaError
+
+if TYPE_CHECKING:
+    from ..records import ChannelRecord
+    from ..settings import Settings
 
 PTS_WRAP = 2**33 / 90_000  # seconds: 95443.717...
 WRAP_TICKS = 2**33
@@ -68,3 +73,23 @@ def media_ticks(start_ticks: int, base: int, seq: int, segment_duration: float) 
     if abs(value - expected) > clock_reset_tolerance(segment_duration) * TICKS:
         value = expected
     return max(0, value)
+
+
+INPUT_LOSS_FACTOR = 1.5  # the input-loss wait the soak runs with, in segment durations (off unless set)
+
+
+def input_loss_wait(meta: ChannelRecord, st: Settings) -> float | None:
+    """Seconds past its due time a never-received slot waits before it is slated with nothing later ready
+    (input loss): the channel's (negative: off), else the stage's (INPUT_LOSS_WAIT; 0 turns it off). None:
+    off, the default, and always for low-latency channels (missing parts have their own deadline).
+
+    Off by default: a chunked encoder's uploads jitter by up to a segment, and in the fault soak a 3 s wait
+    (1.5 segments, the RFC 8216bis bound for a new playlist version) still replaced one real chunk that came
+    one slot out of order. A channel whose encoder delivers on time turns it on (INPUT_LOSS_FACTOR segment
+    durations is the value we measured with) and trades such late chunks for an edge that never freezes."""
+    if meta.part_duration or meta.input_loss_wait < 0:
+        return None
+    if meta.input_loss_wait:
+        return float(meta.input_loss_wait)
+    stage = getattr(st, "input_loss_wait", None)
+    return float(stage) if stage else None

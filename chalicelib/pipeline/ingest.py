@@ -31,7 +31,7 @@ from ..media.timeline import round_half_up
 from ..records import INGEST_STATES, ChannelRecord, iso
 from ..transcode import audio as audio_plan
 from .assemble import INVALID, RECEIVED
-from .clock import base_ticks, media_ticks
+from .clock import base_ticks, input_loss_wait, media_ticks
 from .deps import Deps
 from .events import Rejection, Upload
 from .obs import MetricUnit, bind, logger, metrics
@@ -127,8 +127,9 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
         return _reject(deps, u, f"seq {u.seq} is more than {MAX_AHEAD} ahead of the newest ({meta.last_seq})")
     received = _arrival(u, deps)
     segdur = float(meta.segment_duration or st.segment_duration)
-    # Before the probe: from now on the packager knows the chunk is in (input loss never takes its slot).
-    store.note_seen(u.channel, run, u.seq)
+    if input_loss_wait(meta, st) is not None:
+        # Before the probe: from now on the packager knows the chunk is in (input loss never takes its slot).
+        store.note_seen(u.channel, run, u.seq)
 
     # No read of the slot first: the conditional put below is the check (a new chunk, by far the common
     # case, costs one write), and what it finds stored decides a redelivery, a conflict or a late chunk.

@@ -35,6 +35,7 @@ from ..media.timeline import Placement, Timeline
 from ..records import STOPPING, ChannelRecord, iso, parse_iso, run_name
 from . import admarkers, assemble, cdn
 from .assemble import SLATE, ChannelShape, ChunkState, Plan, PublishState, RunInfo, SlotClaim
+from .clock import input_loss_wait
 from .deps import Deps
 from .objects import IMMUTABLE, content_type, playlist_cache_control
 from .obs import MetricUnit, bind, logger, metrics
@@ -45,7 +46,6 @@ MAX_ROUNDS = 5  # renders per lease before handing the rest to a fresh message
 MAX_CLAIMS = 30  # slate claims per render (a long outage catches up over a few renders)
 FLUSH_DELAY = 30  # seconds before retrying parked invalidations (CloudFront takes ~1 min)
 SEAL_GRACE = 6.0  # seconds a stopping run waits for chunks still in flight
-INPUT_LOSS_FACTOR = 1.5  # default input-loss wait, in segment durations
 # SQS delays are whole seconds: a timer is sent rounded down, and a packager that renders within this
 # long of a deadline waits out the rest (a few times at most) instead of re-queueing a 1 s delay, so a
 # slate is listed when it is due rather than up to a second after.
@@ -192,22 +192,6 @@ def _shape(channel: str, meta: ChannelRecord, ladder: Ladder, deps: Deps, runs: 
         gap_mode=meta.missing_media == "gap",
         run_names={r: run_name(r) for r in runs},
     )
-
-
-def input_loss_wait(meta: ChannelRecord, st: Any) -> float | None:
-    """Seconds past its due time a never-received slot waits before it is slated with nothing later ready:
-    the channel's (negative: off), else the stage's (INPUT_LOSS_WAIT; 0 turns it off), else 1.5 segment durations (the
-    RFC 8216bis bound for a new playlist version; more than a segment, so a chunk one slot out of order,
-    which arrives a segment late, still plays). None: off, and always for low-latency channels (missing
-    parts have their own deadline)."""
-    if meta.part_duration or meta.input_loss_wait < 0:
-        return None
-    if meta.input_loss_wait:
-        return float(meta.input_loss_wait)
-    stage = getattr(st, "input_loss_wait", None)
-    if stage is not None:
-        return float(stage) if stage > 0 else None
-    return INPUT_LOSS_FACTOR * float(meta.segment_duration or st.segment_duration)
 
 
 # --- what the packager remembers between invocations (a warm Lambda renders a channel every chunk) ---

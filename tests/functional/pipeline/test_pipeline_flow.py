@@ -194,7 +194,7 @@ def test_given_the_encoder_goes_quiet_then_slate_stands_in_for_three_segments_an
         pipe: Pipeline) -> None:
     """Input loss: nothing after the hole, yet the playlists advance (with slate) for the watchdog's input-gap
     time; past that the encoder has stopped, and nothing more is made up."""
-    pipe.channel(CH)
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
     live(pipe, 2)
     pipe.clock.advance(60)
     publish.package(CH, pipe.deps)
@@ -204,14 +204,14 @@ def test_given_the_encoder_goes_quiet_then_slate_stands_in_for_three_segments_an
 
 
 def test_given_an_upload_reaches_ingest_then_the_channel_knows_it_is_in_before_it_is_recorded(pipe: Pipeline) -> None:
-    pipe.channel(CH)
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
     live(pipe, 2)
     raw = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"]
     assert sorted(raw["seen"].values()) == ["1:0", "1:1"]  # what the packager reads: input loss leaves them
 
 
 def test_given_a_chunk_comes_after_input_loss_slated_its_slot_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:
-    pipe.channel(CH)
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
     live(pipe, 2)
     pipe.clock.advance(3.5)  # 2 was due 2 s after 1 came; slated once nothing came for 1.5 segments more
     publish.package(CH, pipe.deps)
@@ -752,9 +752,20 @@ def test_a_steady_chunk_costs_the_pipeline_store_a_fixed_set_of_requests(pipe: P
     assert pipe.listed(CH)[-1] == "r1/00000002.m4s"
     # GetItem: META by ingest, META by the packager. Query: the slot's neighbours, the ad breaks (splice
     # points), the unpublished SEG# tail, the ad breaks again (the render must see a break added meanwhile).
-    # PutItem: SEG#. UpdateItem: seen (META, before the probe: input loss must know the chunk is in),
-    # arrival (META), queued, media claim, done, lease+work, commit, release.
-    assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 8}
+    # PutItem: SEG#. UpdateItem: arrival (META), queued, media claim, done, lease+work, commit, release;
+    # a channel with input loss on writes one more: seen (META, before the probe: input loss must know the
+    # chunk is in).
+    assert dict(calls) == {"GetItem": 2, "Query": 4, "PutItem": 1, "UpdateItem": 7}
+    calls.clear()
+    pipe.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET input_loss_wait = :w",
+                           ExpressionAttributeValues={":w": 3})
+    for seq in (3, 4):  # chunk 3 makes the seen map on META (one write more, once)
+        calls.clear()
+        pipe.clock.advance(2)
+        pipe.push(CH, seq)
+        pipe.pump()
+        assert pipe.listed(CH)[-1] == f"r1/{seq:08d}.m4s"
+    assert dict(calls)["UpdateItem"] == 8
 
 
 def test_given_the_upload_that_fixes_the_runs_clock_is_refused_then_the_runs_slate_is_still_rendered(
@@ -786,7 +797,7 @@ def test_given_a_timer_wakes_the_packager_less_than_a_second_early_then_it_waits
     """SQS delays are whole seconds and timers are sent rounded down: a packager woken early waits out
     the rest, so a slate is listed when it is due, not up to a second after."""
     pipe.deps.sleep = pipe.clock.advance
-    pipe.channel(CH)
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
     live(pipe, 2)
     pipe.clock.advance(4.4)  # slot 2 falls to input loss 0.6 s from now
     [out] = publish.package_channels([PackageMessage(CH)], pipe.deps)

@@ -49,13 +49,16 @@ def timelines(draw: st.DrawFn) -> Timeline:
         start += d
     span = start - first * 2.0 + 10
     breaks = []
+    # Distinct splice_event_ids: the API numbers its breaks, and one id on two breaks is the same event
+    # (SCTE-35 repeats an event's cue under its id), not two breaks.
+    event_ids = draw(st.lists(st.integers(0, (1 << 32) - 1), min_size=3, max_size=3, unique=True))
     for k in range(draw(st.integers(0, 3))):
         at = first * 2.0 + draw(st.floats(0, span, allow_nan=False))
         ret = draw(st.none() | st.floats(0.5, 20, allow_nan=False))
         breaks.append(
             AdBreak(
                 id=f"b{k}",
-                splice_event_id=draw(st.integers(0, (1 << 32) - 1)),
+                splice_event_id=event_ids[k],
                 start=T0 + timedelta(milliseconds=round(at * 1000)),
                 duration=float(draw(st.integers(1, 20))),
                 kind=draw(st.sampled_from(("splice_insert", "time_signal"))),
