@@ -17,6 +17,12 @@ like N encoders that did not start in the same instant) for `--seconds` (default
 "Listed" times come from the emulator's write log (GET /_localaws/s3-writes): the instant each
 playlist version was stored, read without polling S3, so watching costs the stack almost nothing.
 
+- the emulator's queueing: how long background jobs waited for a Lambda worker, by source kind
+  (async events, SQS batches; from GET /_localaws/stats).
+`--trace DIR` keeps, per N, the emulator's job trace (jobs-N.jsonl: function, event time, queued,
+started, ended, the S3 keys or SQS bodies it ran; LOCALAWS_TRACE) and each chunk's upload and listed
+times (chunks-N.json), to find where a slow chunk waited.
+
 Usage: python -m bench channels   or   python -m bench.channels [--channels 1,2,4] [--seconds 120] [--json]
 Run it alone (flock /tmp/slipstream-heavy.lock ...): anything else on the machine shows up in "other".
 """
@@ -309,6 +315,19 @@ def invocation_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dic
     return out
 
 
+def queued_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Jobs that waited for a worker over the run, by source kind: count, average wait (ms), and the
+    longest wait the server has seen (it keeps no history to take a maximum over the run alone)."""
+    out = {}
+    for kind, a in after.items():
+        b = before.get(kind, {})
+        jobs = int(a["jobs"]) - int(b.get("jobs", 0))
+        if jobs:
+            waited = float(a["queued_seconds"]) - float(b.get("queued_seconds", 0))
+            out[kind] = {"jobs": jobs, "avg_ms": waited / jobs * 1000, "max_s": float(a["max_queued_seconds"])}
+    return out
+
+
 # ---- one run of N channels ------------------------------------------------------------------------
 @dataclass
 class Run:
@@ -321,6 +340,7 @@ class Run:
     requests: dict[str, Any] = field(default_factory=dict)
     by_function: dict[str, dict[str, Any]] = field(default_factory=dict)
     invocations: dict[str, dict[str, float]] = field(default_factory=dict)
+    queued: dict[str, dict[str, float]] = field(default_factory=dict)
     others: list[tuple[str, float]] = field(default_factory=list)
     late_uploads: int = 0
     lost_writes: int = 0
@@ -342,7 +362,8 @@ def make_chunks(out_dir: Path, chunks: int, segment_time: float) -> list[Path]:
     return cut(out_dir, chunks, segment_time)
 
 
-def run_channels(n: int, files: list[Path], segment_time: float, workers: int, drain: float = 60.0) -> Run:
+def run_channels(n: int, files: list[Path], segment_time: float, workers: int, drain: float = 60.0,
+                 trace_dir: Path | None = None) -> Run:
     import boto3
 
     from chalicelib import records
@@ -353,6 +374,9 @@ def run_channels(n: int, files: list[Path], segment_time: float, workers: int, d
     run = Run(n, len(files), segment_time)
     server = LocalAWS(state_dir=tempfile.mkdtemp(prefix="bench-channels-"), workers=workers)
     saved = dict(os.environ)
+    if trace_dir is not None:
+        trace_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["LOCALAWS_TRACE"] = str(trace_dir / f"jobs-{n}.jsonl")  # the server inherits it
     try:
         server.start()
         os.environ.update(server.env())
@@ -408,6 +432,10 @@ def run_channels(n: int, files: list[Path], segment_time: float, workers: int, d
         run.wall_s = time.time() - t0
         stats1 = _get_json(f"{server.endpoint}/_localaws/stats")
         run.latency = latency_summary(uploaded, listings.listed_at, segment_time)
+        if trace_dir is not None:
+            (trace_dir / f"chunks-{n}.json").write_text(json.dumps({
+                "uploaded": {f"{c}/{i}": t for (c, i), t in uploaded.items()}, "listed": listings.listed_at}))
+        run.queued = queued_delta(stats0.get("queued", {}), stats1.get("queued", {}))
         run.invocations = invocation_delta(stats0["invocations"], stats1["invocations"])
         functions = sorted(set(dep.functions.values()))
         run.requests = per_chunk(request_delta(stats0["requests"], stats1["requests"], functions), len(uploaded))
@@ -457,6 +485,10 @@ def report(r: Run) -> str:
                     f"({d['seconds'] / d['invocations'] * 1000:.0f} ms avg, {int(d['cold_starts'])} cold)"
                     for name, d in r.invocations.items())
     lines.append(f"  Lambda invocations per chunk: {inv}")
+    if r.queued:
+        lines.append("  queued for a worker: " + ", ".join(
+            f"{kind} {q['jobs']:.0f} jobs, avg {q['avg_ms']:.0f} ms, max {q['max_s']:.2f} s"
+            for kind, q in r.queued.items()))
     if r.late_uploads or r.lost_writes:
         lines.append(f"  WARNING: {r.late_uploads} uploads started late, {r.lost_writes} writes missed by the watcher")
     return "\n".join(lines)
@@ -474,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segment-time", type=float, default=2.0)
     ap.add_argument("--workers", type=int, default=4, help="the emulator's parallel Lambda invocations")
     ap.add_argument("--json", action="store_true", help="print the results as JSON only")
+    ap.add_argument("--trace", type=Path, default=None, help="keep the emulator's job trace and chunk times here")
     args = ap.parse_args(argv if argv is not None else [])
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
@@ -483,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-channels-src-") as tmp:
         files = make_chunks(Path(tmp), chunks, args.segment_time)
         for n in counts:
-            r = run_channels(n, files, args.segment_time, args.workers)
+            r = run_channels(n, files, args.segment_time, args.workers, trace_dir=args.trace)
             runs.append(r)
             if not args.json:
                 print(report(r), flush=True)

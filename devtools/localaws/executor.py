@@ -7,13 +7,24 @@ cached boto3 clients never leak between functions), a timeout can kill it and ev
 Why a worker pool: asynchronous sources (S3 notifications, SQS mappings, EventBridge, Invoke with
 InvocationType=Event) must not block the API call that triggered them, and several chunks should
 transcode in parallel, bounded so a burst cannot fork-bomb a 2-core laptop.
+
+Which invocation gets a free worker: the one whose event is oldest, whatever its source. Lambda has no
+such cap (each function scales on its own), so the cap must not reorder work: a FIFO of async jobs that
+SQS mappings could only use once it was empty made every SQS-triggered invocation wait behind every
+newer S3 notification (a pipeline's second stage behind its first stage's new arrivals). Async jobs
+(S3, EventBridge, Invoke Event) wait in a heap by the time their event was raised; SQS mappings are
+*sources* the workers ask, when they look for work, for the SentTimestamp of the oldest message they
+could receive now, so a message stays in its queue (visible, its visibility timeout not started) until a
+worker is free to run it, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import io
+import itertools
 import json
 import logging
 import os
@@ -28,17 +39,38 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("localaws.executor")
 
 RUNNER = Path(__file__).with_name("_runner.py")
 # The managed runtime's PATH plus /usr/bin, where a local ffmpeg lives when no layer ships one.
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class Source(Protocol):
+    """Something the workers take deliveries from when they are free (an SQS event source mapping)."""
+
+    def oldest(self) -> float | None:
+        """Epoch seconds at which the oldest delivery it could start now was raised; None if none."""
+
+    def take(self) -> tuple[Callable[[], Any], float] | None:
+        """Claim a delivery (e.g. receive a batch): the job that runs it and when its oldest event was
+        raised; None if nothing came (the source then reports nothing until it is woken again)."""
+
+
+@dataclass(order=True)
+class _Queued:
+    event_time: float
+    seq: int
+    job: Callable[[], Any] = field(compare=False)
+    future: Future[Any] = field(compare=False)
+    submitted: float = field(compare=False, default=0.0)
+    label: str = field(compare=False, default="async")
 
 
 @dataclass(frozen=True)
@@ -166,46 +198,118 @@ class Executor:
         self.warm = warm
         self.max_idle = max_idle
         self.idle_ttl = idle_ttl
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
         self._running: dict[int, _Sandbox] = {}
         self._idle: dict[str, list[_Sandbox]] = {}
         self._lock = threading.Lock()
-        self._busy = 0
         self._closed = threading.Event()
         # per function: [invocations, errors, cold starts, seconds] (GET /_localaws/stats)
         self._counts: dict[str, list[float]] = {}
-        self._free_listeners: list[Callable[[], None]] = []
+        # per source label ("async", "sqs"): [jobs, seconds queued, max seconds queued]
+        self._waits: dict[str, list[float]] = {}
         for sub in ("logs", "run"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         self._tmp = tmp_root(Path(os.environ.get("LOCALAWS_SANDBOX_TMP") or "/dev/shm"))
+        # LOCALAWS_TRACE=path: one JSON line per background job (what, when raised, started, ended).
+        self._trace_path = os.environ.get("LOCALAWS_TRACE") or ""
+        self._trace_lock = threading.Lock()
+        self._tls = threading.local()
+        # The scheduler: async jobs in a heap by event time, sources asked when a worker looks for work.
+        self._sched = threading.Condition()
+        self._queue: list[_Queued] = []
+        self._order = itertools.count()
+        self._sources: list[Source] = []
+        self._busy = 0  # workers running a job (under _sched)
+        self._threads = [threading.Thread(target=self._work, name=f"lambda-{i}", daemon=True)
+                         for i in range(workers)]
+        for t in self._threads:
+            t.start()
 
-    # -- capacity, shared with the SQS poller so it only takes messages it can start on ----------
+    # -- scheduling: a free worker takes the oldest event, from the heap or from a source ----------
     @property
     def idle_workers(self) -> int:
-        with self._lock:
+        with self._sched:
             return self.workers - self._busy
 
-    def add_free_listener(self, listener: Callable[[], None]) -> None:
-        """Called (from the worker's thread) each time a background job ends and frees a worker."""
-        self._free_listeners.append(listener)
+    def add_source(self, source: Source) -> None:
+        with self._sched:
+            self._sources.append(source)
+            self._sched.notify()
 
-    def submit(self, job: Callable[[], Any]) -> Future[Any]:
-        with self._lock:
-            self._busy += 1
+    def wake(self) -> None:
+        """A source may have something to deliver now (a message added, made visible, a mapping changed)."""
+        with self._sched:
+            self._sched.notify()
 
-        def run() -> Any:
+    def submit(self, job: Callable[[], Any], event_time: float | None = None, label: str = "async") -> Future[Any]:
+        """Run `job` on a worker, after every queued job or source delivery whose event is older."""
+        future: Future[Any] = Future()
+        now = time.time()
+        with self._sched:
+            if self._closed.is_set():
+                future.cancel()
+                return future
+            heapq.heappush(self._queue, _Queued(now if event_time is None else event_time, next(self._order),
+                                                job, future, now, label))
+            self._sched.notify()
+        return future
+
+    def _pick(self) -> _Queued | Source | None:
+        """Under _sched: the oldest of the heap's head and what each source could deliver now."""
+        best: _Queued | Source | None = self._queue[0] if self._queue else None
+        best_time = self._queue[0].event_time if self._queue else float("inf")
+        for source in self._sources:
+            t = source.oldest()
+            if t is not None and t < best_time:
+                best, best_time = source, t
+        if isinstance(best, _Queued):
+            heapq.heappop(self._queue)
+        return best
+
+    def _work(self) -> None:
+        while True:
+            with self._sched:
+                picked = None
+                while picked is None:
+                    if self._closed.is_set():
+                        return
+                    picked = self._pick()
+                    if picked is None:
+                        self._sched.wait()
+                self._busy += 1
+                self._sched.notify()  # there may be more: let another idle worker look
             try:
-                return job()
-            except Exception:
-                log.exception("background Lambda job failed")
-                raise
+                if isinstance(picked, _Queued):
+                    if picked.future.set_running_or_notify_cancel():
+                        self._run(picked.job, picked.future, picked.label, picked.event_time, picked.submitted)
+                else:
+                    taken = picked.take()
+                    if taken is not None:
+                        self._run(taken[0], Future(), "sqs", taken[1], taken[1])
             finally:
-                with self._lock:
+                with self._sched:
                     self._busy -= 1
-                for listener in self._free_listeners:
-                    listener()
 
-        return self._pool.submit(run)
+    def _run(self, job: Callable[[], Any], future: Future[Any], label: str, event_time: float,
+             submitted: float) -> None:
+        started = time.time()
+        with self._lock:
+            w = self._waits.setdefault(label, [0, 0.0, 0.0])
+            w[0] += 1
+            w[1] += started - submitted
+            w[2] = max(w[2], started - submitted)
+        rec: dict[str, Any] = {"src": label, "event": event_time, "sub": submitted, "start": started}
+        self._tls.rec = rec
+        try:
+            future.set_result(job())
+        except Exception as e:
+            log.exception("background Lambda job failed")
+            future.set_exception(e)
+        finally:
+            self._tls.rec = None
+            if self._trace_path:
+                rec["end"] = time.time()
+                with self._trace_lock, open(self._trace_path, "a") as f:
+                    f.write(json.dumps(rec, default=str) + "\n")
 
     def invoke_async(
         self,
@@ -235,6 +339,10 @@ class Executor:
     # -- one invocation ---------------------------------------------------------------------------
     def invoke(self, fn: FunctionSpec, event: Any) -> Invocation:
         request_id = str(uuid.uuid4())
+        rec = getattr(self._tls, "rec", None)
+        if rec is not None and self._trace_path:
+            rec.setdefault("fn", fn.name)
+            rec.setdefault("what", _what(event))
         task_root = _unpack(fn.code, self.cache_dir / "code")
         layer_roots = [_unpack(layer, self.cache_dir / "layers") for layer in fn.layers]
         started = time.time()
@@ -396,18 +504,40 @@ class Executor:
             counts = {name: {"invocations": int(c[0]), "errors": int(c[1]), "cold_starts": int(c[2]),
                              "seconds": round(c[3], 3)} for name, c in sorted(self._counts.items())}
             boxes = [*self._running.values(), *(sb for lst in self._idle.values() for sb in lst)]
-        return {"invocations": counts, "sandboxes": [{"pid": sb.pid, "function": sb.function} for sb in boxes]}
+            waits = {label: {"jobs": int(w[0]), "queued_seconds": round(w[1], 3), "max_queued_seconds": round(w[2], 3)}
+                     for label, w in sorted(self._waits.items())}
+        return {"invocations": counts, "queued": waits,
+                "sandboxes": [{"pid": sb.pid, "function": sb.function} for sb in boxes]}
 
     def shutdown(self) -> None:
         """Kill running invocations (and their children) and idle sandboxes, drop queued ones."""
         self._closed.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._sched:
+            dropped, self._queue = self._queue, []
+            self._sched.notify_all()
+        for queued in dropped:
+            queued.future.cancel()
         with self._lock:
             everyone = [*self._running.values(), *(sb for lst in self._idle.values() for sb in lst)]
             self._idle.clear()
         for sandbox in everyone:
             sandbox.kill()
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _what(event: Any) -> list[Any]:
+    """For the trace: the S3 keys, or the SQS bodies (first 200 characters) and SentTimestamps, of an event."""
+    out: list[Any] = []
+    records = event.get("Records") if isinstance(event, dict) else None
+    for r in records or ():
+        if not isinstance(r, dict):
+            continue
+        if "s3" in r:
+            out.append(str(r["s3"].get("object", {}).get("key", "")))
+        elif "body" in r:
+            out.append(str(r["body"])[:200])
+            out.append(int((r.get("attributes") or {}).get("SentTimestamp") or 0) / 1000)
+    return out
 
 
 class _Sandbox:

@@ -492,10 +492,17 @@ class SqsPoller(threading.Thread):
     Messages a failed batch held become visible again after the queue's visibility timeout, and moto's
     ReceiveMessage moves them to the DLQ once they have been received maxReceiveCount times.
 
-    Event-driven, not a timer loop: it sleeps until something can change what it would deliver -- a
-    message added to a queue (SendMessage, a redrive to a DLQ), a visibility change, a Lambda worker
-    freed, a mapping created or updated -- or until the earliest in-flight or delayed message of a
-    mapped queue becomes visible, whichever comes first. `max_wait` is only a safety net.
+    A source of the executor's workers (executor.Source): a free worker asks for the SentTimestamp of the
+    oldest message it could receive now (`oldest`), and if that is older than every queued async event,
+    receives a batch of that queue (`take`) and runs it. So a message is received only by a worker about
+    to run it (its visibility timeout starts then, as before), and it waits behind older events only.
+    Receives are serialized (moto's ReceiveMessage is not thread-safe), so no message goes out twice.
+
+    The thread itself only watches the clock: it sleeps until the earliest in-flight or delayed message
+    of a mapped queue becomes visible (no timer loop) and then wakes the workers; anything else that can
+    change what it would deliver -- a message added (SendMessage, a redrive to a DLQ), a visibility
+    change, a batch finished, a mapping created or updated -- wakes them directly. `max_wait` is only a
+    safety net.
     """
 
     def __init__(self, executor: Executor, max_wait: float = 1.0) -> None:
@@ -506,8 +513,12 @@ class SqsPoller(threading.Thread):
         self._stop_event = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self.polls = 0  # how many times it looked (GET /_localaws/stats shows it)
-        executor.add_free_listener(self.wake)
+        self._receive_lock = threading.Lock()
+        # take() found nothing at generation _dry: report nothing until wake() moves _gen on
+        self._gen = 0
+        self._dry = -1
+        self.polls = 0  # how many times the clock thread looked (GET /_localaws/stats shows it)
+        executor.add_source(self)
 
     def register(self, backend: Any, esm: Any) -> None:
         with self._lock:
@@ -515,7 +526,10 @@ class SqsPoller(threading.Thread):
         self.wake()
 
     def wake(self) -> None:
+        with self._lock:
+            self._gen += 1
         self._wake.set()
+        self.executor.wake()
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -538,53 +552,90 @@ class SqsPoller(threading.Thread):
             if queue is not None:
                 yield backend, esm, sqs, queue
 
+    # -- executor.Source ----------------------------------------------------------------------------
+    def oldest(self) -> float | None:
+        with self._lock:
+            if self._dry == self._gen:
+                return None
+        ready = [t for *_, queue in self._active() if (t := _oldest_sent(queue)) is not None]
+        return min(ready) if ready else None
+
+    def take(self) -> tuple[Any, float] | None:
+        with self._lock:
+            gen = self._gen
+        with self._receive_lock:
+            ready = [(t, i, m) for i, m in enumerate(self._active()) if (t := _oldest_sent(m[3])) is not None]
+            for _, _, (backend, esm, sqs, queue) in sorted(ready):
+                messages = sqs.receive_message(
+                    queue.name, esm.batch_size, 0, int(queue.visibility_timeout or 30), ["All"]
+                )
+                if messages:
+                    sent = min(int(m.sent_timestamp or 0) for m in messages) / 1000
+                    return functools.partial(self._process, backend, esm, queue, messages), sent
+        with self._lock:
+            if self._gen == gen:
+                self._dry = gen
+        return None
+
+    # -- the clock ----------------------------------------------------------------------------------
     def run(self) -> None:
         while not self._stop_event.is_set():
             self._wake.clear()  # before looking: a wake-up while we look makes us look again
             due: float | None = None
             try:
                 due = self.poll_once()
-            except Exception:  # keep polling: one broken mapping must not stop the others
+            except Exception:  # keep watching: one broken mapping must not stop the others
                 log.exception("SQS poll failed")
             wait = self.max_wait if due is None else min(self.max_wait, max(0.001, due - time.time()))
             self._wake.wait(wait)
 
     def poll_once(self) -> float | None:
-        """Deliver what can be delivered now; return when (epoch s) a message of a mapped queue next
-        becomes visible or stops being delayed, or None if none is waiting for time to pass."""
+        """Wake the workers if a message of a mapped queue can be received now (time passing made it
+        visible: nothing else tells them); return when (epoch s) the next in-flight or delayed one
+        becomes visible, or None if none is waiting for time to pass."""
         self.polls += 1
         due: float | None = None
-        for backend, esm, sqs, queue in self._active():
-            while self.executor.idle_workers > 0 and queue.messages:
-                messages = sqs.receive_message(
-                    queue.name, esm.batch_size, 0, int(queue.visibility_timeout or 30), ["All"]
-                )
-                if not messages:
-                    break
-                self.executor.submit(functools.partial(self._process, backend, esm, queue, messages))
+        ready = False
+        for _, _, _, queue in self._active():
+            ready = ready or bool(queue.messages)
             now_ms = time.time() * 1000
             for m in list(queue._messages):
                 later = max(m.visible_at, m.delayed_until)
                 if later >= now_ms and (due is None or later / 1000 < due):
                     due = later / 1000
+        if ready:
+            with self._lock:
+                self._gen += 1
+            self.executor.wake()
         return due
 
     def _process(self, backend: Any, esm: Any, queue: Any, messages: list[Any]) -> None:
         from moto.sqs.models import sqs_backends
 
-        sqs = sqs_backends[backend.account_id][backend.region_name]
-        event = {"Records": [_sqs_record(m, queue) for m in messages]}
-        fn = backend.get_function(esm.function_arn)
-        inv = self.executor.invoke(_function_spec(fn), event)
-        if inv.errored:
-            return  # the whole batch stays; it reappears after the visibility timeout
-        failed: set[str] = set()
-        if "ReportBatchItemFailures" in (esm.function_response_types or []):
-            failed = _batch_item_failures(inv.payload, {m.id for m in messages})
-        for m in messages:
-            if m.id not in failed:
-                with contextlib.suppress(Exception):  # already gone (purged, deleted by handler)
-                    sqs.delete_message(queue.name, m.receipt_handle)
+        try:
+            sqs = sqs_backends[backend.account_id][backend.region_name]
+            event = {"Records": [_sqs_record(m, queue) for m in messages]}
+            fn = backend.get_function(esm.function_arn)
+            inv = self.executor.invoke(_function_spec(fn), event)
+            if inv.errored:
+                return  # the whole batch stays; it reappears after the visibility timeout
+            failed: set[str] = set()
+            if "ReportBatchItemFailures" in (esm.function_response_types or []):
+                failed = _batch_item_failures(inv.payload, {m.id for m in messages})
+            for m in messages:
+                if m.id not in failed:
+                    with contextlib.suppress(Exception):  # already gone (purged, deleted by handler)
+                        sqs.delete_message(queue.name, m.receipt_handle)
+        finally:
+            self.wake()  # a FIFO group this batch held may be deliverable now
+
+
+def _oldest_sent(queue: Any) -> float | None:
+    """SentTimestamp (epoch s) of the oldest message of `queue` a ReceiveMessage could return now."""
+    pending = queue.pending_message_groups if queue.fifo_queue else set()
+    sent = [int(m.sent_timestamp or 0) for m in queue.messages
+            if not (queue.fifo_queue and m.group_id in pending)]
+    return min(sent) / 1000 if sent else None
 
 
 def _batch_item_failures(payload: str, ids: set[str]) -> set[str]:

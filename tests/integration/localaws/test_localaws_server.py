@@ -371,3 +371,46 @@ def test_given_an_idle_mapped_queue_then_the_poller_sleeps_instead_of_polling(tm
         time.sleep(3)
         # A timer loop at 0.1 s looked 30 times; an idle poller wakes about once a second at most.
         assert polls() - before <= 8
+
+
+RECORDER = (
+    "import json, time\n"
+    "def handler(event, context):\n"
+    "    for r in event.get('Records') or [event]:\n"
+    "        body = json.loads(r['body']) if 'body' in r else r\n"
+    "        print('ran', body.get('tag'))\n"
+    "        time.sleep(body.get('sleep', 0))\n"
+    "    return {}\n"
+)
+
+
+def test_given_a_busy_pool_then_a_queued_message_runs_before_async_events_raised_after_it(tmp_path: Path) -> None:
+    """A pipeline's second stage (SQS) must not wait behind its first stage's newer arrivals (async)."""
+    with LocalAWS(state_dir=tmp_path, workers=1) as server:
+        iam, lam, sqs = _client(server, "iam"), _client(server, "lambda"), _client(server, "sqs")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # type: ignore[attr-defined]
+        lam.create_function(FunctionName="rec", Runtime="python3.11", Role=role,  # type: ignore[attr-defined]
+                            Handler="handler.handler", Timeout=10, Code={"ZipFile": _zip(RECORDER)})
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]  # type: ignore[attr-defined]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # type: ignore[attr-defined]
+        lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="rec", BatchSize=1)  # type: ignore[attr-defined]
+
+        def event(tag: str, sleep: float = 0) -> None:
+            lam.invoke(FunctionName="rec", InvocationType="Event",  # type: ignore[attr-defined]
+                       Payload=json.dumps({"tag": tag, "sleep": sleep}))
+
+        event("busy", sleep=1.5)  # holds the only worker
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"tag": "message"}))  # type: ignore[attr-defined]
+        for tag in ("later-1", "later-2", "later-3"):
+            event(tag)
+
+        def ran() -> list[str]:
+            out = []
+            for log in server.log_files("rec"):
+                out += [ln.split()[1] for ln in log.read_text().splitlines() if ln.startswith("ran ")]
+            return out
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(ran()) < 5:
+            time.sleep(0.1)
+        assert ran() == ["busy", "message", "later-1", "later-2", "later-3"]

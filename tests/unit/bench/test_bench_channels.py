@@ -14,6 +14,7 @@ from bench.channels import (
     mpd_upto,
     parse_stat,
     per_chunk,
+    queued_delta,
     request_delta,
 )
 
@@ -100,3 +101,13 @@ def test_requests_per_chunk_are_the_pipelines_own_between_two_reads() -> None:
     assert round(table["s3"]["operations"]["PutObject"]["cpu_ms_each"], 6) == 2.0
     assert table["dynamodb"]["per_chunk"] == 1.0
     assert request_delta(before, after, ["ingest"]) == {("lambda", "Invoke"): {"count": 2, "errors": 0, "cpu_s": 0.0}}
+
+
+def test_queueing_over_the_run_is_the_difference_of_two_reads_per_source_kind() -> None:
+    before = {"async": {"jobs": 2, "queued_seconds": 1.0, "max_queued_seconds": 0.5}}
+    after = {"async": {"jobs": 6, "queued_seconds": 1.4, "max_queued_seconds": 0.5},
+             "sqs": {"jobs": 2, "queued_seconds": 0.3, "max_queued_seconds": 0.2}}
+    got = queued_delta(before, after)
+    assert got["async"]["jobs"] == 4 and math.isclose(got["async"]["avg_ms"], 100.0)
+    assert got["sqs"] == {"jobs": 2, "avg_ms": 150.0, "max_s": 0.2}
+    assert queued_delta(after, after) == {}
