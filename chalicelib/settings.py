@@ -58,7 +58,7 @@ class Settings:
     # (None: one segment duration).
     slate_wait: float | None = None
     # Seconds past its due time a never-received chunk waits before its slot is slated with no later chunk
-    # ready (input loss). None: 1.5 segment durations; 0: off.
+    # ready (input loss). None or 0: off (a channel may still set its own).
     input_loss_wait: float | None = None
     # Domain attribute of the signed cookies: the parent domain shared by the API (or player page)
     # and the CDN hostname, e.g. example.com for api.example.com + video.example.com. Empty: host-only.

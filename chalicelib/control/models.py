@@ -104,7 +104,7 @@ class CreateChannel(_MarkerFields):
     low_latency: LowLatency | None = None
     # What stands in for a missing, late or corrupt chunk (the slate, in HLS and DASH; "gap" also marks
     # it EXT-X-GAP in HLS), how long a ready later chunk waits for it (default: one segment), and how long
-    # past its due time a chunk that never came waits with nothing later ready (input loss; 1.5 segments).
+    # past its due time a chunk that never came waits with nothing later ready (input loss; off unless set).
     missing_media: Literal["slate", "gap"] = "slate"
     slate_wait: float | None = Field(None, ge=0.2, le=120.0)
     input_loss_wait: float | None = Field(None, ge=0.0, le=120.0)  # 0: off

@@ -85,15 +85,21 @@ def package_channels(messages: Iterable[PackageMessage], deps: Deps) -> list[Out
 
 def package(channel: str, deps: Deps, *, reasons: Iterable[str] = (), force: bool = False) -> Outcome:
     with bind(channel=channel):
+        started = deps.now().timestamp()
         outcome = _package(channel, deps, list(reasons), force)
         for _ in range(SETTLE_ROUNDS):
-            # A slot falls due within a second (a timer sent rounded down woke us, or this render came just
-            # before it): decide it then, here. Whoever renders in the last second before a deadline waits
-            # it out, so a timer consumed early by a packager that found the lease taken is never lost.
-            left = outcome.recheck_at - deps.now().timestamp()
-            if not 0 < left <= SETTLE_SECONDS:
+            # A slot falls due within a second of when this render looked (a timer sent rounded down woke us,
+            # or this render came just before it): decide it then, here, even if the render itself ran past
+            # the deadline (the timer that woke us is spent: nobody else comes back for it). Whoever renders
+            # in the last second before a deadline waits it out, so a timer consumed early by a packager that
+            # found the lease taken is never lost.
+            due = outcome.recheck_at
+            if not started < due <= started + SETTLE_SECONDS:
                 break
-            deps.sleep(left + 0.01)
+            left = due - deps.now().timestamp()
+            if left > 0:
+                deps.sleep(left + 0.01)
+            started = deps.now().timestamp()
             outcome = _package(channel, deps, [], False)
         return outcome
 

@@ -272,7 +272,12 @@ class Executor:
                 while picked is None:
                     if self._closed.is_set():
                         return
-                    picked = self._pick()
+                    try:
+                        picked = self._pick()
+                    except Exception:  # moto's queues changing under a look: a worker must never die of it
+                        log.exception("scheduler: looking for the oldest event failed; looking again shortly")
+                        self._sched.wait(0.5)
+                        continue
                     if picked is None:
                         self._sched.wait()
                 self._busy += 1
@@ -282,7 +287,11 @@ class Executor:
                     if picked.future.set_running_or_notify_cancel():
                         self._run(picked.job, picked.future, picked.label, picked.event_time, picked.submitted)
                 else:
-                    taken = picked.take()
+                    try:
+                        taken = picked.take()
+                    except Exception:  # a queue deleted under the receive: its message (if any) stays queued
+                        log.exception("scheduler: receiving an SQS message failed")
+                        taken = None
                     if taken is not None:
                         self._run(taken[0], Future(), "sqs", taken[1], taken[1])
             finally:

@@ -792,6 +792,28 @@ def test_given_the_upload_that_fixes_the_runs_clock_is_refused_then_the_runs_sla
     assert pipe.listed(CH)[-3:] == uris(3, first=2)
 
 
+def test_given_the_render_a_timer_woke_early_ends_past_the_deadline_then_the_slot_is_still_decided(
+        pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timer that woke the packager is spent: if its render (begun before the deadline) ends after it,
+    the packager decides the slot itself rather than leaving it to an event that may never come."""
+    pipe.deps.sleep = pipe.clock.advance
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    live(pipe, 2)
+    pipe.clock.advance(4.4)  # slot 2 falls to input loss 0.6 s from now
+    real, slow = publish._package, [True]
+
+    def slow_render(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        if slow:
+            slow.clear()
+            pipe.clock.advance(0.8)  # a loaded machine: this render ends 0.2 s past the deadline
+        return out
+
+    monkeypatch.setattr(publish, "_package", slow_render)
+    publish.package_channels([PackageMessage(CH)], pipe.deps)
+    assert pipe.listed(CH) == uris(3)
+
+
 def test_given_a_timer_wakes_the_packager_less_than_a_second_early_then_it_waits_and_decides_the_slot(
         pipe: Pipeline) -> None:
     """SQS delays are whole seconds and timers are sent rounded down: a packager woken early waits out
