@@ -11,7 +11,6 @@ Two layers, so a failure says where it is:
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import re
@@ -21,7 +20,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +35,6 @@ from chalicelib.media import scte35
 from devtools import demo
 from devtools.edge import RealtimeLog, TrustedKeys
 from slipstream_cli.__main__ import main as slipstream
-from tests.support.players import play, report_of, watch_together
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -284,9 +281,10 @@ def live_encoder_argv(fmt: str, out: Path) -> list[str]:
             "-hls_segment_filename", str(out / "v%v" / "seg%05d.m4s"), str(out / "v%v" / "index.m3u8")]
 
 
-@contextmanager
-def signed_origin(fmt: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+@pytest.fixture
+def signed_origin(request: pytest.FixtureRequest, tmp_path: Path, browser_ready: None) -> Iterator[dict[str, Any]]:
     """A live origin behind the demo server with signing enforced, a stand-in API that signs, a CMCD log."""
+    fmt: str = request.param
     out = tmp_path / "origin" / CHANNEL
     out.mkdir(parents=True)
     proc = subprocess.Popen(live_encoder_argv(fmt, out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -319,34 +317,11 @@ ENGINE_RUNS = [  # (origin format, engine, how the grant travels)
 ]
 
 
-@pytest.fixture(scope="module")
-def signed_viewers(browser_ready: None, tmp_path_factory: pytest.TempPathFactory
-                   ) -> Iterator[dict[tuple[str, str, str], tuple[dict[str, Any], dict[str, Any] | BaseException]]]:
-    """Every engine run at once, each viewer working the page against its own signed live origin (kept up
-    until the module ends: the tests fetch from it too): each run's origin and its player report."""
-    with ExitStack() as stack:
-        origins: dict[tuple[str, str, str], dict[str, Any]] = {}
-        runs = {}
-        for param in ENGINE_RUNS:
-            fmt, engine, signing = key = param.values  # type: ignore[assignment]
-            work = tmp_path_factory.mktemp(f"signed-{param.id}")
-            origin = origins[key] = stack.enter_context(signed_origin(fmt, work))
-            screenshot = Path(__file__).resolve().parents[3] / ".demo" / "screenshots" / f"player-{engine}-{fmt}.png"
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            runs[key] = functools.partial(
-                play, f"{origin['base']}/player.html?channel={CHANNEL}", work, play=15, engine=engine, fmt=fmt,
-                signing=signing, full=True, start_timeout=60, marker_timeout=30, screenshot=screenshot)
-        reports = watch_together(runs)
-        yield {key: (origins[key], reports[key]) for key in origins}
-
-
-@pytest.mark.parametrize(("fmt", "engine", "signing"), ENGINE_RUNS)
+@pytest.mark.parametrize(("signed_origin", "engine", "signing"), ENGINE_RUNS, indirect=["signed_origin"])
 def test_given_a_signed_live_origin_when_an_engineer_works_the_page_then_every_tool_reports_what_the_stream_does(
-    signed_viewers: dict[tuple[str, str, str], Any], fmt: str, engine: str, signing: str,
-    capsys: pytest.CaptureFixture[str],
+    signed_origin: dict[str, Any], run_player: Any, engine: str, signing: str, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    signed_origin, outcome = signed_viewers[(fmt, engine, signing)]
-    report = report_of({"viewer": outcome}, "viewer")
+    fmt = signed_origin["format"]
     base, origin = signed_origin["base"], signed_origin["origin"]
     # Unsigned, the edge refuses every object of the channel; the API's grant opens them.
     segment = next(p for p in sorted(signed_origin["out"].rglob("*.m4s")))
@@ -356,6 +331,10 @@ def test_given_a_signed_live_origin_when_an_engineer_works_the_page_then_every_t
     grant = signed_origin["api"].playback("query")
     assert fetch(f"{url}?{grant['query']}")[0] == 200
 
+    screenshot = Path(__file__).resolve().parents[3] / ".demo" / "screenshots" / f"player-{engine}-{fmt}.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    report = run_player(f"{base}/player.html?channel={CHANNEL}", play=15, engine=engine, fmt=fmt, signing=signing,
+                        full=True, start_timeout=60, marker_timeout=30, screenshot=screenshot)
     summary = {k: report.get(k) for k in (
         "failures", "startupSeconds", "progressed", "wallSeconds", "stalls", "latency", "renditions",
         "manualRendition", "breakStatusSeen", "breaksSeen", "timelineBreaks", "liveRange", "dvrRange", "dvrSource",
