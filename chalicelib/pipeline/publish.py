@@ -526,7 +526,7 @@ def _schedule(channel: str, deps: Deps, pub: dict[str, Any], attr: str, when: fl
     if now < pending <= when:
         return
     deps.store.set_timer(channel, attr, when)
-    # Rounded down: the packager it wakes waits out the fraction left (package_channels), so the slot is
+    # Rounded down: the packager it wakes waits out the fraction left (package()), so the slot is
     # decided when due, not up to a second late (SQS DelaySeconds is whole seconds).
     _send(deps, PackageMessage(channel), delay=max(0, math.floor(when - now)))
 
