@@ -15,9 +15,11 @@ Rules (issues #15 and #10):
   slot's end). Without it the live edge froze until a later chunk was transcoded, and DASH engines,
   which play close to the edge, stalled (soak: dash.js and shaka 2.1-2.3 s at a missing chunk after an
   out-of-order pair). Only never-received slots: a chunk that is in (even untranscoded, even still
-  being probed by ingest: `seen`) keeps the rules above. Bounded: at most INPUT_LOSS_SEGMENTS segments
-  past the encoder's last real chunk (the watchdog's input-gap time); an encoder that really stopped
-  leaves the edge where that ends. Not while a run is being sealed (its tail is the stop's).
+  being probed by ingest: `seen`) keeps the rules above, and so, for a while (`held`), does one whose
+  upload the packager found in the ingest bucket before claiming the slot (its event not at ingest
+  yet). Bounded: at most INPUT_LOSS_SEGMENTS segments past the encoder's last real chunk (the
+  watchdog's input-gap time); an encoder that really stopped leaves the edge where that ends. Not
+  while a run is being sealed (its tail is the stop's).
   Slating takes a claim on the slot (SEG#.fill = "slate", conditional); a chunk whose transcode
   finishes after that is dropped and counted, never published at the slot's URL.
 - A run's first published slot is a real chunk (there is no clock to place slate on before one); chunks
@@ -86,6 +88,7 @@ class ChunkState:
     iframes: Mapping[str, IFrames] = field(default_factory=dict, compare=False)
     codecs: Mapping[str, str] = field(default_factory=dict, compare=False)
     run: int = 0
+    ext: str = field(default="", compare=False)  # the upload's container ("ts" | "mp4"; "" for a slate claim)
 
     @property
     def media_start(self) -> float | None:
@@ -223,6 +226,7 @@ def plan(
     stop_at: Mapping[int, datetime] | None = None,
     end_event: bool = False,
     seen: Mapping[int, Collection[int]] | None = None,
+    held: Mapping[int, Mapping[int, datetime]] | None = None,
 ) -> Plan:
     """The timeline to publish now.
 
@@ -230,7 +234,9 @@ def plan(
     stopped: their tail waits `seal_grace` seconds after `stop_at[run]`, then holes are slated and the
     run is sealed. `end_event`: the channel is deleted: ENDLIST on the live playlists, for good.
     `seen`: per run, seqs whose upload reached ingest but may not be recorded yet (being probed): the
-    encoder did deliver them, so input loss never takes their slots.
+    encoder did deliver them, so input loss never takes their slots. `held`: per run, seq -> until when
+    input loss leaves the slot alone: its object is in the ingest bucket but ingest has not noted it yet
+    (the packager looked before claiming it; ingest is on its way).
     """
     renditions = frozenset(shape.ladder.names)
     fps = shape.ladder.frame_rate
@@ -297,7 +303,7 @@ def plan(
                 shape, info, run_chunks, st, renditions, now, wait, nominal, max_frames, frame, rate, fps,
                 claims, fresh, new_slates, late, recheck, slates, listing,
                 sealing=rn in seal_set, seal_deadline=(stop_at.get(rn) or now) + timedelta(seconds=seal_grace),
-                seen=(seen or {}).get(rn, ()),
+                seen=(seen or {}).get(rn, ()), held=(held or {}).get(rn, {}),
             )
             if rn in seal_set and not blocked and _tail_done(run_chunks, last):
                 sealed = True
@@ -432,7 +438,8 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
             frame: int, rate: int, fps: Fraction, claims: list[SlotClaim], fresh: list[ChunkState],
             new_slates: list[tuple[int, int]], late: list[tuple[int, int]], recheck: list[datetime],
             slates: set[int], listing: list[tuple[int, ChunkState, bool]], *, sealing: bool,
-            seal_deadline: datetime, seen: Collection[int] = ()) -> tuple[int, bool]:
+            seal_deadline: datetime, seen: Collection[int] = (),
+            held: Mapping[int, datetime] | None = None) -> tuple[int, bool]:
     """Publish forward from the run's last published seq; returns (new last seq, blocked)."""
     rn = st.run
     last = st.last_seq
@@ -466,6 +473,8 @@ def _extend(shape: ChannelShape, info: RunInfo, chunks: Mapping[int, ChunkState]
         if c is None and seq not in seen and prev is not None and not sealing and shape.input_loss_wait is not None:
             lost = _input_loss_due(info, prev, chunks, st.first_seq, nominal * frame,
                                    timedelta(seconds=shape.input_loss_wait))
+            if lost is not None and held and seq in held:
+                lost = max(lost, held[seq])  # its upload is in the bucket: ingest gets to note it first
         if seq > newest:
             # Nothing at or after this slot has come: only input loss fills it.
             if lost is None:

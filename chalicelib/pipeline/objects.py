@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +42,8 @@ class ObjectStore(Protocol):
     def put_new(self, bucket: str, key: str, body: bytes, content_type: str, cache_control: str) -> bool: ...
 
     def etag(self, bucket: str, key: str) -> str | None: ...
+
+    def modified(self, bucket: str, key: str) -> datetime | None: ...
 
 
 class S3ObjectStore:
@@ -105,6 +108,17 @@ class S3ObjectStore:
             if aws_error_code(e) in ("404", "403", "NoSuchKey", "NotFound", "Forbidden"):
                 return None
             raise StoreError(f"head of s3://{bucket}/{key} failed: {e}") from e
+
+
+    def modified(self, bucket: str, key: str) -> datetime | None:
+        """When the object was last written (S3's Last-Modified, whole seconds), None if there is none."""
+        try:
+            got = self._s3.head_object(Bucket=bucket, Key=key)["LastModified"]
+        except ClientError as e:
+            if aws_error_code(e) in ("404", "403", "NoSuchKey", "NotFound", "Forbidden"):
+                return None
+            raise StoreError(f"head of s3://{bucket}/{key} failed: {e}") from e
+        return got if got.tzinfo is not None else got.replace(tzinfo=UTC)
 
 
 def md5_hex(body: bytes) -> str:

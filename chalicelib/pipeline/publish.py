@@ -51,6 +51,12 @@ SEAL_GRACE = 6.0  # seconds a stopping run waits for chunks still in flight
 # slate is listed when it is due rather than up to a second after.
 SETTLE_SECONDS = 1.0
 SETTLE_ROUNDS = 3
+# Before input loss takes a slot the packager looks for the slot's upload in the ingest bucket: one that is
+# there (written since the run started) is a chunk whose event has not reached ingest yet (S3 -> Lambda
+# delivery, a cold start on a loaded machine: 1.3 s in the soak), and the slot is left to it for this long
+# after the upload. Ingest notes it (`seen`) before anything else, and from then on input loss never takes
+# the slot; if that never happens (ingest failing: its async retries come minutes later), input loss goes on.
+INGEST_HOLD = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -209,11 +215,12 @@ _RUNS: dict[str, dict[int, RunInfo]] = {}
 _WRITTEN: dict[str, str] = {}  # origin key -> sha of the manifest text this process last wrote there
 _VERSIONS: dict[str, int] = {}  # channel -> PUB version this process last committed
 _SLATES: dict[tuple[str, int, str], bytes] = {}  # (channel, run, rendition) -> slate template
+_HELD: dict[tuple[str, int, int], datetime] = {}  # (channel, run, seq) -> until when input loss leaves the slot
 
 
 def reset_caches() -> None:
     """Forget everything remembered between invocations (tests; a process that must start afresh)."""
-    for cache in (_CHUNKS, _RUNS, _WRITTEN, _VERSIONS, _SLATES):
+    for cache in (_CHUNKS, _RUNS, _WRITTEN, _VERSIONS, _SLATES, _HELD):
         cache.clear()
 
 
@@ -286,7 +293,7 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
     kwargs: dict[str, Any] = {"current": current if current in runs else None,
                               "seal": [seal_run] if seal_run is not None else [],
                               "seal_grace": SEAL_GRACE, "stop_at": stop_at, "end_event": end,
-                              "seen": seen_seqs(meta.seen)}
+                              "seen": seen_seqs(meta.seen), "held": _held(channel, now)}
     if meta.part_duration:  # low-latency: full segments from their parts, slate for missing parts
         from . import parts as ll_parts
 
@@ -298,11 +305,15 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
     while p.claims and claimed < MAX_CLAIMS:
         progressed = False
         for claim in p.claims:
+            if claim.reason == "input loss" and _upload_in(channel, deps, claim, runs, chunks, now):
+                progressed = True  # held: plan again (it waits for ingest, and says when to look again)
+                continue
             if _slate_slot(channel, deps, ladder, shape, claim, now, chunks):
                 claimed += 1
                 progressed = True
         if not progressed:
             break
+        kwargs["held"] = _held(channel, now)
         p = assemble.plan(shape, runs, chunks, prev, now, breaks, **kwargs)
     for rn, seq in p.late:
         if store.mark_late(channel, rn, seq):
@@ -346,6 +357,43 @@ def _render_once(channel: str, deps: Deps, lease: Lease, reasons: list[str], for
     sealed = seal_run is not None and any(r.run == seal_run and r.sealed for r in p.state.runs)
     return Outcome(channel, "published" if changed else "unchanged", last, version, sealed or p.state.ended,
                    p.recheck_at.timestamp() if p.recheck_at is not None else 0.0)
+
+
+def _held(channel: str, now: datetime) -> dict[int, dict[int, datetime]]:
+    """Slots of the channel whose upload was found in the ingest bucket: {run: {seq: held until}}."""
+    out: dict[int, dict[int, datetime]] = {}
+    for (ch, run, seq), until in list(_HELD.items()):
+        if until < now - timedelta(minutes=5):
+            del _HELD[(ch, run, seq)]  # long decided
+        elif ch == channel:
+            out.setdefault(run, {})[seq] = until
+    return out
+
+
+def _upload_in(channel: str, deps: Deps, claim: SlotClaim, runs: Mapping[int, RunInfo],
+               chunks: Mapping[int, Mapping[int, ChunkState]], now: datetime) -> bool:
+    """Before input loss takes a slot: is its chunk in the ingest bucket after all (uploaded, its event not
+    at ingest yet)? One HEAD per decision. Keys carry no run, so only an object written since the run
+    started counts (after a restart, the previous run's object of that seq is still there). True: leave
+    the slot until INGEST_HOLD after the upload (remembered, so the HEAD is not repeated)."""
+    key = (channel, claim.run, claim.seq)
+    if key in _HELD:
+        return _HELD[key] > now
+    info = runs.get(claim.run)
+    if info is None:
+        return False
+    run_chunks = chunks.get(claim.run, {})
+    ext = next((run_chunks[s].ext for s in sorted(run_chunks, reverse=True) if run_chunks[s].ext), "") or "ts"
+    modified = deps.objects.modified(deps.settings.ingest_bucket, f"{channel}/{claim.seq:08d}.{ext}")
+    started = info.started_at or info.availability_start
+    # Last-Modified has whole seconds: an upload in the run's first second counts.
+    if modified is None or modified < started.replace(microsecond=0):
+        return False
+    # From when the upload came, by our clock (never later than now, should S3's clock run ahead of ours).
+    _HELD[key] = until = min(modified, now) + INGEST_HOLD
+    logger.info("input loss holds off: the slot's upload is in the ingest bucket, not yet at ingest",
+                extra={"run": claim.run, "seq": claim.seq, "uploaded": iso(modified), "until": iso(until)})
+    return until > now
 
 
 def _slate_slot(channel: str, deps: Deps, ladder: Ladder, shape: ChannelShape, claim: SlotClaim, now: datetime,

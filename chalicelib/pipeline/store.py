@@ -557,6 +557,7 @@ def chunk_state(it: Mapping[str, Any]) -> ChunkState:
         codecs={k[6:]: str(v) for k, v in it.items() if k.startswith("codec_")},
         run=int(it.get("run", 0)),
         late=bool(it.get("late")),
+        ext=str(it.get("ext") or ""),
     )
 
 

@@ -6,7 +6,7 @@ playlist URLs continue; what is published is what ingest accepted."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import m3u8
@@ -208,6 +208,56 @@ def test_given_an_upload_reaches_ingest_then_the_channel_knows_it_is_in_before_i
     live(pipe, 2)
     raw = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"]
     assert sorted(raw["seen"].values()) == ["1:0", "1:1"]  # what the packager reads: input loss leaves them
+
+
+def slates(pipe: Pipeline) -> int:
+    """Slate segments the channel counted (what /status reports)."""
+    return int(pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"].get("slate_segments", 0))
+
+
+def test_given_a_chunk_is_in_the_ingest_bucket_but_its_ingest_has_not_run_then_input_loss_leaves_its_slot(
+        pipe: Pipeline) -> None:
+    """Soak seed 7 (2 runs of 2): chunk 5, one slot out of order, was uploaded 2.15 s after it was due and a
+    cold ingest sandbox took 1.3 s to start, so ingest's `seen` note came after the input-loss deadline and
+    the real chunk was replaced by slate. The packager looks in the ingest bucket before it takes the slot."""
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    live(pipe, 2)  # 2 is due at 6 (2 s after 1 came), lost at 9
+    pipe.clock.advance(3)
+    event = pipe.upload(CH, 2)  # uploaded a segment late; its event has not reached ingest yet
+    pipe.clock.advance(2.5)  # past the input-loss deadline
+    publish.package(CH, pipe.deps)
+    assert pipe.listed(CH) == uris(2)  # not slated
+    assert slates(pipe) == 0
+    assert pipe.ingest(event) == ["accepted"]  # not "late"
+    pipe.pump()
+    assert pipe.listed(CH) == uris(3)
+    assert pipe.chunk_item(CH, 2)["fill"] == "media" and slates(pipe) == 0
+
+
+def test_given_an_upload_never_reaches_ingest_then_input_loss_takes_its_slot_after_a_bounded_hold(
+        pipe: Pipeline) -> None:
+    pipe.channel(CH, input_loss_wait=3.0)
+    live(pipe, 2)
+    pipe.clock.advance(3)
+    pipe.upload(CH, 2)  # its event is lost
+    pipe.clock.advance(2.5)
+    publish.package(CH, pipe.deps)
+    assert pipe.listed(CH) == uris(2)
+    pipe.clock.advance(publish.INGEST_HOLD.total_seconds())
+    publish.package(CH, pipe.deps)
+    # The edge moves on: 2 and, by now, the input-loss slots after it.
+    assert pipe.listed(CH) == uris(5) and pipe.chunk_item(CH, 2)["fill"] == "slate"
+
+
+def test_given_the_slots_object_is_from_before_the_run_then_input_loss_takes_the_slot(pipe: Pipeline) -> None:
+    """Keys carry no run: after a restart the previous run's chunk of that seq is still in the bucket."""
+    pipe.upload(CH, 2)  # written now (S3's clock), before the run below starts
+    pipe.clock.now = datetime.now(UTC) + timedelta(seconds=60)
+    pipe.channel(CH, input_loss_wait=3.0)
+    live(pipe, 2)
+    pipe.clock.advance(5.5)  # past the input-loss deadline of 2
+    publish.package(CH, pipe.deps)
+    assert pipe.listed(CH) == uris(3) and slates(pipe) == 1
 
 
 def test_given_a_chunk_comes_after_input_loss_slated_its_slot_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:

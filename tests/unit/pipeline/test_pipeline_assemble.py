@@ -458,3 +458,31 @@ def test_given_a_chunk_whose_upload_reached_ingest_but_is_not_recorded_yet_then_
     assert loss_plan(chunks, now=15.1).claims != ()
     p = loss_plan(chunks, now=15.1, seen={1: frozenset({5, 6})})
     assert p.claims == () and listed(p) == [f"r1/{s}" for s in range(5)]
+
+
+def test_given_both_rules_apply_to_a_missing_slot_then_it_is_slated_at_the_earlier_deadline() -> None:
+    # 5 never comes (it was due at 12, lost at 15); 6 is ready. The later-chunk rule slates 5 a wait after
+    # 6 is ready (or once 5 is two waits overdue, at 16), input loss at 15: whichever comes first.
+    on_time = [chunk(s) for s in range(5)]
+    late_six = [*on_time, chunk(6, arrived=13.0, ready=14.0)]  # the later-chunk rule: at 16
+    assert loss_plan(late_six, now=14.9).recheck_at == at(15.0)
+    [claim] = loss_plan(late_six, now=15.0).claims
+    assert (claim.seq, claim.reason) == (5, "input loss")
+    early_six = [*on_time, chunk(6, arrived=10.5, ready=11.0)]  # the later-chunk rule: at 13
+    assert loss_plan(early_six, now=12.9).recheck_at == at(13.0)
+    [claim] = loss_plan(early_six, now=13.0).claims
+    assert (claim.seq, claim.reason) == (5, "missing")
+    # A slot whose chunk reached ingest is never input loss, whatever is ready after it: the later-chunk
+    # rule alone decides it.
+    assert loss_plan(late_six, now=15.0, seen={1: frozenset({5})}).claims == ()
+    [claim] = loss_plan(late_six, now=16.0, seen={1: frozenset({5})}).claims
+    assert (claim.seq, claim.reason) == (5, "missing")
+
+
+def test_given_the_slots_upload_is_in_the_ingest_bucket_then_input_loss_waits_until_the_hold_ends() -> None:
+    chunks = [chunk(s) for s in range(5)]  # 5 was lost at 15; its upload was found, held until 17
+    held = {1: {5: at(17.0)}}
+    p = loss_plan(chunks, now=15.0, held=held)
+    assert p.claims == () and p.recheck_at == at(17.0)
+    [claim] = loss_plan(chunks, now=17.0, held=held).claims
+    assert (claim.seq, claim.reason) == (5, "input loss")
