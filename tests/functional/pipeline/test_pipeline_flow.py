@@ -20,6 +20,7 @@ from chalicelib.pipeline import publish
 from chalicelib.pipeline.queues import PackageMessage
 from chalicelib.pipeline.replay import replay_dlq
 from chalicelib.transcode import boxes
+from tests.support.clock import T0
 
 CH = "news"
 
@@ -862,6 +863,39 @@ def test_given_the_render_a_timer_woke_early_ends_past_the_deadline_then_the_slo
     monkeypatch.setattr(publish, "_package", slow_render)
     publish.package_channels([PackageMessage(CH)], pipe.deps)
     assert pipe.listed(CH) == uris(3)
+
+
+def test_given_a_timer_wakes_the_packager_early_for_a_slot_already_decided_then_it_sends_the_next_one(
+        pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Soak seed 7, run 2: a timer (sent rounded down, so it comes back up to a second before its deadline)
+    woke the packager after the slot it was for had been filled by its chunk; the next slot's deadline was
+    further away, and the woken packager took the old deadline, still ahead, for a timer that would come
+    back: nobody scheduled the next one. Missing chunk 5 then waited for the later-chunk rule (1.6 s more)
+    instead of input loss."""
+    pipe.deps.sleep = pipe.clock.advance
+    timers: list[float] = []  # when each delayed packager message becomes visible, on the test's clock
+    immediate = pipe.deps.queue.send
+
+    def send(url: str, body: dict[str, Any], delay: int = 0) -> None:
+        if delay:
+            timers.append(pipe.clock.now.timestamp() + delay)
+        else:
+            immediate(url, body, delay)
+
+    monkeypatch.setattr(pipe.deps.queue, "send", send)
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    for seq in range(3):  # each chunk comes on time and is transcoded 0.7 s later
+        pipe.clock.now = T0 + timedelta(seconds=2 * seq + 2)
+        assert pipe.push(CH, seq) == ["accepted"]
+        pipe.clock.advance(0.7)
+        pipe.pump()
+    assert pipe.listed(CH) == uris(3)  # 3 never comes: lost at 6 + 2 + 3 = 11 s
+    while timers and min(timers) <= (T0 + timedelta(seconds=20)).timestamp():
+        due = min(timers)
+        timers.remove(due)
+        pipe.clock.now = max(pipe.clock.now, datetime.fromtimestamp(due, UTC))
+        publish.package_channels([PackageMessage(CH)], pipe.deps)
+    assert pipe.listed(CH)[:4] == uris(4) and pipe.chunk_item(CH, 3)["fill"] == "slate"
 
 
 def test_given_a_timer_wakes_the_packager_less_than_a_second_early_then_it_waits_and_decides_the_slot(
