@@ -163,6 +163,7 @@ def _package(channel: str, deps: Deps, reasons: list[str], force: bool) -> Outco
         # The holder will see our `work` bump and render again; it also sends parked paths.
         if reasons and deps.cdn is not None:
             store.park_paths(channel, _paths(channel, deps, reasons))
+        logger.info("lease held: the holder renders this request")
         return Outcome(channel, "deferred")
     outcome = Outcome(channel, "unknown")
     try:
@@ -581,9 +582,13 @@ def _schedule(channel: str, deps: Deps, pub: dict[str, Any], attr: str, when: fl
     needs no second timer then: whoever renders now waits it out (package())."""
     pending = float(pub.get(attr) or 0)
     if now < pending <= when and (now < pending - SETTLE_SECONDS or when - now <= SETTLE_SECONDS):
+        logger.info("packager timer pending",
+                    extra={"timer": attr, "due": round(when, 3), "pending": round(pending, 3)})
         return
+    delay = max(0, math.floor(when - now))
     deps.store.set_timer(channel, attr, when)
-    _send(deps, PackageMessage(channel), delay=max(0, math.floor(when - now)))
+    _send(deps, PackageMessage(channel), delay=delay)
+    logger.info("packager timer sent", extra={"timer": attr, "due": round(when, 3), "delay": delay})
 
 
 def _send(deps: Deps, msg: PackageMessage, delay: int = 0) -> None:
