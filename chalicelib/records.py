@@ -121,8 +121,8 @@ class ChannelRecord:
     part_duration: float = 0.0
     slate_wait: float = 0.0  # seconds a ready later chunk waits for a missing one (0: the stage's, one segment)
     # seconds past its due time a never-received chunk waits before its slot is slated with nothing later
-    # ready (input loss; 0: the stage's, off unless INPUT_LOSS_WAIT is set; negative: never, a later chunk
-    # must be ready)
+    # ready (input loss; 0: the stage's INPUT_LOSS_WAIT, by default 1.5 segment durations; negative: never,
+    # a later chunk must be ready)
     input_loss_wait: float = 0.0
     # "s{seq % SEEN_SLOTS}" -> "run:seq": uploads whose event reached ingest, written before the probe
     # (pipeline.store.note_seen), so the packager knows a chunk is in before it is recorded.

@@ -9,7 +9,7 @@ Rules (issues #15 and #10):
   waits only until it is 2 x `slate_wait` overdue (a segment after its predecessor arrived), slated
   the moment a later chunk is ready past that. A corrupt chunk is slated at once.
 - Input loss (MediaLive's input-loss behaviour): a slot whose chunk never came is slated even with no
-  later chunk ready once it is `input_loss_wait` (off unless the channel or stage sets it) past when it was
+  later chunk ready once it is `input_loss_wait` (default 1.5 segments, clock.input_loss_wait) past when it was
   due: when the encoder would have delivered it, on the run's media clock anchored to wall clock (the
   later of: the nearest real chunk's arrival plus the media since, and availabilityStartTime plus the
   slot's end). Without it the live edge froze until a later chunk was transcoded, and DASH engines,

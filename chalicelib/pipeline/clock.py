@@ -75,21 +75,27 @@ def media_ticks(start_ticks: int, base: int, seq: int, segment_duration: float) 
     return max(0, value)
 
 
-INPUT_LOSS_FACTOR = 1.5  # the input-loss wait the soak runs with, in segment durations (off unless set)
+INPUT_LOSS_FACTOR = 1.5  # the default input-loss wait, in segment durations (RFC 8216bis: 1.5 x TARGETDURATION)
 
 
 def input_loss_wait(meta: ChannelRecord, st: Settings) -> float | None:
     """Seconds past its due time a never-received slot waits before it is slated with nothing later ready
-    (input loss): the channel's (negative: off), else the stage's (INPUT_LOSS_WAIT; 0 turns it off). None:
-    off, the default, and always for low-latency channels (missing parts have their own deadline).
+    (input loss): the channel's (negative: off), else the stage's (INPUT_LOSS_WAIT; 0 or off turns it off),
+    else INPUT_LOSS_FACTOR segment durations. None: off, and always for low-latency channels (missing parts
+    have their own deadline).
 
-    Off by default: a chunked encoder's uploads jitter by up to a segment, and in the fault soak a 3 s wait
-    (1.5 segments, the RFC 8216bis bound for a new playlist version) still replaced one real chunk that came
-    one slot out of order. A channel whose encoder delivers on time turns it on (INPUT_LOSS_FACTOR segment
-    durations is the value we measured with) and trades such late chunks for an edge that never freezes."""
+    On by default (MediaLive's input-loss behaviour is too): without it a missing chunk with nothing later
+    ready froze the live edge until the next chunk was transcoded, and the DASH engines, which play close to
+    the edge, stalled (fault soak: dash.js and shaka 2.1-2.3 s). 1.5 segments is more than the one segment a
+    chunk one slot out of order comes late; a chunk whose upload is in the ingest bucket but not yet at
+    ingest keeps its slot (the packager looks first). The trade: a chunk uploaded later than that is
+    dropped and counted as late, and an encoder that stops without a stop gets up to
+    assemble.INPUT_LOSS_SEGMENTS slate segments after its last chunk."""
     if meta.part_duration or meta.input_loss_wait < 0:
         return None
     if meta.input_loss_wait:
         return float(meta.input_loss_wait)
     stage = getattr(st, "input_loss_wait", None)
+    if stage is None:  # not set for the stage: the default
+        return INPUT_LOSS_FACTOR * float(meta.segment_duration or st.segment_duration)
     return float(stage) if stage else None

@@ -33,6 +33,9 @@ ENV = {
     "TABLE_NAME": "slipstream-test", "INGEST_BUCKET": "slipstream-test-ingest",
     "ORIGIN_BUCKET": "slipstream-test-origin", "LADDER": "test", "GAP_DEADLINE": "10",
     "DVR_WINDOW": "120", "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "SlipstreamTest",
+    # Input loss (on by default) is off for this stage: tests that move the clock on past a quiet encoder
+    # check the other rules; the input-loss tests turn it on per channel (input_loss_wait).
+    "INPUT_LOSS_WAIT": "off",
 }
 
 

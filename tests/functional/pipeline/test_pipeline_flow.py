@@ -195,7 +195,7 @@ def test_given_the_encoder_goes_quiet_then_slate_stands_in_for_three_segments_an
         pipe: Pipeline) -> None:
     """Input loss: nothing after the hole, yet the playlists advance (with slate) for the watchdog's input-gap
     time; past that the encoder has stopped, and nothing more is made up."""
-    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off on the test stage): 1.5 segments
     live(pipe, 2)
     pipe.clock.advance(60)
     publish.package(CH, pipe.deps)
@@ -205,7 +205,7 @@ def test_given_the_encoder_goes_quiet_then_slate_stands_in_for_three_segments_an
 
 
 def test_given_an_upload_reaches_ingest_then_the_channel_knows_it_is_in_before_it_is_recorded(pipe: Pipeline) -> None:
-    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off on the test stage): 1.5 segments
     live(pipe, 2)
     raw = pipe.table.get_item(Key={"pk": f"CH#{CH}", "sk": "META"})["Item"]
     assert sorted(raw["seen"].values()) == ["1:0", "1:1"]  # what the packager reads: input loss leaves them
@@ -221,7 +221,7 @@ def test_given_a_chunk_is_in_the_ingest_bucket_but_its_ingest_has_not_run_then_i
     """Soak seed 7 (2 runs of 2): chunk 5, one slot out of order, was uploaded 2.15 s after it was due and a
     cold ingest sandbox took 1.3 s to start, so ingest's `seen` note came after the input-loss deadline and
     the real chunk was replaced by slate. The packager looks in the ingest bucket before it takes the slot."""
-    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off on the test stage): 1.5 segments
     live(pipe, 2)  # 2 is due at 6 (2 s after 1 came), lost at 9
     pipe.clock.advance(3)
     event = pipe.upload(CH, 2)  # uploaded a segment late; its event has not reached ingest yet
@@ -262,7 +262,7 @@ def test_given_the_slots_object_is_from_before_the_run_then_input_loss_takes_the
 
 
 def test_given_a_chunk_comes_after_input_loss_slated_its_slot_then_it_is_dropped_and_counted(pipe: Pipeline) -> None:
-    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off on the test stage): 1.5 segments
     live(pipe, 2)
     pipe.clock.advance(3.5)  # 2 was due 2 s after 1 came; slated once nothing came for 1.5 segments more
     publish.package(CH, pipe.deps)
@@ -848,7 +848,7 @@ def test_given_the_render_a_timer_woke_early_ends_past_the_deadline_then_the_slo
     """The timer that woke the packager is spent: if its render (begun before the deadline) ends after it,
     the packager decides the slot itself rather than leaving it to an event that may never come."""
     pipe.deps.sleep = pipe.clock.advance
-    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off on the test stage): 1.5 segments
     live(pipe, 2)
     pipe.clock.advance(4.4)  # slot 2 falls to input loss 0.6 s from now
     real, slow = publish._package, [True]
@@ -883,7 +883,7 @@ def test_given_a_timer_wakes_the_packager_early_for_a_slot_already_decided_then_
             immediate(url, body, delay)
 
     monkeypatch.setattr(pipe.deps.queue, "send", send)
-    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off on the test stage): 1.5 segments
     for seq in range(3):  # each chunk comes on time and is transcoded 0.7 s later
         pipe.clock.now = T0 + timedelta(seconds=2 * seq + 2)
         assert pipe.push(CH, seq) == ["accepted"]
@@ -903,7 +903,7 @@ def test_given_a_timer_wakes_the_packager_less_than_a_second_early_then_it_waits
     """SQS delays are whole seconds and timers are sent rounded down: a packager woken early waits out
     the rest, so a slate is listed when it is due, not up to a second after."""
     pipe.deps.sleep = pipe.clock.advance
-    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off by default): 1.5 segments
+    pipe.channel(CH, input_loss_wait=3.0)  # input loss on (off on the test stage): 1.5 segments
     live(pipe, 2)
     pipe.clock.advance(4.4)  # slot 2 falls to input loss 0.6 s from now
     [out] = publish.package_channels([PackageMessage(CH)], pipe.deps)

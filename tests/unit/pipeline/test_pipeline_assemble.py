@@ -435,7 +435,7 @@ def test_given_no_input_loss_wait_then_a_quiet_encoder_leaves_the_edge_where_it_
     assert p.claims == () and p.recheck_at is None
 
 
-def test_the_input_loss_wait_is_the_channels_else_the_stages_else_off() -> None:
+def test_the_input_loss_wait_is_the_channels_else_the_stages_else_one_and_a_half_segments() -> None:
     from chalicelib.pipeline.publish import input_loss_wait
     from chalicelib.records import ChannelRecord
     from chalicelib.settings import Settings
@@ -443,7 +443,8 @@ def test_the_input_loss_wait_is_the_channels_else_the_stages_else_off() -> None:
     plain = Settings.from_env({"TABLE_NAME": "t", "INGEST_BUCKET": "i", "ORIGIN_BUCKET": "o"})
     st = Settings.from_env({"TABLE_NAME": "t", "INGEST_BUCKET": "i", "ORIGIN_BUCKET": "o", "INPUT_LOSS_WAIT": "6"})
     off = Settings.from_env({"TABLE_NAME": "t", "INGEST_BUCKET": "i", "ORIGIN_BUCKET": "o", "INPUT_LOSS_WAIT": "0"})
-    assert input_loss_wait(ChannelRecord(id="a", segment_duration=4.0), plain) is None  # off unless asked for
+    assert input_loss_wait(ChannelRecord(id="a", segment_duration=4.0), plain) == 6.0  # on by default
+    assert input_loss_wait(ChannelRecord(id="a"), plain) == 1.5 * plain.segment_duration
     assert input_loss_wait(ChannelRecord(id="a", segment_duration=4.0), st) == 6.0
     assert input_loss_wait(ChannelRecord(id="a", input_loss_wait=5.0), off) == 5.0
     assert input_loss_wait(ChannelRecord(id="a"), off) is None
