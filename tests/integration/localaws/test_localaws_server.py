@@ -414,3 +414,35 @@ def test_given_a_busy_pool_then_a_queued_message_runs_before_async_events_raised
         while time.monotonic() < deadline and len(ran()) < 5:
             time.sleep(0.1)
         assert ran() == ["busy", "message", "later-1", "later-2", "later-3"]
+
+
+def test_given_a_delayed_message_then_it_queues_from_when_it_is_due_not_from_when_it_was_sent(tmp_path: Path) -> None:
+    """A packager's timer (SendMessage with DelaySeconds) is not an event until it is due: an async event
+    raised after its send but before it was due is older, and runs first once a worker is free."""
+    with LocalAWS(state_dir=tmp_path, workers=1) as server:
+        iam, lam, sqs = _client(server, "iam"), _client(server, "lambda"), _client(server, "sqs")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # type: ignore[attr-defined]
+        lam.create_function(FunctionName="rec", Runtime="python3.11", Role=role,  # type: ignore[attr-defined]
+                            Handler="handler.handler", Timeout=10, Code={"ZipFile": _zip(RECORDER)})
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]  # type: ignore[attr-defined]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # type: ignore[attr-defined]
+        lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="rec", BatchSize=1)  # type: ignore[attr-defined]
+
+        def event(tag: str, sleep: float = 0) -> None:
+            lam.invoke(FunctionName="rec", InvocationType="Event",  # type: ignore[attr-defined]
+                       Payload=json.dumps({"tag": tag, "sleep": sleep}))
+
+        event("busy", sleep=3.5)  # holds the only worker past the message's due time
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"tag": "timer"}), DelaySeconds=2)  # type: ignore[attr-defined]
+        event("raised-before-due")
+
+        def ran() -> list[str]:
+            out = []
+            for log in server.log_files("rec"):
+                out += [ln.split()[1] for ln in log.read_text().splitlines() if ln.startswith("ran ")]
+            return out
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(ran()) < 3:
+            time.sleep(0.1)
+        assert ran() == ["busy", "raised-before-due", "timer"]
