@@ -8,10 +8,12 @@ APP=slipstream
 STACK="$APP-$STAGE"
 PY="$ROOT/.venv/bin/python"
 CHALICE="$ROOT/.venv/bin/chalice"
+# chalice itself, polling AWS every second instead of every 5 s (same patience): infra/chalice_cli.py
+CHALICE_RUN=("$PY" "$ROOT/infra/chalice_cli.py")
 BUILD="$ROOT/build/deploy/$STAGE"
 
 die() { echo "$TOOL: error: $*" >&2; exit 1; }
-step() { echo "$TOOL: $*" >&2; }
+step() { echo "$TOOL: $* (+${SECONDS} s)" >&2; }  # +N s: since the tool started (where a slow deploy spends its time)
 
 # EMULATED=1: the stage lives in LocalStack at AWS_ENDPOINT_URL, never in an AWS account.
 EMULATED=0
