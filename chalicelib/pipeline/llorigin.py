@@ -52,12 +52,14 @@ from .deps import Deps
 from .objects import IMMUTABLE, content_type
 from .obs import MetricUnit, logger, metrics
 from .parts import channel_spec, listed_parts, part_state, part_store
-from .store import publish_state
+from .store import chunk_state, publish_state
 
 POLL = 0.03  # seconds between looks at the PRT# items while a request is held (near the part's due time)
 EARLY = 0.15  # seconds before the next part is due that polling starts (until then nothing can change)
 RECENT_PARTS = 8  # published parts whose transcode times predict the next one's
 REFRESH = 2.0  # seconds a view's channel record, PUB state and windows may be reused (a stop is seen this late)
+LATE_REFRESH = 0.3  # seconds a due full read may wait for a moment no part is expected (then it is done anyway)
+SLACK = 0.2  # seconds without an expected part that a full read may take (it costs several store round trips)
 HOLD_TARGETS = 3  # a request is never held longer than this many target durations (RFC 8216bis 6.2.5.2)
 PLAYLIST = "application/vnd.apple.mpegurl"
 _RUN_RE = re.compile(r"^r[0-9]{1,6}$")
@@ -178,17 +180,21 @@ class Views:
         self._views: dict[str, View] = {}
         self._runs: dict[str, tuple[float, dict[int, Any]]] = {}
 
-    def get(self, channel: str, deps: Deps, max_age: float, clock: Callable[[], float] = time.monotonic
-            ) -> View | None:
+    def get(self, channel: str, deps: Deps, max_age: float, clock: Callable[[], float] = time.monotonic,
+            slack: float = 0.0) -> View | None:
+        """The channel's view, looked at again when older than half `max_age`. `slack`: seconds in which
+        the caller expects no new part (View.quiet): with enough of it, a full read that is due (REFRESH,
+        or the written segment of a complete one) is done now, off the path of the part being waited for."""
         with self._lock:
             lock = self._locks.setdefault(channel, threading.Lock())
         with lock:
             view = self._views.get(channel)
             now = clock()
+            idle = slack >= SLACK
             # Half the age: a request that slept one poll always looks again; concurrent ones share the look.
-            if view is not None and now - view.checked < max_age / 2:
+            if view is not None and now - view.checked < max_age / 2 and not (idle and _chores(view, now)):
                 return view
-            fresh = self._refresh(channel, deps, view, now)
+            fresh = self._refresh(channel, deps, view, now, idle)
             if fresh is None:
                 self._views.pop(channel, None)
             else:
@@ -200,17 +206,36 @@ class Views:
             self._views.clear()
             self._runs.clear()
 
-    def _refresh(self, channel: str, deps: Deps, old: View | None, now: float) -> View | None:
-        """Look at the newest parts (one query); lay the view out again when they changed, and read the
-        rest of the channel's state again only when a segment completed or REFRESH passed."""
-        if old is None or old.inputs is None or now - old.fetched >= REFRESH:
+    def _refresh(self, channel: str, deps: Deps, old: View | None, now: float, idle: bool = False) -> View | None:
+        """Look at the newest parts (one query) and lay the view out again when they changed. The rest of
+        the channel's state is read again (a full read: channel record, PUB, runs, SEG# windows, ad breaks)
+        when REFRESH passed and no part is due (`idle`), and at the latest REFRESH + LATE_REFRESH after the
+        last one. A complete segment's SEG# is looked for on each look until it is there and is added to
+        the inputs as it is: the next segment's parts are listed from that look on, without a full read."""
+        if old is None or old.inputs is None or _full_due(old, now, idle):
             return build_view(channel, deps, self._runs, now)
-        if old.complete is not None and deps.store.chunk(channel, old.current, old.complete) is not None:
-            return build_view(channel, deps, self._runs, now)  # the packager wrote it: a new resume point
-        items = part_items(channel, deps, old.inputs)
-        if _parts_key(items) == old.parts_key:
+        inputs = old.inputs
+        if old.complete is not None:
+            item = deps.store.chunk(channel, old.current, old.complete)
+            if item is not None:  # the worker wrote it: a new resume point
+                inputs = with_segment(inputs, chunk_state(item))
+        items = part_items(channel, deps, inputs)
+        if inputs is old.inputs and _parts_key(items) == old.parts_key:
             return replace(old, checked=now)
-        return layout(old.inputs, items, deps.now(), now)
+        return layout(inputs, items, deps.now(), now)
+
+
+def _full_due(view: View, now: float, idle: bool) -> bool:
+    """Is a full read of the channel's state due: REFRESH after the last one when no part is expected
+    (`idle`), REFRESH + LATE_REFRESH after it whatever is expected."""
+    age = now - view.fetched
+    return age >= REFRESH + LATE_REFRESH or (idle and age >= REFRESH)
+
+
+def _chores(view: View, now: float) -> bool:
+    """Has a view something to look at while no part is expected: a due full read, or the SEG# of a
+    complete segment (so that the look when the next part is due is one query, as for any other part)."""
+    return now - view.fetched >= REFRESH or view.complete is not None
 
 
 def _parts_key(items: Mapping[tuple[int, int], Mapping[str, Any]]) -> tuple[Any, ...]:
@@ -276,6 +301,18 @@ def read_inputs(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dic
     except ImportError:
         breaks = ()
     return Inputs(meta, ladder, spec, shape, runs, trimmed, chunks, breaks, target, current, resume, mono)
+
+
+def with_segment(inputs: Inputs, chunk: ChunkState) -> Inputs:
+    """`inputs` plus the SEG# item of a segment of the current run written since they were read: the
+    segment is listed as the packager will publish it (the planner lays out chunks after PUB's last as
+    the packager does) and the parts after it become listable, without reading everything else again."""
+    chunks = {r: dict(c) for r, c in inputs.chunks.items()}
+    run_chunks = chunks.setdefault(inputs.current, {})
+    run_chunks[chunk.seq] = chunk
+    from .parts import _resume_point
+
+    return replace(inputs, chunks=chunks, resume=_resume_point(inputs.trimmed.run(inputs.current), run_chunks))
 
 
 def part_items(channel: str, deps: Deps, inputs: Inputs) -> dict[tuple[int, int], dict[str, Any]]:
@@ -418,9 +455,9 @@ def _route(req: Request, deps: Deps, views: Views, sleep: Callable[[float], None
                        "{channel}/{rendition}/ll.m3u8, {channel}/{rendition}/{run}/{seq:08d}.{part}.m4s)")
 
 
-def _view(channel: str, deps: Deps, views: Views, clock: Callable[[], float], max_age: float = POLL
-          ) -> View | Response:
-    view = views.get(channel, deps, max_age, clock)
+def _view(channel: str, deps: Deps, views: Views, clock: Callable[[], float], max_age: float = POLL,
+          slack: float = 0.0) -> View | Response:
+    view = views.get(channel, deps, max_age, clock, slack)
     if view is None:
         if deps.store.channel(channel) is None:
             return _error(404, f"channel {channel!r} not found", "max-age=1")
@@ -458,9 +495,9 @@ def _media(channel: str, rendition: str, d: Directives, deps: Deps, views: Views
             return _error(503, f"segment {d.msn}" + (f" part {d.part}" if d.part is not None else "") +
                           f" did not appear within {HOLD_TARGETS} target durations ({HOLD_TARGETS * view.target} s)",
                           "max-age=1")
-        sleep(_nap(clock(), left, view.quiet(deps.now())))
+        got = _wait(channel, deps, views, sleep, clock, view, deadline,
+                    lambda v: v.final or v.edge.has(d.msn or 0, d.part))
         waited = True
-        got = _view(channel, deps, views, clock)
         if isinstance(got, Response):
             return got
         view = got
@@ -503,8 +540,8 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
         return _error(404, f"part {name} of {rendition}/{run} is not published and is not the next part", "max-age=1")
     deadline = started + HOLD_TARGETS * view.target
     while clock() < deadline:
-        sleep(_nap(clock(), deadline - clock(), view.quiet(deps.now())))
-        got = _view(channel, deps, views, clock)
+        got = _wait(channel, deps, views, sleep, clock, view, deadline,
+                    lambda v: (seq, index) in v.states and v.states[(seq, index)].filled(frozenset(v.ladder.names)))
         if isinstance(got, Response):
             return got
         view = got
@@ -515,6 +552,22 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
         if view.final or not _coming(view, run, seq, index):
             break
     return _error(404, f"part {name} of {rendition}/{run} was not published in time", "max-age=1")
+
+
+def _wait(channel: str, deps: Deps, views: Views, sleep: Callable[[float], None], clock: Callable[[], float],
+          view: View, deadline: float, done: Callable[[View], bool]) -> View | Response:
+    """A held request's next look: sleep until the next part can be due (`_nap`), then look. When nothing is
+    expected for a while, the view's chores (a due full read, a complete segment's SEG#) are done first,
+    so the look when the part is due is a single query."""
+    quiet = view.quiet(deps.now())
+    if quiet >= SLACK and _chores(view, clock()):
+        got = _view(channel, deps, views, clock, slack=quiet)
+        if isinstance(got, Response) or done(got):
+            return got
+        view = got
+        quiet = view.quiet(deps.now())
+    sleep(_nap(clock(), deadline - clock(), quiet))
+    return _view(channel, deps, views, clock)
 
 
 def _nap(now: float, left: float, quiet: float) -> float:

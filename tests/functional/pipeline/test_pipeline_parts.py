@@ -220,6 +220,56 @@ def test_a_request_for_the_part_after_a_segments_last_waits_for_the_next_segment
     assert resp.status == 200 and t.sleeps == 2 and 'URI="r1/00000002.0.m4s"' in resp.text
 
 
+def full_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The LL origin's full reads of a channel's state from now on (channel record, PUB, windows, breaks)."""
+    reads: list[str] = []
+    read = llorigin.read_inputs
+
+    def counted(channel: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(channel)
+        return read(channel, *args, **kwargs)
+
+    monkeypatch.setattr(llorigin, "read_inputs", counted)
+    return reads
+
+
+def test_the_next_segments_first_part_is_answered_at_the_first_look_without_reading_the_channel_again(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a held request for the first part of the next segment, when the last part of the segment
+    before it and then the part arrive, then the part is answered at the first look after it exists, and
+    the origin took the written segment from its SEG# item alone (no full read of the channel's state)."""
+    segments(ll, 2)
+    for i in range(K - 1):
+        send(ll, 2, i)
+    views = Views()
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    reads = full_reads(monkeypatch)
+    t.on_sleep = lambda n: send(ll, 2, K - 1) if n == 2 else send(ll, 3, 0) if n == 4 else None
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=3&_HLS_part=0", t, views)
+    assert resp.status == 200 and t.sleeps == 4
+    assert 'URI="r1/00000003.0.m4s"' in resp.text and "r1/00000002.m4s" in resp.text
+    assert reads == []
+
+
+def test_a_due_full_read_waits_for_a_moment_no_part_is_expected_but_not_past_its_bound(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    segments(ll, 2)
+    send(ll, 2, 0)
+    views = Views()
+    now = [1000.0]
+    assert views.get(CH, ll.deps, llorigin.POLL, lambda: now[0]) is not None
+    reads = full_reads(monkeypatch)
+    now[0] += llorigin.REFRESH + 0.01
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # a part may be due: the parts only
+    assert reads == []
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0], slack=1.0)  # nothing expected for 1 s: the full read
+    assert reads == [CH]
+    now[0] += llorigin.REFRESH + llorigin.LATE_REFRESH + 0.01
+    view = views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # overdue: done whatever is expected
+    assert reads == [CH, CH] and view is not None and view.fetched == now[0]
+
+
 def test_a_request_for_a_listed_part_or_segment_is_answered_at_once(ll: Pipeline) -> None:
     segments(ll, 2)
     t = Time()
