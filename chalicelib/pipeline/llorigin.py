@@ -16,7 +16,8 @@ EXT-X-MAP and ad markers are exactly what the packager publishes for it once it 
 
 Blocking (RFC 8216bis 6.2.5.2): a request for (msn, part) is held until the playlist holds it, polling the
 PRT# items every POLL seconds (one small query, shared by concurrent requests in one process), at most
-3 target durations, then 503. 400 for a malformed or negative directive, _HLS_part without _HLS_msn, an
+3 target durations, then 503. The rest of the channel's state is read again every REFRESH seconds off the
+polls' path (`Views`): a part published while that read goes on is listed at the next poll. 400 for a malformed or negative directive, _HLS_part without _HLS_msn, an
 msn beyond the last segment + 2, a part beyond the advance limit. 404 for an unknown channel, rendition or
 path, and for a channel that is not low-latency.
 
@@ -59,7 +60,8 @@ EARLY = 0.15  # seconds before the next part is due that polling starts (until t
 RECENT_PARTS = 8  # published parts whose transcode times predict the next one's
 REFRESH = 2.0  # seconds a view's channel record, PUB state and windows may be reused (a stop is seen this late)
 LATE_REFRESH = 0.3  # seconds a due full read may wait for a moment no part is expected (then it is done anyway)
-SLACK = 0.2  # seconds without an expected part that a full read may take (it costs several store round trips)
+SLACK = 0.2  # seconds without an expected part in which a due full read is started (it loads the store)
+ABANDON = 2 * REFRESH  # seconds after which a full read still going on is given up (a frozen Lambda's)
 HOLD_TARGETS = 3  # a request is never held longer than this many target durations (RFC 8216bis 6.2.5.2)
 PLAYLIST = "application/vnd.apple.mpegurl"
 _RUN_RE = re.compile(r"^r[0-9]{1,6}$")
@@ -170,52 +172,116 @@ def _trimmed(prev: PublishState, keep: Mapping[int, int]) -> PublishState:
     return replace(prev, runs=runs, periods=tuple(periods), disc_before=before)
 
 
+@dataclass
+class _Read:
+    """A full read of a channel's state going on off the looks' path (one at a time per channel)."""
+
+    started: float  # the caller's clock when it was asked for: what the inputs' age counts from
+    finished: bool = False
+    inputs: Inputs | None = None
+    failed: bool = False
+
+
+def _in_thread(read: Callable[[], None]) -> None:
+    threading.Thread(target=read, name="ll-full-read", daemon=True).start()
+
+
 class Views:
     """Views per channel, shared by the requests of one process (the demo server's threads, a warm Lambda):
-    concurrent held requests of a channel share one poll instead of each querying the store."""
+    concurrent held requests of a channel share one poll instead of each querying the store.
 
-    def __init__(self) -> None:
+    A look (the newest parts: one query) holds the channel's lock; a full read of the channel's state
+    (channel record, PUB, runs, SEG# windows, ad breaks: several round trips, up to a second under load) does
+    not: it runs through `read_later` (a thread by default) while the looks go on with the old inputs, and
+    the look after it ended lays the view out from its result. A part published meanwhile is listed at the
+    next look, as always. Only the first read of a channel (nothing to show yet) is done in the request."""
+
+    def __init__(self, read_later: Callable[[Callable[[], None]], None] = _in_thread) -> None:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._views: dict[str, View] = {}
         self._runs: dict[str, tuple[float, dict[int, Any]]] = {}
+        self._reads: dict[str, _Read] = {}
+        self._read_later = read_later
 
     def get(self, channel: str, deps: Deps, max_age: float, clock: Callable[[], float] = time.monotonic,
             slack: float = 0.0) -> View | None:
         """The channel's view, looked at again when older than half `max_age`. `slack`: seconds in which
-        the caller expects no new part (View.quiet): with enough of it, a full read that is due (REFRESH,
-        or the written segment of a complete one) is done now, off the path of the part being waited for."""
+        the caller expects no new part (View.quiet): with enough of it, a due full read (REFRESH) is started
+        now and the SEG# of a complete segment looked for now, so the look when the part is due is one query."""
         with self._lock:
             lock = self._locks.setdefault(channel, threading.Lock())
+        idle = slack >= SLACK
         with lock:
-            view = self._views.get(channel)
             now = clock()
-            idle = slack >= SLACK
-            # Half the age: a request that slept one poll always looks again; concurrent ones share the look.
-            if view is not None and now - view.checked < max_age / 2 and not (idle and _chores(view, now)):
-                return view
-            fresh = self._refresh(channel, deps, view, now, idle)
-            if fresh is None:
-                self._views.pop(channel, None)
-            else:
-                self._views[channel] = fresh
+            fresh = self._keep(channel, self._get(channel, deps, max_age, now, idle))
+            read = self._start_read(channel, deps, fresh, now, idle)
+        if read is None:
             return fresh
+        self._read_later(read)
+        job = self._reads.get(channel)
+        if job is None or not job.finished:
+            return fresh
+        with lock:  # read at once (`read_later` ran it): laid out now
+            return self._keep(channel, self._get(channel, deps, max_age, clock(), idle))
+
+    def _keep(self, channel: str, view: View | None) -> View | None:
+        if view is None:
+            self._views.pop(channel, None)
+        else:
+            self._views[channel] = view
+        return view
 
     def forget(self) -> None:
         with self._lock:
             self._views.clear()
             self._runs.clear()
+            self._reads.clear()
 
-    def _refresh(self, channel: str, deps: Deps, old: View | None, now: float, idle: bool = False) -> View | None:
-        """Look at the newest parts (one query) and lay the view out again when they changed. The rest of
-        the channel's state is read again (a full read: channel record, PUB, runs, SEG# windows, ad breaks)
-        when REFRESH passed and no part is due (`idle`), and at the latest REFRESH + LATE_REFRESH after the
-        last one. A complete segment's SEG# is looked for on each look until it is there and is added to
-        the inputs as it is: the next segment's parts are listed from that look on, without a full read."""
-        if old is None or old.inputs is None or _full_due(old, now, idle):
-            return build_view(channel, deps, self._runs, now)
-        inputs = old.inputs
-        if old.complete is not None:
+    def _get(self, channel: str, deps: Deps, max_age: float, now: float, idle: bool) -> View | None:
+        view = self._views.get(channel)
+        if view is None or view.inputs is None:
+            self._reads.pop(channel, None)
+            return build_view(channel, deps, self._runs, now)  # nothing to show yet: read it all now
+        inputs = view.inputs
+        read = self._reads.get(channel)
+        if read is not None and read.finished:
+            del self._reads[channel]
+            if read.inputs is None and not read.failed:
+                return None  # the channel is gone, or no longer low-latency
+            if read.inputs is not None:
+                inputs = _merged(read.inputs, view.inputs)
+        # Half the age: a request that slept one poll always looks again; concurrent ones share the look.
+        if inputs is view.inputs and now - view.checked < max_age / 2 and not (idle and view.complete is not None):
+            return view
+        return self._look(channel, deps, view, inputs, now)
+
+    def _start_read(self, channel: str, deps: Deps, view: View | None, now: float, idle: bool
+                    ) -> Callable[[], None] | None:
+        """A full read to run off the looks' path, when one is due and none is going on."""
+        if view is None or view.inputs is None or not _full_due(view, now, idle):
+            return None
+        going = self._reads.get(channel)
+        if going is not None and (going.finished or now - going.started < ABANDON):
+            return None  # one at a time (a finished one is used by the next look)
+        job = self._reads[channel] = _Read(now)
+
+        def read() -> None:
+            try:
+                job.inputs = read_inputs(channel, deps, self._runs, job.started)
+            except Exception:  # the looks go on with the old inputs; the next look asks for a read again
+                logger.exception("LL origin: full read failed")
+                job.failed = True
+            finally:
+                job.finished = True
+
+        return read
+
+    def _look(self, channel: str, deps: Deps, old: View, inputs: Inputs, now: float) -> View:
+        """Look at the newest parts (one query) and lay the view out again when they or the inputs changed.
+        A complete segment's SEG# is looked for on each look until it is there and is added to the inputs
+        as it is: the next segment's parts are listed from that look on, without a full read."""
+        if old.complete is not None and inputs.current == old.current:
             item = deps.store.chunk(channel, old.current, old.complete)
             if item is not None:  # the worker wrote it: a new resume point
                 inputs = with_segment(inputs, chunk_state(item))
@@ -223,6 +289,19 @@ class Views:
         if inputs is old.inputs and _parts_key(items) == old.parts_key:
             return replace(old, checked=now)
         return layout(inputs, items, deps.now(), now)
+
+
+def _merged(new: Inputs, old: Inputs) -> Inputs:
+    """A full read's inputs plus the segments the looks took from their SEG# items since it started (it may
+    have read the store before they were written): a view never takes back a segment it listed."""
+    if new.current != old.current:
+        return new  # a restart: the old run's segments are the new inputs' business
+    have = new.chunks.get(new.current, {})
+    start = new.resume[0] or 0
+    for seq, chunk in sorted(old.chunks.get(old.current, {}).items()):
+        if seq >= start and seq not in have:
+            new = with_segment(new, chunk)
+    return new
 
 
 def _full_due(view: View, now: float, idle: bool) -> bool:
@@ -233,7 +312,7 @@ def _full_due(view: View, now: float, idle: bool) -> bool:
 
 
 def _chores(view: View, now: float) -> bool:
-    """Has a view something to look at while no part is expected: a due full read, or the SEG# of a
+    """Has a view something to do while no part is expected: a due full read to start, or the SEG# of a
     complete segment (so that the look when the next part is due is one query, as for any other part)."""
     return now - view.fetched >= REFRESH or view.complete is not None
 

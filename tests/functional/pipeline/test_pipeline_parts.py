@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -252,22 +253,117 @@ def test_the_next_segments_first_part_is_answered_at_the_first_look_without_read
     assert reads == []
 
 
+class Later:
+    """The LL origin's full reads, run when the test says so (`Views(read_later=...)`)."""
+
+    def __init__(self) -> None:
+        self.reads: list[Callable[[], None]] = []
+
+    def __call__(self, read: Callable[[], None]) -> None:
+        self.reads.append(read)
+
+    def run(self) -> None:
+        while self.reads:
+            self.reads.pop(0)()
+
+
 def test_a_due_full_read_waits_for_a_moment_no_part_is_expected_but_not_past_its_bound(
         ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     segments(ll, 2)
     send(ll, 2, 0)
-    views = Views()
+    later = Later()
+    views = Views(read_later=later)
     now = [1000.0]
-    assert views.get(CH, ll.deps, llorigin.POLL, lambda: now[0]) is not None
+    assert views.get(CH, ll.deps, llorigin.POLL, lambda: now[0]) is not None  # the first read: in the request
     reads = full_reads(monkeypatch)
     now[0] += llorigin.REFRESH + 0.01
     views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # a part may be due: the parts only
-    assert reads == []
+    assert later.reads == []
     views.get(CH, ll.deps, llorigin.POLL, lambda: now[0], slack=1.0)  # nothing expected for 1 s: the full read
-    assert reads == [CH]
+    assert len(later.reads) == 1 and reads == []  # started, not done in the request
+    later.run()
+    now[0] += llorigin.POLL
+    view = views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # the next look lays out its result
+    assert reads == [CH] and view is not None and view.fetched == now[0] - llorigin.POLL
     now[0] += llorigin.REFRESH + llorigin.LATE_REFRESH + 0.01
-    view = views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # overdue: done whatever is expected
-    assert reads == [CH, CH] and view is not None and view.fetched == now[0]
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # overdue: started whatever is expected
+    assert len(later.reads) == 1
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0] + 0.5, slack=1.0)
+    assert len(later.reads) == 1  # one at a time
+    later.run()
+    assert reads == [CH, CH]
+
+
+def test_a_part_published_while_the_channels_state_is_read_again_is_answered_before_that_read_ends(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a held request, when the full read of the channel's state (record, PUB, windows: several round
+    trips) is due and slow, then the part published meanwhile is answered at the first look after it exists,
+    while that read is still going on; and what the read found (here: a stop) is served once it ended."""
+    segments(ll, 2)
+    send(ll, 2, 0)
+    threads: list[threading.Thread] = []
+
+    def in_thread(read: Callable[[], None]) -> None:
+        threads.append(threading.Thread(target=read, daemon=True))
+        threads[-1].start()
+
+    views = Views(read_later=in_thread)
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    gate, started, ended = threading.Event(), threading.Event(), threading.Event()
+    read = llorigin.read_inputs
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        gate.wait(timeout=3)
+        try:
+            return read(*args, **kwargs)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(llorigin, "read_inputs", slow)
+    t.t += llorigin.REFRESH + llorigin.LATE_REFRESH + 0.01  # a full read is due whatever is expected
+    t.on_sleep = lambda n: send(ll, 2, 1) if n == 2 else None
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=1", t, views)
+    assert resp.status == 200 and 'URI="r1/00000002.1.m4s"' in resp.text and t.sleeps == 2
+    assert started.is_set() and not ended.is_set()  # answered while the read was still going on
+    ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                         ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": records.STOPPING})
+    gate.set()
+    threads[0].join(timeout=30)
+    t.t += llorigin.POLL
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=2", t, views)
+    assert resp.status == 200 and resp.text.endswith("#EXT-X-ENDLIST\n")
+
+
+def test_a_full_read_begun_before_a_segment_was_written_does_not_take_that_segment_back(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full read may read the store just before the worker writes a segment whose SEG# a look then
+    takes: when its result is used, the segment stays listed and so do the next segment's parts."""
+    segments(ll, 2)
+    for i in range(K - 1):
+        send(ll, 2, i)
+    later = Later()
+    views = Views(read_later=later)
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    before = llorigin.read_inputs(CH, ll.deps, None, t.t)  # what a read at this moment sees
+    send(ll, 2, K - 1)
+    send(ll, 3, 0)
+    for _ in range(2):  # the look that lists the segment's last part, the one that takes its SEG#
+        t.t += llorigin.POLL
+        views.get(CH, ll.deps, llorigin.POLL, t)
+    t.t += llorigin.POLL
+    text = get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).text
+    assert 'URI="r1/00000003.0.m4s"' in text and "r1/00000002.m4s" in text
+    monkeypatch.setattr(llorigin, "read_inputs", lambda *args, **kwargs: before)
+    t.t += llorigin.REFRESH + llorigin.LATE_REFRESH
+    views.get(CH, ll.deps, llorigin.POLL, t)
+    assert len(later.reads) == 1
+    later.run()
+    t.t += llorigin.POLL
+    after = get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).text
+    assert 'URI="r1/00000003.0.m4s"' in after and "r1/00000002.m4s" in after
 
 
 def test_a_request_for_a_listed_part_or_segment_is_answered_at_once(ll: Pipeline) -> None:
@@ -440,7 +536,7 @@ def test_a_stop_releases_held_requests_with_the_playlist_and_endlist(ll: Pipelin
                                  ExpressionAttributeValues={":s": records.STOPPING})
 
     t = Time(stop)
-    views = Views()
+    views = Views(read_later=lambda read: read())  # the full read in the request: the fake clock times it
     resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=1", t, views)
     assert resp.status == 200 and resp.text.endswith("#EXT-X-ENDLIST\n")
     assert resp.headers["Cache-Control"] == "no-store"  # a restart reopens the same URL
