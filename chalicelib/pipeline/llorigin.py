@@ -17,7 +17,8 @@ EXT-X-MAP and ad markers are exactly what the packager publishes for it once it 
 Blocking (RFC 8216bis 6.2.5.2): a request for (msn, part) is held until the playlist holds it, polling the
 PRT# items every POLL seconds (one small query, shared by concurrent requests in one process), at most
 3 target durations, then 503. The rest of the channel's state is read again every REFRESH seconds off the
-polls' path (`Views`): a part published while that read goes on is listed at the next poll. 400 for a malformed or negative directive, _HLS_part without _HLS_msn, an
+polls' path (`Views`): a part published while that read goes on is listed at the next poll. 400 for a
+malformed or negative directive, _HLS_part without _HLS_msn, an
 msn beyond the last segment + 2, a part beyond the advance limit. 404 for an unknown channel, rendition or
 path, and for a channel that is not low-latency.
 
@@ -123,6 +124,7 @@ class View:
     last_ready: datetime | None = None  # when the last listed part was published
     inputs: Inputs | None = None
     complete: int | None = None  # the segment being written has all its parts: its SEG# is about to appear
+    items: Mapping[tuple[int, int], Mapping[str, Any]] = field(default_factory=dict)  # the PRT# items it shows
 
     def quiet(self, now: datetime) -> float:
         """Seconds in which no new part is expected, so a held request sleeps until shortly before then
@@ -285,7 +287,8 @@ class Views:
             item = deps.store.chunk(channel, old.current, old.complete)
             if item is not None:  # the worker wrote it: a new resume point
                 inputs = with_segment(inputs, chunk_state(item))
-        items = part_items(channel, deps, inputs)
+        # A full read's inputs (a restart, a resume point further back) ask for the whole range again.
+        items = part_items(channel, deps, inputs, old if inputs.fetched == old.fetched else None)
         if inputs is old.inputs and _parts_key(items) == old.parts_key:
             return replace(old, checked=now)
         return layout(inputs, items, deps.now(), now)
@@ -394,10 +397,21 @@ def with_segment(inputs: Inputs, chunk: ChunkState) -> Inputs:
     return replace(inputs, chunks=chunks, resume=_resume_point(inputs.trimmed.run(inputs.current), run_chunks))
 
 
-def part_items(channel: str, deps: Deps, inputs: Inputs) -> dict[tuple[int, int], dict[str, Any]]:
-    """The PRT# items from a little before the first segment not yet written in full (one small query)."""
+def part_items(channel: str, deps: Deps, inputs: Inputs, known: View | None = None
+               ) -> Mapping[tuple[int, int], Mapping[str, Any]]:
+    """The PRT# items from a little before the first segment not yet written in full (one small query).
+    With `known`, a view of the same run whose resume point is not after this one's: the parts of the
+    segments written in full do not change any more, so only those from the first segment not yet written
+    are asked for, the rest are taken from it (a look returns the 1-5 items that can change, not ~15)."""
     start_seq, _ = inputs.resume
-    return part_store(deps).parts(channel, inputs.current, (max(0, (start_seq or 0) - 3), 0))
+    lo = max(0, (start_seq or 0) - 3)
+    ps = part_store(deps)
+    if known is None or start_seq is None or known.inputs is None or known.current != inputs.current \
+            or known.resume[0] is None or known.resume[0] > start_seq or max(0, known.resume[0] - 3) > lo:
+        return ps.parts(channel, inputs.current, (lo, 0))
+    items: dict[tuple[int, int], Mapping[str, Any]] = {k: v for k, v in known.items.items() if lo <= k[0] < start_seq}
+    items.update(ps.parts(channel, inputs.current, (start_seq, 0)))
+    return items
 
 
 def layout(inputs: Inputs, items: Mapping[tuple[int, int], Mapping[str, Any]], now: datetime, mono: float) -> View:
@@ -437,7 +451,7 @@ def layout(inputs: Inputs, items: Mapping[tuple[int, int], Mapping[str, Any]], n
     # Written in full any moment now: look for its SEG# until it is there.
     complete = partial[0].seq if len(partial) == spec.count else None
     return View(meta, ladder, spec, tl, ll, edge, inputs.target, _parts_key(items), inputs.fetched, mono, current,
-                inputs.resume, states, max(ready) if ready else None, inputs, complete)
+                inputs.resume, states, max(ready) if ready else None, inputs, complete, items)
 
 
 def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict[int, Any]]] | None = None,

@@ -366,6 +366,44 @@ def test_a_full_read_begun_before_a_segment_was_written_does_not_take_that_segme
     assert 'URI="r1/00000003.0.m4s"' in after and "r1/00000002.m4s" in after
 
 
+def test_a_look_asks_only_for_the_parts_that_can_still_change_and_shows_what_a_full_read_shows(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a view looked at after each part of five segments, then each look asks the store only for the
+    parts from the first segment not yet written in full (those before it do not change: a look returns a
+    few items, not three segments' worth), and every playlist it serves is the one a fresh full read of the
+    channel's state gives at that moment (EXT-X-PARTs of the newest segments included)."""
+    asked: list[tuple[int, int]] = []  # where the origin's PRT# queries start
+
+    class Counted:
+        def __init__(self, store: parts.PartStore) -> None:
+            self.store = store
+
+        def parts(self, channel: str, run: int, lo: tuple[int, int] = (0, 0), hi: tuple[int, int] | None = None
+                  ) -> Any:
+            asked.append(lo)
+            return self.store.parts(channel, run, lo, hi)
+
+    segments(ll, 2)
+    views = Views(read_later=Later())  # no full read after the first: the looks alone
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    monkeypatch.setattr(llorigin, "part_store", lambda deps: Counted(parts.part_store(deps)))
+    for seq in range(2, 7):
+        for i in range(K):
+            send(ll, seq, i)
+            for _ in range(2):  # the look that lists the part; at a segment's end, the one that takes its SEG#
+                t.t += llorigin.POLL
+                text = get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).text
+            assert f'URI="r1/{seq:08d}.{i}.m4s"' in text
+            asked_before = len(asked)
+            fresh = get(ll, f"/{CH}/360p/ll.m3u8", "", Time()).text  # a new Views: a full read
+            del asked[asked_before:]
+            assert text == fresh, (seq, i)
+    # From the first segment not yet written (2, 3, ... 7), never from 3 segments before it.
+    assert len(asked) == 5 * K * 2 and asked[-1] == (7, 0), asked
+    assert all(lo[0] >= 2 + n // (K * 2) for n, lo in enumerate(asked)), asked
+
+
 def test_a_request_for_a_listed_part_or_segment_is_answered_at_once(ll: Pipeline) -> None:
     segments(ll, 2)
     t = Time()
