@@ -6,6 +6,7 @@ blocking requests until the part exists, and answers bad input with 400/404, nev
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -669,6 +670,67 @@ def test_every_ll_version_the_origin_serves_keeps_the_update_rules_through_a_los
     look("stopped")
     assert found == [], found[:10]
     assert deltas > 0 and all(p is not None and p.endswith("#EXT-X-ENDLIST\n") for p in prev.values())
+
+
+@pytest.mark.parametrize("lag", [1, 2, 3])
+def test_one_origin_process_keeps_the_update_rules_while_its_full_reads_end_parts_later(
+        ll: Pipeline, lag: int) -> None:
+    """Given one origin process (one Views) looking after each part, whose full reads of the channel's state
+    start every REFRESH and end `lag` parts later (having read the store when they started), then every
+    version it serves passes the LL rules against the one before: a read that began before a segment was
+    written never takes that segment or the next one's parts back; and the stop a read finds ends them."""
+    from devtools.updates import ll_violations
+
+    names = ("360p", "240p", "audio")
+    prev: dict[str, str | None] = dict.fromkeys(names)
+    found: list[str] = []
+    read = llorigin.read_inputs
+    started: list[tuple[int, Any, Callable[[], None]]] = []  # (parts sent then, what the store said then, the job)
+    t = Time()
+    sent = 0
+
+    def later(job: Callable[[], None]) -> None:
+        started.append((sent, read(CH, ll.deps, None, t.t), job))
+
+    def end_reads(lag: int) -> None:
+        while started and sent - started[0][0] >= lag:  # a read ends with what it read when it began
+            _, inputs, job = started.pop(0)
+            llorigin.read_inputs = functools.partial(lambda found, *args, **kwargs: found, inputs)
+            try:
+                job()
+            finally:
+                llorigin.read_inputs = read
+
+    views = Views(read_later=later)
+
+    def look(label: str) -> None:
+        for r in names:
+            text = get(ll, f"/{CH}/{r}/ll.m3u8", "", t, views).text
+            found.extend(f"{label} {r}: {v}" for v in ll_violations(prev[r], text, tuple(
+                f"../{o}/ll.m3u8" for o in names if o != r)))
+            prev[r] = text
+
+    segments(ll, 2)
+    look("start")
+    for seq in range(2, 9):
+        for i in range(K):
+            send(ll, seq, i)
+            sent += 1
+            end_reads(lag)
+            for _ in range(2):
+                t.t += 0.25
+                look(f"{seq}.{i}")
+    assert len(found) == 0 and sent == 28, found[:10]
+    assert 'URI="r1/00000008.3.m4s"' in (prev["360p"] or "")
+    ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                         ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": records.STOPPING})
+    t.t += llorigin.REFRESH + llorigin.LATE_REFRESH
+    look("stopping")
+    end_reads(0)
+    t.t += llorigin.POLL
+    look("stopped")
+    assert found == [], found[:10]
+    assert all(p is not None and p.endswith("#EXT-X-ENDLIST\n") for p in prev.values())
 
 
 # --------------------------------------------------------------------------- in-band SCTE-35 in parts
