@@ -1,4 +1,4 @@
-"""infra/chalice_cli.py: chalice's waits and settling retries poll every second, with the same patience."""
+"""infra/chalice_cli.py and infra/aws_cli.py: the deploy tools poll AWS sooner, with the same patience."""
 
 from __future__ import annotations
 
@@ -32,6 +32,23 @@ class _Lambda:
         calls: list[dict[str, Any]] = []
         self.waits.append((name, calls))  # type: ignore[arg-type]
         return _Waiter(calls)
+
+
+@pytest.fixture(autouse=True)
+def _restored() -> Any:
+    """The patches are process-wide: each test puts chalice's and botocore's own methods back."""
+    from botocore import waiter
+
+    names = ("_call_client_method_with_retries", "_wait_for_active", "_wait_for_function_update")
+    saved = {n: TypedAWSClient.__dict__[n] for n in names}
+    wait = waiter.Waiter.wait
+    yield
+    for n, f in saved.items():
+        setattr(TypedAWSClient, n, f)
+    for cls in (TypedAWSClient, waiter.Waiter):
+        if "_slipstream_poll" in cls.__dict__:
+            delattr(cls, "_slipstream_poll")
+    waiter.Waiter.wait = wait
 
 
 @pytest.fixture
@@ -83,7 +100,39 @@ def test_a_settling_mapping_is_retried_every_second_and_given_up_after_chalice_s
     assert sum(sleeps) == 50  # 10 tries x 5 s: the same patience
 
 
-def test_the_wrapper_is_chalice_itself() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "infra" / "chalice_cli.py"), "--version"],
-                         capture_output=True, text=True, timeout=60, check=False)
-    assert out.returncode == 0 and out.stdout.startswith("chalice "), out
+def test_the_wrappers_are_the_tools_themselves() -> None:
+    for script, version in (("chalice_cli.py", "chalice "), ("aws_cli.py", "aws-cli/")):
+        out = subprocess.run([sys.executable, str(ROOT / "infra" / script), "--version"],
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0 and out.stdout.startswith(version), out
+
+
+def test_the_aws_cli_s_stack_waits_poll_every_5_s_for_as_long_as_the_cli_would(monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    """`aws cloudformation deploy` sleeps 30 s between two DescribeStacks; through infra/aws_cli.py, 5 s."""
+    from botocore import waiter
+
+    from infra import aws_cli
+
+    aws_cli.install()
+    sleeps: list[float] = []
+    monkeypatch.setattr(waiter.time, "sleep", sleeps.append)
+    config = waiter.SingleWaiterConfig({"delay": 30, "maxAttempts": 120, "operation": "DescribeStacks",
+                                        "acceptors": [{"state": "success", "matcher": "path", "argument": "done",
+                                                       "expected": True}]})
+    calls: list[dict[str, Any]] = []
+
+    def describe(**kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return {"done": len(calls) >= 3}
+
+    waiter.Waiter("StackUpdateComplete", config, describe).wait(StackName="s", WaiterConfig={"Delay": 30})
+    assert sleeps == [5, 5] and calls == [{"StackName": "s"}] * 3  # the stack was done 10 s in, not 60 s
+
+    calls.clear()
+    sleeps.clear()
+    never = waiter.Waiter("StackUpdateComplete", config, lambda **kw: {"done": False})
+    with pytest.raises(waiter.WaiterError):
+        never.wait(StackName="s")
+    assert sleeps == [5] * 719  # 720 tries 5 s apart: the CLI's hour (120 x 30 s)
+
