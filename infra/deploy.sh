@@ -92,7 +92,7 @@ step "2/3 chalice deploy --stage $STAGE"
 "$PY" infra/stage_config.py prepare --stage "$STAGE" --outputs "$BUILD/outputs.json" --dest "$BUILD/project" \
   ${PREPARE[@]+"${PREPARE[@]}"} >/dev/null
 # app.py's decorators read the stage at import (queue names; ingest arrives EventBridge -> SQS).
-(cd "$BUILD/project" && STAGE="$STAGE" INGEST_TRIGGER=sqs "$CHALICE" deploy --stage "$STAGE") \
+(cd "$BUILD/project" && STAGE="$STAGE" INGEST_TRIGGER=sqs "${CHALICE_RUN[@]}" deploy --stage "$STAGE") \
   || die "chalice deploy --stage $STAGE failed (its error is above); the stack is up, re-run make deploy after fixing it"
 
 step "3/3 wiring the state machine to the lifecycle function, CloudFront to the LL-HLS origin function"

@@ -16,7 +16,7 @@ if aws cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].O
   if [ -f "$DEPLOYED" ]; then
     step "chalice delete --stage $STAGE"
     "$PY" infra/stage_config.py prepare --stage "$STAGE" --outputs "$BUILD.outputs.json" --dest "$BUILD/project" >/dev/null
-    (cd "$BUILD/project" && "$CHALICE" delete --stage "$STAGE")
+    (cd "$BUILD/project" && "${CHALICE_RUN[@]}" delete --stage "$STAGE")
   fi
   # CloudFormation cannot delete a bucket that holds anything, old versions included (ingest is versioned).
   for key in IngestBucketName OriginBucketName; do

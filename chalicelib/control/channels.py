@@ -180,7 +180,8 @@ def patch_channel(ctl: Control, channel_id: str, body: PatchChannel) -> dict[str
     validate_id(channel_id)
     changes = body.changes()
     if "input_loss_wait" in changes:
-        changes["input_loss_wait"] = _input_loss(float(changes["input_loss_wait"]))  # type: ignore[arg-type]
+        given = changes["input_loss_wait"]
+        changes["input_loss_wait"] = _input_loss(None if given is None else float(given))  # type: ignore[arg-type]
     current = ctl.store.get(channel_id)
     if not changes:
         return view(current)

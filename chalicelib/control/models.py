@@ -117,6 +117,9 @@ class CreateChannel(_MarkerFields):
     _check_ladder = field_validator("ladder")(_ladder)
 
 
+RESET_BY_NULL = frozenset({"input_loss_wait"})  # PATCH fields whose null means "the stage's value" (0 means off)
+
+
 class PatchChannel(_MarkerFields):
     """Fields that can change after creation. Encoding fields only while the channel is not live."""
 
@@ -135,6 +138,9 @@ class PatchChannel(_MarkerFields):
 
     def changes(self) -> dict[str, object]:
         out = {k: v for k, v in self.model_dump().items() if v is not None}
+        for k in RESET_BY_NULL & self.model_fields_set:  # given as null: back to the stage's value
+            if getattr(self, k) is None:
+                out[k] = None
         if "low_latency" in out:  # stored flat on the channel record
             out["part_duration"] = float(out.pop("low_latency")["part_duration"])
         return out

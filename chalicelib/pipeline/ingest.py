@@ -145,17 +145,31 @@ def _on_upload(u: Upload, deps: Deps, meta: ChannelRecord | None) -> str:
     ladder = deps.ladder(meta)
     run_item: dict[str, Any] = {}
     refused: str | None = None
+    info: Any = None
+    found: Any = None
+    facts: dict[str, Any] = {}
     try:
         info, found = _probe(u, deps)
         facts, run_item = _place(u, deps, meta, run, info, received, segdur)
         _check_duration(facts, segdur, ladder.audio.sample_rate)
     except InvalidMediaError as e:
         refused = str(e)
-    if run_item.get("created"):
-        # Whatever becomes of this upload (too long, or the put below finds the slot taken): it fixed the
-        # run's clock, so nobody else will ask for the run's slate, and without it no slot of the run can
-        # ever be slated (the channel would stall).
-        _request_slate(u, deps, run)
+    # An upload that created the run fixed its clock, whatever becomes of it now (too long, or the put
+    # finds the slot taken): nobody else will ask for the run's slate, and without it no slot of the run
+    # can ever be slated (the channel would stall). It asks after its own job is on its way: the transcode
+    # pool takes the oldest event first, and the run's first segment must not wait for a render that only
+    # a later missing chunk needs.
+    try:
+        return _record(u, deps, meta, run, base_item, refused, facts, info, found, run_item, received)
+    finally:
+        if run_item.get("created"):
+            _request_slate(u, deps, run)
+
+
+def _record(u: Upload, deps: Deps, meta: ChannelRecord, run: int, base_item: dict[str, Any], refused: str | None,
+            facts: dict[str, Any], info: Any, found: Any, run_item: dict[str, Any], received: datetime) -> str:
+    """The placed upload: recorded as invalid, judged against what holds its slot, or accepted and sent."""
+    store = deps.store
     if refused is not None:
         return _invalid(u, deps, meta, run, base_item, refused)
     item = {**base_item, "status": RECEIVED, **facts, **_probe_record(info)}

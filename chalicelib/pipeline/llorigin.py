@@ -16,7 +16,9 @@ EXT-X-MAP and ad markers are exactly what the packager publishes for it once it 
 
 Blocking (RFC 8216bis 6.2.5.2): a request for (msn, part) is held until the playlist holds it, polling the
 PRT# items every POLL seconds (one small query, shared by concurrent requests in one process), at most
-3 target durations, then 503. 400 for a malformed or negative directive, _HLS_part without _HLS_msn, an
+3 target durations, then 503. The rest of the channel's state is read again every REFRESH seconds off the
+polls' path (`Views`): a part published while that read goes on is listed at the next poll. 400 for a
+malformed or negative directive, _HLS_part without _HLS_msn, an
 msn beyond the last segment + 2, a part beyond the advance limit. 404 for an unknown channel, rendition or
 path, and for a channel that is not low-latency.
 
@@ -52,12 +54,15 @@ from .deps import Deps
 from .objects import IMMUTABLE, content_type
 from .obs import MetricUnit, logger, metrics
 from .parts import channel_spec, listed_parts, part_state, part_store
-from .store import publish_state
+from .store import chunk_state, publish_state
 
 POLL = 0.03  # seconds between looks at the PRT# items while a request is held (near the part's due time)
 EARLY = 0.15  # seconds before the next part is due that polling starts (until then nothing can change)
 RECENT_PARTS = 8  # published parts whose transcode times predict the next one's
 REFRESH = 2.0  # seconds a view's channel record, PUB state and windows may be reused (a stop is seen this late)
+LATE_REFRESH = 0.3  # seconds a due full read may wait for a moment no part is expected (then it is done anyway)
+SLACK = 0.2  # seconds without an expected part in which a due full read is started (it loads the store)
+ABANDON = 2 * REFRESH  # seconds after which a full read still going on is given up (a frozen Lambda's)
 HOLD_TARGETS = 3  # a request is never held longer than this many target durations (RFC 8216bis 6.2.5.2)
 PLAYLIST = "application/vnd.apple.mpegurl"
 _RUN_RE = re.compile(r"^r[0-9]{1,6}$")
@@ -119,6 +124,7 @@ class View:
     last_ready: datetime | None = None  # when the last listed part was published
     inputs: Inputs | None = None
     complete: int | None = None  # the segment being written has all its parts: its SEG# is about to appear
+    items: Mapping[tuple[int, int], Mapping[str, Any]] = field(default_factory=dict)  # the PRT# items it shows
 
     def quiet(self, now: datetime) -> float:
         """Seconds in which no new part is expected, so a held request sleeps until shortly before then
@@ -168,49 +174,150 @@ def _trimmed(prev: PublishState, keep: Mapping[int, int]) -> PublishState:
     return replace(prev, runs=runs, periods=tuple(periods), disc_before=before)
 
 
+@dataclass
+class _Read:
+    """A full read of a channel's state going on off the looks' path (one at a time per channel)."""
+
+    started: float  # the caller's clock when it was asked for: what the inputs' age counts from
+    finished: bool = False
+    inputs: Inputs | None = None
+    failed: bool = False
+
+
+def _in_thread(read: Callable[[], None]) -> None:
+    threading.Thread(target=read, name="ll-full-read", daemon=True).start()
+
+
 class Views:
     """Views per channel, shared by the requests of one process (the demo server's threads, a warm Lambda):
-    concurrent held requests of a channel share one poll instead of each querying the store."""
+    concurrent held requests of a channel share one poll instead of each querying the store.
 
-    def __init__(self) -> None:
+    A look (the newest parts: one query) holds the channel's lock; a full read of the channel's state
+    (channel record, PUB, runs, SEG# windows, ad breaks: several round trips, up to a second under load) does
+    not: it runs through `read_later` (a thread by default) while the looks go on with the old inputs, and
+    the look after it ended lays the view out from its result. A part published meanwhile is listed at the
+    next look, as always. Only the first read of a channel (nothing to show yet) is done in the request."""
+
+    def __init__(self, read_later: Callable[[Callable[[], None]], None] = _in_thread) -> None:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._views: dict[str, View] = {}
         self._runs: dict[str, tuple[float, dict[int, Any]]] = {}
+        self._reads: dict[str, _Read] = {}
+        self._read_later = read_later
 
-    def get(self, channel: str, deps: Deps, max_age: float, clock: Callable[[], float] = time.monotonic
-            ) -> View | None:
+    def get(self, channel: str, deps: Deps, max_age: float, clock: Callable[[], float] = time.monotonic,
+            slack: float = 0.0) -> View | None:
+        """The channel's view, looked at again when older than half `max_age`. `slack`: seconds in which
+        the caller expects no new part (View.quiet): with enough of it, a due full read (REFRESH) is started
+        now and the SEG# of a complete segment looked for now, so the look when the part is due is one query."""
         with self._lock:
             lock = self._locks.setdefault(channel, threading.Lock())
+        idle = slack >= SLACK
         with lock:
-            view = self._views.get(channel)
             now = clock()
-            # Half the age: a request that slept one poll always looks again; concurrent ones share the look.
-            if view is not None and now - view.checked < max_age / 2:
-                return view
-            fresh = self._refresh(channel, deps, view, now)
-            if fresh is None:
-                self._views.pop(channel, None)
-            else:
-                self._views[channel] = fresh
+            fresh = self._keep(channel, self._get(channel, deps, max_age, now, idle))
+            read = self._start_read(channel, deps, fresh, now, idle)
+        if read is None:
             return fresh
+        self._read_later(read)
+        job = self._reads.get(channel)
+        if job is None or not job.finished:
+            return fresh
+        with lock:  # read at once (`read_later` ran it): laid out now
+            return self._keep(channel, self._get(channel, deps, max_age, clock(), idle))
+
+    def _keep(self, channel: str, view: View | None) -> View | None:
+        if view is None:
+            self._views.pop(channel, None)
+        else:
+            self._views[channel] = view
+        return view
 
     def forget(self) -> None:
         with self._lock:
             self._views.clear()
             self._runs.clear()
+            self._reads.clear()
 
-    def _refresh(self, channel: str, deps: Deps, old: View | None, now: float) -> View | None:
-        """Look at the newest parts (one query); lay the view out again when they changed, and read the
-        rest of the channel's state again only when a segment completed or REFRESH passed."""
-        if old is None or old.inputs is None or now - old.fetched >= REFRESH:
-            return build_view(channel, deps, self._runs, now)
-        if old.complete is not None and deps.store.chunk(channel, old.current, old.complete) is not None:
-            return build_view(channel, deps, self._runs, now)  # the packager wrote it: a new resume point
-        items = part_items(channel, deps, old.inputs)
-        if _parts_key(items) == old.parts_key:
+    def _get(self, channel: str, deps: Deps, max_age: float, now: float, idle: bool) -> View | None:
+        view = self._views.get(channel)
+        if view is None or view.inputs is None:
+            self._reads.pop(channel, None)
+            return build_view(channel, deps, self._runs, now)  # nothing to show yet: read it all now
+        inputs = view.inputs
+        read = self._reads.get(channel)
+        if read is not None and read.finished:
+            del self._reads[channel]
+            if read.inputs is None and not read.failed:
+                return None  # the channel is gone, or no longer low-latency
+            if read.inputs is not None:
+                inputs = _merged(read.inputs, view.inputs)
+        # Half the age: a request that slept one poll always looks again; concurrent ones share the look.
+        if inputs is view.inputs and now - view.checked < max_age / 2 and not (idle and view.complete is not None):
+            return view
+        return self._look(channel, deps, view, inputs, now)
+
+    def _start_read(self, channel: str, deps: Deps, view: View | None, now: float, idle: bool
+                    ) -> Callable[[], None] | None:
+        """A full read to run off the looks' path, when one is due and none is going on."""
+        if view is None or view.inputs is None or not _full_due(view, now, idle):
+            return None
+        going = self._reads.get(channel)
+        if going is not None and (going.finished or now - going.started < ABANDON):
+            return None  # one at a time (a finished one is used by the next look)
+        job = self._reads[channel] = _Read(now)
+
+        def read() -> None:
+            try:
+                job.inputs = read_inputs(channel, deps, self._runs, job.started)
+            except Exception:  # the looks go on with the old inputs; the next look asks for a read again
+                logger.exception("LL origin: full read failed")
+                job.failed = True
+            finally:
+                job.finished = True
+
+        return read
+
+    def _look(self, channel: str, deps: Deps, old: View, inputs: Inputs, now: float) -> View:
+        """Look at the newest parts (one query) and lay the view out again when they or the inputs changed.
+        A complete segment's SEG# is looked for on each look until it is there and is added to the inputs
+        as it is: the next segment's parts are listed from that look on, without a full read."""
+        if old.complete is not None and inputs.current == old.current:
+            item = deps.store.chunk(channel, old.current, old.complete)
+            if item is not None:  # the worker wrote it: a new resume point
+                inputs = with_segment(inputs, chunk_state(item))
+        # A full read's inputs (a restart, a resume point further back) ask for the whole range again.
+        items = part_items(channel, deps, inputs, old if inputs.fetched == old.fetched else None)
+        if inputs is old.inputs and _parts_key(items) == old.parts_key:
             return replace(old, checked=now)
-        return layout(old.inputs, items, deps.now(), now)
+        return layout(inputs, items, deps.now(), now)
+
+
+def _merged(new: Inputs, old: Inputs) -> Inputs:
+    """A full read's inputs plus the segments the looks took from their SEG# items since it started (it may
+    have read the store before they were written): a view never takes back a segment it listed."""
+    if new.current != old.current:
+        return new  # a restart: the old run's segments are the new inputs' business
+    have = new.chunks.get(new.current, {})
+    start = new.resume[0] or 0
+    for seq, chunk in sorted(old.chunks.get(old.current, {}).items()):
+        if seq >= start and seq not in have:
+            new = with_segment(new, chunk)
+    return new
+
+
+def _full_due(view: View, now: float, idle: bool) -> bool:
+    """Is a full read of the channel's state due: REFRESH after the last one when no part is expected
+    (`idle`), REFRESH + LATE_REFRESH after it whatever is expected."""
+    age = now - view.fetched
+    return age >= REFRESH + LATE_REFRESH or (idle and age >= REFRESH)
+
+
+def _chores(view: View, now: float) -> bool:
+    """Has a view something to do while no part is expected: a due full read to start, or the SEG# of a
+    complete segment (so that the look when the next part is due is one query, as for any other part)."""
+    return now - view.fetched >= REFRESH or view.complete is not None
 
 
 def _parts_key(items: Mapping[tuple[int, int], Mapping[str, Any]]) -> tuple[Any, ...]:
@@ -278,10 +385,33 @@ def read_inputs(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dic
     return Inputs(meta, ladder, spec, shape, runs, trimmed, chunks, breaks, target, current, resume, mono)
 
 
-def part_items(channel: str, deps: Deps, inputs: Inputs) -> dict[tuple[int, int], dict[str, Any]]:
-    """The PRT# items from a little before the first segment not yet written in full (one small query)."""
+def with_segment(inputs: Inputs, chunk: ChunkState) -> Inputs:
+    """`inputs` plus the SEG# item of a segment of the current run written since they were read: the
+    segment is listed as the packager will publish it (the planner lays out chunks after PUB's last as
+    the packager does) and the parts after it become listable, without reading everything else again."""
+    chunks = {r: dict(c) for r, c in inputs.chunks.items()}
+    run_chunks = chunks.setdefault(inputs.current, {})
+    run_chunks[chunk.seq] = chunk
+    from .parts import _resume_point
+
+    return replace(inputs, chunks=chunks, resume=_resume_point(inputs.trimmed.run(inputs.current), run_chunks))
+
+
+def part_items(channel: str, deps: Deps, inputs: Inputs, known: View | None = None
+               ) -> Mapping[tuple[int, int], Mapping[str, Any]]:
+    """The PRT# items from a little before the first segment not yet written in full (one small query).
+    With `known`, a view of the same run whose resume point is not after this one's: the parts of the
+    segments written in full do not change any more, so only those from the first segment not yet written
+    are asked for, the rest are taken from it (a look returns the 1-5 items that can change, not ~15)."""
     start_seq, _ = inputs.resume
-    return part_store(deps).parts(channel, inputs.current, (max(0, (start_seq or 0) - 3), 0))
+    lo = max(0, (start_seq or 0) - 3)
+    ps = part_store(deps)
+    if known is None or start_seq is None or known.inputs is None or known.current != inputs.current \
+            or known.resume[0] is None or known.resume[0] > start_seq or max(0, known.resume[0] - 3) > lo:
+        return ps.parts(channel, inputs.current, (lo, 0))
+    items: dict[tuple[int, int], Mapping[str, Any]] = {k: v for k, v in known.items.items() if lo <= k[0] < start_seq}
+    items.update(ps.parts(channel, inputs.current, (start_seq, 0)))
+    return items
 
 
 def layout(inputs: Inputs, items: Mapping[tuple[int, int], Mapping[str, Any]], now: datetime, mono: float) -> View:
@@ -321,7 +451,7 @@ def layout(inputs: Inputs, items: Mapping[tuple[int, int], Mapping[str, Any]], n
     # Written in full any moment now: look for its SEG# until it is there.
     complete = partial[0].seq if len(partial) == spec.count else None
     return View(meta, ladder, spec, tl, ll, edge, inputs.target, _parts_key(items), inputs.fetched, mono, current,
-                inputs.resume, states, max(ready) if ready else None, inputs, complete)
+                inputs.resume, states, max(ready) if ready else None, inputs, complete, items)
 
 
 def build_view(channel: str, deps: Deps, runs_cache: dict[str, tuple[float, dict[int, Any]]] | None = None,
@@ -418,9 +548,9 @@ def _route(req: Request, deps: Deps, views: Views, sleep: Callable[[float], None
                        "{channel}/{rendition}/ll.m3u8, {channel}/{rendition}/{run}/{seq:08d}.{part}.m4s)")
 
 
-def _view(channel: str, deps: Deps, views: Views, clock: Callable[[], float], max_age: float = POLL
-          ) -> View | Response:
-    view = views.get(channel, deps, max_age, clock)
+def _view(channel: str, deps: Deps, views: Views, clock: Callable[[], float], max_age: float = POLL,
+          slack: float = 0.0) -> View | Response:
+    view = views.get(channel, deps, max_age, clock, slack)
     if view is None:
         if deps.store.channel(channel) is None:
             return _error(404, f"channel {channel!r} not found", "max-age=1")
@@ -458,9 +588,9 @@ def _media(channel: str, rendition: str, d: Directives, deps: Deps, views: Views
             return _error(503, f"segment {d.msn}" + (f" part {d.part}" if d.part is not None else "") +
                           f" did not appear within {HOLD_TARGETS} target durations ({HOLD_TARGETS * view.target} s)",
                           "max-age=1")
-        sleep(_nap(clock(), left, view.quiet(deps.now())))
+        got = _wait(channel, deps, views, sleep, clock, view, deadline,
+                    lambda v: v.final or v.edge.has(d.msn or 0, d.part))
         waited = True
-        got = _view(channel, deps, views, clock)
         if isinstance(got, Response):
             return got
         view = got
@@ -503,8 +633,8 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
         return _error(404, f"part {name} of {rendition}/{run} is not published and is not the next part", "max-age=1")
     deadline = started + HOLD_TARGETS * view.target
     while clock() < deadline:
-        sleep(_nap(clock(), deadline - clock(), view.quiet(deps.now())))
-        got = _view(channel, deps, views, clock)
+        got = _wait(channel, deps, views, sleep, clock, view, deadline,
+                    lambda v: (seq, index) in v.states and v.states[(seq, index)].filled(frozenset(v.ladder.names)))
         if isinstance(got, Response):
             return got
         view = got
@@ -515,6 +645,22 @@ def _part(channel: str, rendition: str, run: str, name: str, deps: Deps, views: 
         if view.final or not _coming(view, run, seq, index):
             break
     return _error(404, f"part {name} of {rendition}/{run} was not published in time", "max-age=1")
+
+
+def _wait(channel: str, deps: Deps, views: Views, sleep: Callable[[float], None], clock: Callable[[], float],
+          view: View, deadline: float, done: Callable[[View], bool]) -> View | Response:
+    """A held request's next look: sleep until the next part can be due (`_nap`), then look. When nothing is
+    expected for a while, the view's chores (a due full read, a complete segment's SEG#) are done first,
+    so the look when the part is due is a single query."""
+    quiet = view.quiet(deps.now())
+    if quiet >= SLACK and _chores(view, clock()):
+        got = _view(channel, deps, views, clock, slack=quiet)
+        if isinstance(got, Response) or done(got):
+            return got
+        view = got
+        quiet = view.quiet(deps.now())
+    sleep(_nap(clock(), deadline - clock(), quiet))
+    return _view(channel, deps, views, clock)
 
 
 def _nap(now: float, left: float, quiet: float) -> float:

@@ -13,9 +13,9 @@ such cap (each function scales on its own), so the cap must not reorder work: a 
 SQS mappings could only use once it was empty made every SQS-triggered invocation wait behind every
 newer S3 notification (a pipeline's second stage behind its first stage's new arrivals). Async jobs
 (S3, EventBridge, Invoke Event) wait in a heap by the time their event was raised; SQS mappings are
-*sources* the workers ask, when they look for work, for the SentTimestamp of the oldest message they
-could receive now, so a message stays in its queue (visible, its visibility timeout not started) until a
-worker is free to run it, as before.
+*sources* the workers ask, when they look for work, since when the oldest message they could receive now
+has been receivable (SentTimestamp, or the end of its delay or visibility timeout), so a message stays
+in its queue (visible, its visibility timeout not started) until a worker is free to run it, as before.
 """
 
 from __future__ import annotations

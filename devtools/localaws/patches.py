@@ -565,13 +565,12 @@ class SqsPoller(threading.Thread):
             gen = self._gen
         with self._receive_lock:
             ready = [(t, i, m) for i, m in enumerate(self._active()) if (t := _oldest_sent(m[3])) is not None]
-            for _, _, (backend, esm, sqs, queue) in sorted(ready):
+            for since, _, (backend, esm, sqs, queue) in sorted(ready):
                 messages = sqs.receive_message(
                     queue.name, esm.batch_size, 0, int(queue.visibility_timeout or 30), ["All"]
                 )
-                if messages:
-                    sent = min(int(m.sent_timestamp or 0) for m in messages) / 1000
-                    return functools.partial(self._process, backend, esm, queue, messages), sent
+                if messages:  # `since` was read before the receive, which moves the batch's visible_at on
+                    return functools.partial(self._process, backend, esm, queue, messages), since
         with self._lock:
             if self._gen == gen:
                 self._dry = gen
@@ -630,12 +629,18 @@ class SqsPoller(threading.Thread):
             self.wake()  # a FIFO group this batch held may be deliverable now
 
 
+def _receivable_since(m: Any) -> float:
+    """Epoch s since when message `m` could be received: its send, or the end of its DelaySeconds or of a
+    visibility timeout it came back from (a package timer sent with a 20 s delay has not been waiting for a
+    worker those 20 s: ordering and the queued seconds count from when it was due)."""
+    return max(int(m.sent_timestamp or 0), float(m.delayed_until or 0), float(m.visible_at or 0)) / 1000
+
+
 def _oldest_sent(queue: Any) -> float | None:
-    """SentTimestamp (epoch s) of the oldest message of `queue` a ReceiveMessage could return now."""
+    """When (epoch s) the oldest message of `queue` a ReceiveMessage could return now became receivable."""
     pending = queue.pending_message_groups if queue.fifo_queue else set()
-    sent = [int(m.sent_timestamp or 0) for m in queue.messages
-            if not (queue.fifo_queue and m.group_id in pending)]
-    return min(sent) / 1000 if sent else None
+    since = [_receivable_since(m) for m in queue.messages if not (queue.fifo_queue and m.group_id in pending)]
+    return min(since) if since else None
 
 
 def _batch_item_failures(payload: str, ids: set[str]) -> set[str]:

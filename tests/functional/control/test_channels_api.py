@@ -223,3 +223,6 @@ def test_given_input_loss_settings_then_the_channel_keeps_them_and_0_turns_it_of
     assert resp.status_code == 200 and resp.json_body["input_loss_wait"] == 0.0  # off
     resp = api.call("PATCH", "/channels/news", {"input_loss_wait": 0.2})
     assert resp.status_code == 400 and "input_loss_wait" in resp.json_body["message"]
+    resp = api.call("PATCH", "/channels/news", {"input_loss_wait": None})  # null: back to the stage's
+    assert resp.status_code == 200 and resp.json_body["input_loss_wait"] is None
+    assert api.call("GET", "/channels/news").json_body["input_loss_wait"] is None

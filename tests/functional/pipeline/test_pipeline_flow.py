@@ -100,6 +100,16 @@ def test_given_a_duplicate_event_then_one_segment_and_one_job(pipe: Pipeline) ->
     assert [j["kind"] for j in jobs].count("chunk") == 1 and [j["kind"] for j in jobs].count("slate") == 1
 
 
+def test_given_a_run_s_first_chunk_then_its_own_job_is_queued_ahead_of_the_run_s_slate(pipe: Pipeline) -> None:
+    """The transcode pool takes the oldest message first: the run's first segment must not wait behind a
+    slate render that only a later missing chunk needs (the channel's start was #16's latency tail)."""
+    pipe.channel(CH)
+    assert pipe.ingest(pipe.upload(CH, 0)) == ["accepted"]
+    assert pipe.ingest(pipe.upload(CH, 1)) == ["accepted"]
+    jobs = [json.loads(m["Body"]) for m in pipe.receive("transcode")]
+    assert [(j["kind"], j["seq"]) for j in jobs] == [("chunk", 0), ("slate", 0), ("chunk", 1)]
+
+
 def test_given_the_same_file_pushed_in_a_new_run_then_it_is_ingested_not_replayed(pipe: Pipeline) -> None:
     """Stop, start, push the same file again: identical ETags, but a new run, so a new chunk."""
     pipe.channel(CH)

@@ -6,8 +6,10 @@ blocking requests until the part exists, and answers bad input with 400/404, nev
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -220,6 +222,189 @@ def test_a_request_for_the_part_after_a_segments_last_waits_for_the_next_segment
     assert resp.status == 200 and t.sleeps == 2 and 'URI="r1/00000002.0.m4s"' in resp.text
 
 
+def full_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The LL origin's full reads of a channel's state from now on (channel record, PUB, windows, breaks)."""
+    reads: list[str] = []
+    read = llorigin.read_inputs
+
+    def counted(channel: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(channel)
+        return read(channel, *args, **kwargs)
+
+    monkeypatch.setattr(llorigin, "read_inputs", counted)
+    return reads
+
+
+def test_the_next_segments_first_part_is_answered_at_the_first_look_without_reading_the_channel_again(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a held request for the first part of the next segment, when the last part of the segment
+    before it and then the part arrive, then the part is answered at the first look after it exists, and
+    the origin took the written segment from its SEG# item alone (no full read of the channel's state)."""
+    segments(ll, 2)
+    for i in range(K - 1):
+        send(ll, 2, i)
+    views = Views()
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    reads = full_reads(monkeypatch)
+    t.on_sleep = lambda n: send(ll, 2, K - 1) if n == 2 else send(ll, 3, 0) if n == 4 else None
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=3&_HLS_part=0", t, views)
+    assert resp.status == 200 and t.sleeps == 4
+    assert 'URI="r1/00000003.0.m4s"' in resp.text and "r1/00000002.m4s" in resp.text
+    assert reads == []
+
+
+class Later:
+    """The LL origin's full reads, run when the test says so (`Views(read_later=...)`)."""
+
+    def __init__(self) -> None:
+        self.reads: list[Callable[[], None]] = []
+
+    def __call__(self, read: Callable[[], None]) -> None:
+        self.reads.append(read)
+
+    def run(self) -> None:
+        while self.reads:
+            self.reads.pop(0)()
+
+
+def test_a_due_full_read_waits_for_a_moment_no_part_is_expected_but_not_past_its_bound(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    segments(ll, 2)
+    send(ll, 2, 0)
+    later = Later()
+    views = Views(read_later=later)
+    now = [1000.0]
+    assert views.get(CH, ll.deps, llorigin.POLL, lambda: now[0]) is not None  # the first read: in the request
+    reads = full_reads(monkeypatch)
+    now[0] += llorigin.REFRESH + 0.01
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # a part may be due: the parts only
+    assert later.reads == []
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0], slack=1.0)  # nothing expected for 1 s: the full read
+    assert len(later.reads) == 1 and reads == []  # started, not done in the request
+    later.run()
+    now[0] += llorigin.POLL
+    view = views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # the next look lays out its result
+    assert reads == [CH] and view is not None and view.fetched == now[0] - llorigin.POLL
+    now[0] += llorigin.REFRESH + llorigin.LATE_REFRESH + 0.01
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0])  # overdue: started whatever is expected
+    assert len(later.reads) == 1
+    views.get(CH, ll.deps, llorigin.POLL, lambda: now[0] + 0.5, slack=1.0)
+    assert len(later.reads) == 1  # one at a time
+    later.run()
+    assert reads == [CH, CH]
+
+
+def test_a_part_published_while_the_channels_state_is_read_again_is_answered_before_that_read_ends(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a held request, when the full read of the channel's state (record, PUB, windows: several round
+    trips) is due and slow, then the part published meanwhile is answered at the first look after it exists,
+    while that read is still going on; and what the read found (here: a stop) is served once it ended."""
+    segments(ll, 2)
+    send(ll, 2, 0)
+    threads: list[threading.Thread] = []
+
+    def in_thread(read: Callable[[], None]) -> None:
+        threads.append(threading.Thread(target=read, daemon=True))
+        threads[-1].start()
+
+    views = Views(read_later=in_thread)
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    gate, started, ended = threading.Event(), threading.Event(), threading.Event()
+    read = llorigin.read_inputs
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        gate.wait(timeout=3)
+        try:
+            return read(*args, **kwargs)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(llorigin, "read_inputs", slow)
+    t.t += llorigin.REFRESH + llorigin.LATE_REFRESH + 0.01  # a full read is due whatever is expected
+    t.on_sleep = lambda n: send(ll, 2, 1) if n == 2 else None
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=1", t, views)
+    assert resp.status == 200 and 'URI="r1/00000002.1.m4s"' in resp.text and t.sleeps == 2
+    assert started.is_set() and not ended.is_set()  # answered while the read was still going on
+    ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                         ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": records.STOPPING})
+    gate.set()
+    threads[0].join(timeout=30)
+    t.t += llorigin.POLL
+    resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=2", t, views)
+    assert resp.status == 200 and resp.text.endswith("#EXT-X-ENDLIST\n")
+
+
+def test_a_full_read_begun_before_a_segment_was_written_does_not_take_that_segment_back(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full read may read the store just before the worker writes a segment whose SEG# a look then
+    takes: when its result is used, the segment stays listed and so do the next segment's parts."""
+    segments(ll, 2)
+    for i in range(K - 1):
+        send(ll, 2, i)
+    later = Later()
+    views = Views(read_later=later)
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    before = llorigin.read_inputs(CH, ll.deps, None, t.t)  # what a read at this moment sees
+    send(ll, 2, K - 1)
+    send(ll, 3, 0)
+    for _ in range(2):  # the look that lists the segment's last part, the one that takes its SEG#
+        t.t += llorigin.POLL
+        views.get(CH, ll.deps, llorigin.POLL, t)
+    t.t += llorigin.POLL
+    text = get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).text
+    assert 'URI="r1/00000003.0.m4s"' in text and "r1/00000002.m4s" in text
+    monkeypatch.setattr(llorigin, "read_inputs", lambda *args, **kwargs: before)
+    t.t += llorigin.REFRESH + llorigin.LATE_REFRESH
+    views.get(CH, ll.deps, llorigin.POLL, t)
+    assert len(later.reads) == 1
+    later.run()
+    t.t += llorigin.POLL
+    after = get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).text
+    assert 'URI="r1/00000003.0.m4s"' in after and "r1/00000002.m4s" in after
+
+
+def test_a_look_asks_only_for_the_parts_that_can_still_change_and_shows_what_a_full_read_shows(
+        ll: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a view looked at after each part of five segments, then each look asks the store only for the
+    parts from the first segment not yet written in full (those before it do not change: a look returns a
+    few items, not three segments' worth), and every playlist it serves is the one a fresh full read of the
+    channel's state gives at that moment (EXT-X-PARTs of the newest segments included)."""
+    asked: list[tuple[int, int]] = []  # where the origin's PRT# queries start
+
+    class Counted:
+        def __init__(self, store: parts.PartStore) -> None:
+            self.store = store
+
+        def parts(self, channel: str, run: int, lo: tuple[int, int] = (0, 0), hi: tuple[int, int] | None = None
+                  ) -> Any:
+            asked.append(lo)
+            return self.store.parts(channel, run, lo, hi)
+
+    segments(ll, 2)
+    views = Views(read_later=Later())  # no full read after the first: the looks alone
+    t = Time()
+    assert get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).status == 200
+    monkeypatch.setattr(llorigin, "part_store", lambda deps: Counted(parts.part_store(deps)))
+    for seq in range(2, 7):
+        for i in range(K):
+            send(ll, seq, i)
+            for _ in range(2):  # the look that lists the part; at a segment's end, the one that takes its SEG#
+                t.t += llorigin.POLL
+                text = get(ll, f"/{CH}/360p/ll.m3u8", "", t, views).text
+            assert f'URI="r1/{seq:08d}.{i}.m4s"' in text
+            asked_before = len(asked)
+            fresh = get(ll, f"/{CH}/360p/ll.m3u8", "", Time()).text  # a new Views: a full read
+            del asked[asked_before:]
+            assert text == fresh, (seq, i)
+    # From the first segment not yet written (2, 3, ... 7), never from 3 segments before it.
+    assert len(asked) == 5 * K * 2 and asked[-1] == (7, 0), asked
+    assert all(lo[0] >= 2 + n // (K * 2) for n, lo in enumerate(asked)), asked
+
+
 def test_a_request_for_a_listed_part_or_segment_is_answered_at_once(ll: Pipeline) -> None:
     segments(ll, 2)
     t = Time()
@@ -390,7 +575,7 @@ def test_a_stop_releases_held_requests_with_the_playlist_and_endlist(ll: Pipelin
                                  ExpressionAttributeValues={":s": records.STOPPING})
 
     t = Time(stop)
-    views = Views()
+    views = Views(read_later=lambda read: read())  # the full read in the request: the fake clock times it
     resp = get(ll, f"/{CH}/360p/ll.m3u8", "_HLS_msn=2&_HLS_part=1", t, views)
     assert resp.status == 200 and resp.text.endswith("#EXT-X-ENDLIST\n")
     assert resp.headers["Cache-Control"] == "no-store"  # a restart reopens the same URL
@@ -485,6 +670,67 @@ def test_every_ll_version_the_origin_serves_keeps_the_update_rules_through_a_los
     look("stopped")
     assert found == [], found[:10]
     assert deltas > 0 and all(p is not None and p.endswith("#EXT-X-ENDLIST\n") for p in prev.values())
+
+
+@pytest.mark.parametrize("lag", [1, 2, 3])
+def test_one_origin_process_keeps_the_update_rules_while_its_full_reads_end_parts_later(
+        ll: Pipeline, lag: int) -> None:
+    """Given one origin process (one Views) looking after each part, whose full reads of the channel's state
+    start every REFRESH and end `lag` parts later (having read the store when they started), then every
+    version it serves passes the LL rules against the one before: a read that began before a segment was
+    written never takes that segment or the next one's parts back; and the stop a read finds ends them."""
+    from devtools.updates import ll_violations
+
+    names = ("360p", "240p", "audio")
+    prev: dict[str, str | None] = dict.fromkeys(names)
+    found: list[str] = []
+    read = llorigin.read_inputs
+    started: list[tuple[int, Any, Callable[[], None]]] = []  # (parts sent then, what the store said then, the job)
+    t = Time()
+    sent = 0
+
+    def later(job: Callable[[], None]) -> None:
+        started.append((sent, read(CH, ll.deps, None, t.t), job))
+
+    def end_reads(lag: int) -> None:
+        while started and sent - started[0][0] >= lag:  # a read ends with what it read when it began
+            _, inputs, job = started.pop(0)
+            llorigin.read_inputs = functools.partial(lambda found, *args, **kwargs: found, inputs)
+            try:
+                job()
+            finally:
+                llorigin.read_inputs = read
+
+    views = Views(read_later=later)
+
+    def look(label: str) -> None:
+        for r in names:
+            text = get(ll, f"/{CH}/{r}/ll.m3u8", "", t, views).text
+            found.extend(f"{label} {r}: {v}" for v in ll_violations(prev[r], text, tuple(
+                f"../{o}/ll.m3u8" for o in names if o != r)))
+            prev[r] = text
+
+    segments(ll, 2)
+    look("start")
+    for seq in range(2, 9):
+        for i in range(K):
+            send(ll, seq, i)
+            sent += 1
+            end_reads(lag)
+            for _ in range(2):
+                t.t += 0.25
+                look(f"{seq}.{i}")
+    assert len(found) == 0 and sent == 28, found[:10]
+    assert 'URI="r1/00000008.3.m4s"' in (prev["360p"] or "")
+    ll.table.update_item(Key={"pk": f"CH#{CH}", "sk": "META"}, UpdateExpression="SET #s = :s",
+                         ExpressionAttributeNames={"#s": "state"}, ExpressionAttributeValues={":s": records.STOPPING})
+    t.t += llorigin.REFRESH + llorigin.LATE_REFRESH
+    look("stopping")
+    end_reads(0)
+    t.t += llorigin.POLL
+    look("stopped")
+    assert found == [], found[:10]
+    assert all(p is not None and p.endswith("#EXT-X-ENDLIST\n") for p in prev.values())
 
 
 # --------------------------------------------------------------------------- in-band SCTE-35 in parts

@@ -102,6 +102,11 @@ class Deployed:
     playback: str  # the stack's PlaybackBaseUrl (the origin bucket, path-style, on LocalStack's S3)
     destroyed: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, list[str]] = field(default_factory=dict)  # each make run's step lines, "... (+N s)"
+
+    def note(self, name: str, run: Run) -> None:
+        self.timings[name] = run.seconds
+        self.steps[name] = [ln for ln in run.stderr.splitlines() if ln.endswith(" s)") and "(+" in ln]
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return call_api(self.api, method, path, body, api_key=API_KEY)
@@ -152,7 +157,8 @@ def deployed(stage_env: dict[str, str], boto: Callable[[str], Any]) -> Iterator[
     run = make("deploy", stage_env)
     assert run.returncode == 0, run
     api, playback = _parse(run)
-    dep = Deployed(run, api, playback, timings={"deploy": run.seconds})
+    dep = Deployed(run, api, playback)
+    dep.note("deploy", run)
     yield dep
     if not dep.destroyed:  # a test failed before test_make_destroy_removes_everything
         make("destroy", stage_env)
@@ -167,7 +173,8 @@ def test_make_deploy_says_where_each_service_runs_and_wires_functions_queues_api
     assert (f"LocalStack at {endpoint} runs every service of the stage except: DYNAMODB at "
             f"{aws['AWS_ENDPOINT_URL_DYNAMODB']}; CloudFront: none") in run.stderr, run
     # The table outside the stack (the failed attempt above already created it).
-    assert re.search(rf"TableManagement=external\): {STACK} (created|exists) at {aws['AWS_ENDPOINT_URL_DYNAMODB']}\n",
+    table_at = re.escape(aws["AWS_ENDPOINT_URL_DYNAMODB"])
+    assert re.search(rf"TableManagement=external\): {STACK} (created|exists) at {table_at} \(\+\d+ s\)\n",
                      run.stderr), run
     for step in ("1/3 stateful stack", "2/3 chalice deploy --stage lsdeploy", "3/3 wiring the state machine"):
         assert f"deploy: {step}" in run.stderr
@@ -401,7 +408,7 @@ def test_re_running_make_deploy_updates_the_stage_in_place(
     before = {name: lam.get_function_configuration(FunctionName=name)["FunctionArn"] for name in FUNCTIONS}
     run = make("deploy", stage_env)
     assert run.returncode == 0, run
-    deployed.timings["redeploy"] = run.seconds
+    deployed.note("redeploy", run)
     assert _parse(run) == (deployed.api, deployed.playback), "same API, same origin"
     assert "ROLLBACK_COMPLETE" not in run.stderr and "created at" not in run.stderr
     assert {name: lam.get_function_configuration(FunctionName=name)["FunctionArn"] for name in FUNCTIONS} == before
@@ -435,7 +442,7 @@ def test_make_destroy_removes_everything(
 ) -> None:
     run = make("destroy", stage_env)
     deployed.destroyed = True
-    deployed.timings["destroy"] = run.seconds
+    deployed.note("destroy", run)
     assert run.returncode == 0, run
     cfn = boto("cloudformation")
     assert not [s for s in cfn.list_stacks()["StackSummaries"]
@@ -445,3 +452,5 @@ def test_make_destroy_removes_everything(
     assert not [b["Name"] for b in boto("s3").list_buckets()["Buckets"] if b["Name"].startswith(f"{STACK}-")]
     assert STACK not in boto("dynamodb").list_tables()["TableNames"]
     print(f"\nlsdeploy timings (s): {json.dumps({**deployed.timings, **live.seconds}, default=round)}")
+    for name, lines in deployed.steps.items():  # where each make run spent its time
+        print(f"make {name} steps:", *lines, sep="\n  ")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -384,33 +385,58 @@ RECORDER = (
 )
 
 
+def _recorder_behind_a_queue(server: LocalAWS) -> tuple[Any, str, Callable[..., None]]:
+    """Function "rec" (logs "ran TAG", may sleep) mapped to queue "q": (sqs client, queue url, async event)."""
+    iam, lam, sqs = _client(server, "iam"), _client(server, "lambda"), _client(server, "sqs")
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # type: ignore[attr-defined]
+    lam.create_function(FunctionName="rec", Runtime="python3.11", Role=role,  # type: ignore[attr-defined]
+                        Handler="handler.handler", Timeout=10, Code={"ZipFile": _zip(RECORDER)})
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]  # type: ignore[attr-defined]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # type: ignore[attr-defined]
+    lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="rec", BatchSize=1)  # type: ignore[attr-defined]
+
+    def event(tag: str, sleep: float = 0) -> None:
+        lam.invoke(FunctionName="rec", InvocationType="Event",  # type: ignore[attr-defined]
+                   Payload=json.dumps({"tag": tag, "sleep": sleep}))
+
+    return sqs, url, event
+
+
+def _ran(server: LocalAWS) -> list[str]:
+    """The tags "rec" ran, in order."""
+    out = []
+    for log in server.log_files("rec"):
+        out += [ln.split()[1] for ln in log.read_text().splitlines() if ln.startswith("ran ")]
+    return out
+
+
 def test_given_a_busy_pool_then_a_queued_message_runs_before_async_events_raised_after_it(tmp_path: Path) -> None:
     """A pipeline's second stage (SQS) must not wait behind its first stage's newer arrivals (async)."""
     with LocalAWS(state_dir=tmp_path, workers=1) as server:
-        iam, lam, sqs = _client(server, "iam"), _client(server, "lambda"), _client(server, "sqs")
-        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]  # type: ignore[attr-defined]
-        lam.create_function(FunctionName="rec", Runtime="python3.11", Role=role,  # type: ignore[attr-defined]
-                            Handler="handler.handler", Timeout=10, Code={"ZipFile": _zip(RECORDER)})
-        url = sqs.create_queue(QueueName="q")["QueueUrl"]  # type: ignore[attr-defined]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # type: ignore[attr-defined]
-        lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="rec", BatchSize=1)  # type: ignore[attr-defined]
-
-        def event(tag: str, sleep: float = 0) -> None:
-            lam.invoke(FunctionName="rec", InvocationType="Event",  # type: ignore[attr-defined]
-                       Payload=json.dumps({"tag": tag, "sleep": sleep}))
+        sqs, url, event = _recorder_behind_a_queue(server)
 
         event("busy", sleep=1.5)  # holds the only worker
-        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"tag": "message"}))  # type: ignore[attr-defined]
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"tag": "message"}))
         for tag in ("later-1", "later-2", "later-3"):
             event(tag)
 
-        def ran() -> list[str]:
-            out = []
-            for log in server.log_files("rec"):
-                out += [ln.split()[1] for ln in log.read_text().splitlines() if ln.startswith("ran ")]
-            return out
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_ran(server)) < 5:
+            time.sleep(0.1)
+        assert _ran(server) == ["busy", "message", "later-1", "later-2", "later-3"]
+
+
+def test_given_a_delayed_message_then_it_queues_from_when_it_is_due_not_from_when_it_was_sent(tmp_path: Path) -> None:
+    """A packager's timer (SendMessage with DelaySeconds) is not an event until it is due: an async event
+    raised after its send but before it was due is older, and runs first once a worker is free."""
+    with LocalAWS(state_dir=tmp_path, workers=1) as server:
+        sqs, url, event = _recorder_behind_a_queue(server)
+
+        event("busy", sleep=3.5)  # holds the only worker past the message's due time
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"tag": "timer"}), DelaySeconds=2)
+        event("raised-before-due")
 
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(ran()) < 5:
+        while time.monotonic() < deadline and len(_ran(server)) < 3:
             time.sleep(0.1)
-        assert ran() == ["busy", "message", "later-1", "later-2", "later-3"]
+        assert _ran(server) == ["busy", "raised-before-due", "timer"]
